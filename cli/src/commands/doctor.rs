@@ -1,0 +1,54 @@
+//! `plat doctor`: what plat can use on this machine, what is missing, and how to get it.
+
+use std::io::Write;
+
+use plat::doctor;
+
+use super::{load_workspace, print_json};
+use crate::args::{GlobalArgs, JsonArgs};
+use crate::ui::{CliError, ExitStatus, paint, style};
+
+pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError> {
+    // Outside a workspace the doctor still runs; it just cannot tell what is required.
+    let workspace = load_workspace(global).ok();
+    let fetch_with_cli = std::env::var("PLAT_GIT_FETCH_WITH_CLI").is_ok_and(|value| matches!(value.as_str(), "1" | "true" | "yes"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))?;
+    let report = runtime.block_on(doctor::run(workspace.as_ref(), fetch_with_cli));
+
+    let status = if report.has_missing_required() { ExitStatus::Failure } else { ExitStatus::Success };
+    if args.json {
+        print_json(&report)?;
+        return Ok(status);
+    }
+    let mut out = anstream::stdout().lock();
+    let width = report.checks.iter().map(|check| check.name.len()).max().unwrap_or(0);
+    for check in &report.checks {
+        let verdict = match (check.ok, check.required) {
+            (true, _) => paint(style::GOOD, "ok     "),
+            (false, true) => paint(style::ERROR, "MISSING"),
+            (false, false) => paint(style::WARN, "missing"),
+        };
+        let detail = match (&check.version, &check.problem) {
+            (Some(version), _) => version.clone(),
+            (None, Some(problem)) => problem.clone(),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(out, "{verdict}  {:<width$}  {detail}", check.name);
+        if !check.ok {
+            let _ = writeln!(out, "         {:<width$}  {}", "", paint(style::DIM, format!("used for {}", check.used_for)));
+            if let Some(hint) = check.hint {
+                let _ = writeln!(out, "         {:<width$}  {}{hint}", "", paint(style::HINT, "hint: "));
+            }
+        }
+    }
+    if workspace.is_none() {
+        let _ = writeln!(out, "\n{}", paint(style::DIM, "(not in a workspace: nothing is marked required)"));
+    }
+    if report.has_missing_required() {
+        return Err(CliError::failure("something this workspace needs is missing (marked MISSING above)"));
+    }
+    Ok(status)
+}

@@ -1,0 +1,84 @@
+//! One module per subcommand. Each runs the engine and renders what it returns.
+
+mod doctor;
+mod graph;
+mod status;
+mod sync;
+mod validate;
+
+use std::io::Write;
+
+use clap::CommandFactory;
+use plat::manifest::{self, LoadError, Workspace};
+
+use crate::args::{Cli, Command, GlobalArgs};
+use crate::render;
+use crate::ui::{CliError, ExitStatus};
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&cli.global, &args),
+        Command::Schema => {
+            let schema = schemars::schema_for!(manifest::spec::ManifestSpec);
+            print_json(&schema)
+        }
+        Command::Graph(args) => graph::run(&load_workspace(&cli.global)?, &args),
+        Command::Sync(args) => sync::run(&load_workspace(&cli.global)?, &args),
+        Command::Status(args) => status::run(&load_workspace(&cli.global)?, &args),
+        Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "plat", &mut std::io::stdout());
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// Where the manifest is: `--manifest`, or the nearest `workspace.toml` upward from here.
+fn manifest_path(global: &GlobalArgs) -> Result<std::path::PathBuf, CliError> {
+    let cwd = std::env::current_dir().map_err(|error| CliError::failure(format!("cannot read the current directory: {error}")))?;
+    match &global.manifest {
+        Some(path) => Ok(cwd.join(path)),
+        None => manifest::find_manifest(&cwd).ok_or_else(|| {
+            CliError::usage(LoadError::NotFound(cwd))
+                .hint("run plat inside a workspace, or point at one with `-C DIR` or `--manifest PATH`")
+        }),
+    }
+}
+
+/// Loads and validates the workspace, drawing every manifest problem before failing with exit 2.
+pub fn load_workspace(global: &GlobalArgs) -> Result<Workspace, CliError> {
+    let path = manifest_path(global)?;
+    manifest::load_path(&path).map_err(|error| match error {
+        LoadError::Invalid(error) => {
+            let styled = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
+            let _ = write!(anstream::stderr(), "{}", render::manifest_error(&error, styled));
+            let count = error.diagnostics.len();
+            CliError::usage(format!(
+                "{} has {count} error{}",
+                render::display_path(&error.path),
+                if count == 1 { "" } else { "s" }
+            ))
+        }
+        LoadError::Read(error) => CliError::usage(format!("cannot read the manifest: {error}")),
+        LoadError::NotFound(dir) => CliError::usage(LoadError::NotFound(dir)),
+    })
+}
+
+/// Pretty JSON and a newline on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
+    let text = serde_json::to_string_pretty(value).expect("plat's JSON output always serialises");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    Ok(ExitStatus::Success)
+}
+
+/// An unknown service name on the command line, with the closest real one.
+fn unknown_service(error: manifest::UnknownService) -> CliError {
+    let suggestion = error.suggestion.clone();
+    let error = CliError::usage(error);
+    match suggestion {
+        Some(name) => error.hint(format!("did you mean `{name}`?")),
+        None => error.hint("`plat graph` lists the services"),
+    }
+}

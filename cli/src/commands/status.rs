@@ -1,0 +1,88 @@
+//! `plat status`: a table of every service's checkout, or JSON.
+
+use std::io::Write;
+
+use plat::lock::Lockfile;
+use plat::manifest::Workspace;
+use plat::status::{self, ServiceStatus};
+
+use super::{print_json, unknown_service};
+use crate::args::StatusArgs;
+use crate::ui::{self, CliError, ExitStatus, paint, style};
+
+pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliError> {
+    let services = workspace.select(&args.services).map_err(unknown_service)?;
+    let lock = match Lockfile::read(&workspace.lock_path()) {
+        Ok(lock) => lock,
+        Err(error) => {
+            ui::warn(format!("ignoring plat.lock: {error}"));
+            None
+        }
+    };
+    let statuses = status::status(workspace, &services, lock.as_ref());
+    if args.json {
+        return print_json(&statuses);
+    }
+    let table = table(&statuses);
+    write!(anstream::stdout(), "{table}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    if statuses.iter().any(|status| !status.present && status.source == "repo") {
+        ui::hint("run `plat sync` to clone the missing repositories");
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Columns: service, branch, commit, changes, upstream distance, lock.
+fn table(statuses: &[ServiceStatus]) -> String {
+    let header = ["SERVICE", "BRANCH", "COMMIT", "CHANGES", "UPSTREAM", "LOCK"].map(str::to_owned);
+    let rows: Vec<[String; 6]> = statuses.iter().map(row).collect();
+    let mut widths = header.clone().map(|cell| cell.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: &[String; 6], header: bool| {
+        let mut line = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let padded = if index + 1 == cells.len() { cell.clone() } else { format!("{cell:<width$}  ") };
+            line.push_str(&if header { paint(style::BOLD, padded) } else { padded });
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(&header, true);
+    for row in &rows {
+        push(row, false);
+    }
+    out
+}
+
+fn row(status: &ServiceStatus) -> [String; 6] {
+    let dash = || "-".to_owned();
+    if !status.present {
+        let what = if status.source == "repo" { "not cloned" } else { "missing" };
+        let lock = match status.locked {
+            Some(_) => "missing".to_owned(),
+            None => dash(),
+        };
+        return [status.name.clone(), what.to_owned(), dash(), dash(), dash(), lock];
+    }
+    if let Some(error) = &status.error {
+        return [status.name.clone(), format!("error: {error}"), dash(), dash(), dash(), dash()];
+    }
+    let branch = status.branch.clone().unwrap_or_else(|| "(detached)".to_owned());
+    let commit = status.commit.as_deref().map_or_else(dash, |commit| commit[..7.min(commit.len())].to_owned());
+    let changes = if status.dirty == 0 { "clean".to_owned() } else { format!("{} dirty", status.dirty) };
+    let upstream = match (&status.upstream, status.ahead, status.behind) {
+        (Some(upstream), Some(0), Some(0)) => format!("= {upstream}"),
+        (Some(upstream), Some(ahead), Some(behind)) => format!("+{ahead} -{behind} {upstream}"),
+        _ => dash(),
+    };
+    let lock = match status.locked {
+        Some(true) => "locked".to_owned(),
+        Some(false) => "differs".to_owned(),
+        None => dash(),
+    };
+    [status.name.clone(), branch, commit, changes, upstream, lock]
+}

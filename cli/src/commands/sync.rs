@@ -1,0 +1,198 @@
+//! `plat sync`: runs the engine's sync and draws it: a progress bar per repository on a terminal,
+//! one line per event otherwise.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plat::git::{self, GitError, GitOptions, RevKind, Update};
+use plat::manifest::{Source, Workspace};
+use plat::sync::{self, Action, SyncError, SyncEvent, SyncOptions, SyncSetupError, Synced};
+
+use super::unknown_service;
+use crate::args::SyncArgs;
+use crate::ui::{self, CliError, ExitStatus, paint, style};
+
+pub fn run(workspace: &Workspace, args: &SyncArgs) -> Result<ExitStatus, CliError> {
+    let services = workspace.select(&args.services).map_err(unknown_service)?;
+    let repos = services.iter().filter(|service| matches!(service.source, Source::Git { .. })).count();
+    if repos == 0 {
+        ui::status("Fresh", style::GOOD, "nothing to sync: every selected service lives in this repository");
+        return Ok(ExitStatus::Success);
+    }
+    let options = SyncOptions {
+        jobs: usize::from(args.jobs),
+        locked: args.locked,
+        git: GitOptions { fetch_with_cli: fetch_with_cli() },
+    };
+
+    let display = Display::new();
+    let report = sync::sync(workspace, &services, options, &|event| display.event(event)).map_err(|error| match error {
+        SyncSetupError::NoLockFile => CliError::failure(error).hint("run `plat sync` without `--locked` to create it, then commit plat.lock"),
+        SyncSetupError::Lock(error) => CliError::failure(error),
+    })?;
+
+    let failures = report.failures();
+    let summary = format!(
+        "{} repositor{}{}{}",
+        report.results.len(),
+        if report.results.len() == 1 { "y" } else { "ies" },
+        if failures > 0 { format!(", {failures} failed") } else { String::new() },
+        if report.lock_written { "; plat.lock updated" } else { "" },
+    );
+    if failures > 0 {
+        ui::status("Finished", style::ERROR, summary);
+        Ok(ExitStatus::Failure)
+    } else {
+        ui::status("Finished", style::GOOD, summary);
+        Ok(ExitStatus::Success)
+    }
+}
+
+/// `PLAT_GIT_FETCH_WITH_CLI=true` makes the git CLI do clones and fetches.
+fn fetch_with_cli() -> bool {
+    std::env::var("PLAT_GIT_FETCH_WITH_CLI").is_ok_and(|value| matches!(value.as_str(), "1" | "true" | "yes"))
+}
+
+/// Draws sync events, from any worker thread.
+struct Display {
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+    started: Mutex<HashMap<String, Instant>>,
+}
+
+impl Display {
+    fn new() -> Self {
+        let bars = ui::stderr_is_terminal()
+            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
+        Display { bars, started: Mutex::new(HashMap::new()) }
+    }
+
+    fn event(&self, event: SyncEvent<'_>) {
+        match event {
+            SyncEvent::Started { service, action } => {
+                self.started.lock().unwrap().insert(service.to_owned(), Instant::now());
+                let verb = match action {
+                    Action::Clone => "Cloning",
+                    Action::Fetch => "Fetching",
+                };
+                match &self.bars {
+                    Some((multi, bars)) => {
+                        let bar = multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{prefix:>12.cyan.bold} {msg} {wide_bar:.dim} {pos}/{len}")
+                                .expect("valid template")
+                                .progress_chars("=> "),
+                        );
+                        bar.set_prefix(verb);
+                        bar.set_message(service.to_owned());
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bars.lock().unwrap().insert(service.to_owned(), bar);
+                    }
+                    None => ui::status(verb, style::HINT, service),
+                }
+            }
+            SyncEvent::Transfer { service, transfer } => {
+                if let Some((_, bars)) = &self.bars {
+                    if let Some(bar) = bars.lock().unwrap().get(service) {
+                        bar.set_length(transfer.total_objects as u64);
+                        bar.set_position(transfer.received_objects as u64);
+                    }
+                }
+            }
+            SyncEvent::Finished { service, result } => {
+                let elapsed = self.started.lock().unwrap().get(service).map(Instant::elapsed);
+                let lines = finished_lines(service, result, elapsed);
+                match &self.bars {
+                    Some((multi, bars)) => {
+                        if let Some(bar) = bars.lock().unwrap().remove(service) {
+                            bar.finish_and_clear();
+                            multi.remove(&bar);
+                        }
+                        let _ = multi.suspend(|| print_lines(&lines));
+                    }
+                    None => print_lines(&lines),
+                }
+            }
+        }
+    }
+}
+
+/// A finished repository as a status line, then any warning and hints.
+enum Line {
+    Status(&'static str, anstyle::Style, String),
+    Warning(String),
+    Error(String),
+    Hint(String),
+}
+
+fn print_lines(lines: &[Line]) {
+    for line in lines {
+        match line {
+            Line::Status(verb, style, message) => ui::status(verb, *style, message),
+            Line::Warning(message) => ui::warn(message),
+            Line::Error(message) => ui::print_error(&CliError::failure(message)),
+            Line::Hint(message) => ui::hint(message),
+        }
+    }
+}
+
+fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Option<Duration>) -> Vec<Line> {
+    let took = elapsed.map(|elapsed| paint(style::DIM, format!(" ({:.1}s)", elapsed.as_secs_f64()))).unwrap_or_default();
+    let synced = match result {
+        Ok(synced) => synced,
+        Err(error) => {
+            let mut lines = vec![Line::Error(format!("{service}: {error}"))];
+            lines.extend(error_hint(error).map(|hint| Line::Hint(hint.to_owned())));
+            return lines;
+        }
+    };
+    let commit = git::short(synced.target.commit);
+    let at = match &synced.target.kind {
+        RevKind::Branch(branch) => format!("{branch} at {commit}"),
+        RevKind::Tag(tag) => format!("tag {tag} ({commit}), detached as pinned"),
+        RevKind::Commit => format!("commit {commit}, detached as pinned"),
+    };
+    match &synced.update {
+        Update::UpToDate if synced.action == Action::Clone => vec![Line::Status("Cloned", style::GOOD, format!("{service} {at}{took}"))],
+        Update::UpToDate => vec![Line::Status("Fresh", style::GOOD, format!("{service} {at}{took}"))],
+        Update::FastForwarded { from } => vec![Line::Status(
+            "Updated",
+            style::GOOD,
+            format!("{service} {at} (fast-forward from {}){took}", git::short(*from)),
+        )],
+        Update::Switched { .. } => {
+            let verb = if synced.action == Action::Clone { "Cloned" } else { "Switched" };
+            vec![Line::Status(verb, style::GOOD, format!("{service} to {at}{took}"))]
+        }
+        Update::Untouched(reason) => vec![
+            Line::Status("Skipped", style::WARN, format!("{service}: left as it is{took}")),
+            Line::Warning(format!("{service}: {reason}; not moved to {at}")),
+            Line::Hint(match reason {
+                git::Untouched::Dirty { .. } => format!("commit or stash the changes in {service}, then run `plat sync` again"),
+                git::Untouched::Ahead { .. } => format!("push the commits of {service} when they are ready"),
+                git::Untouched::Diverged { .. } => format!("rebase or merge in {service} yourself; plat only fast-forwards"),
+                git::Untouched::UnreachableHead { .. } => {
+                    format!("create a branch in {service} (`git switch -c <name>`) to keep the commit, then sync again")
+                }
+            }),
+        ],
+    }
+}
+
+fn error_hint(error: &SyncError) -> Option<&'static str> {
+    match error {
+        SyncError::Git(GitError::Auth { .. }) => {
+            Some("check that ssh-agent holds your key (`ssh-add -l`) or that a git credential helper knows this host")
+        }
+        SyncError::Git(GitError::RevNotFound { .. }) => Some("check `rev` in workspace.toml against the repository's branches and tags"),
+        SyncError::Git(GitError::WrongRemote { .. }) => {
+            Some("point the checkout at the manifest's repository (`git remote set-url origin <repo>`) or fix `repo`")
+        }
+        SyncError::Git(GitError::NotARepository { .. }) => Some("move the directory away so plat can clone into it"),
+        SyncError::Lock(_) => Some("run `plat sync` without `--locked` to update plat.lock, then commit it"),
+        SyncError::LockedCommitMissing { .. } => Some("run `plat sync` without `--locked` to lock a commit that exists"),
+        SyncError::LockedUntouched { .. } => Some("a clean checkout is needed to check out the locked commit"),
+        _ => None,
+    }
+}

@@ -1,0 +1,161 @@
+//! `plat doctor`: the tools and services plat's commands rely on, found or missing, and how to get them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::docker;
+use crate::manifest::{Build, Workspace};
+
+/// The verdict on one tool.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked: `docker`, `git`, `cargo`, `buf`, `protoc`, `psql`.
+    pub name: &'static str,
+    /// Whether it is there and works.
+    pub ok: bool,
+    /// Whether a command of this workspace cannot work without it.
+    pub required: bool,
+    /// Its version, when found.
+    pub version: Option<String>,
+    /// Where it was found.
+    pub path: Option<PathBuf>,
+    /// What plat uses it for.
+    pub used_for: &'static str,
+    /// What went wrong, when it is not ok.
+    pub problem: Option<String>,
+    /// How to get it.
+    pub hint: Option<&'static str>,
+}
+
+/// Every check, in a fixed order.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    /// Whether something required is missing.
+    pub fn has_missing_required(&self) -> bool {
+        self.checks.iter().any(|check| check.required && !check.ok)
+    }
+}
+
+/// A command-line tool plat can use.
+struct Tool {
+    name: &'static str,
+    version_args: &'static [&'static str],
+    used_for: &'static str,
+    hint: &'static str,
+}
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        name: "git",
+        version_args: &["--version"],
+        used_for: "fallback for `plat sync` where libgit2 cannot (and PLAT_GIT_FETCH_WITH_CLI=true)",
+        hint: "install git: `sudo apt-get install git`",
+    },
+    Tool {
+        name: "cargo",
+        version_args: &["--version"],
+        used_for: "building services with `build = \"cargo\"`",
+        hint: "install Rust with rustup: https://rustup.rs",
+    },
+    Tool {
+        name: "buf",
+        version_args: &["--version"],
+        used_for: "`plat proto` (optional: plat has a built-in engine)",
+        hint: "install buf: `pip install buf-bin`",
+    },
+    Tool {
+        name: "protoc",
+        version_args: &["--version"],
+        used_for: "nothing required: plat compiles protos itself; handy for debugging",
+        hint: "install protoc: `sudo apt-get install protobuf-compiler`",
+    },
+    Tool {
+        name: "psql",
+        version_args: &["--version"],
+        used_for: "nothing required: `plat migrate` speaks to PostgreSQL itself; handy for inspecting databases",
+        hint: "install psql: `sudo apt-get install postgresql-client`",
+    },
+];
+
+/// Checks the Engine and every tool; `workspace` decides which of them are required.
+pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorReport {
+    let has_services = workspace.is_some_and(|workspace| !workspace.services.is_empty());
+    let has_cargo_builds = workspace.is_some_and(|workspace| {
+        workspace.services.iter().any(|service| matches!(service.build, Build::Cargo { .. }))
+    });
+
+    let mut checks = vec![match docker::engine_version().await {
+        Ok(engine) => Check {
+            name: "docker",
+            ok: true,
+            required: has_services,
+            version: Some(format!("{} (API {})", engine.version, engine.api_version)),
+            path: None,
+            used_for: "building images and running the stack (`plat build`, `plat up`)",
+            problem: None,
+            hint: None,
+        },
+        Err(error) => Check {
+            name: "docker",
+            ok: false,
+            required: has_services,
+            version: None,
+            path: None,
+            used_for: "building images and running the stack (`plat build`, `plat up`)",
+            problem: Some(format!("the Docker Engine is not reachable: {error}")),
+            hint: Some("start the Docker daemon (`sudo systemctl start docker`) or set DOCKER_HOST to reach one"),
+        },
+    }];
+
+    for tool in TOOLS {
+        let required = match tool.name {
+            "git" => fetch_with_cli,
+            "cargo" => has_cargo_builds,
+            _ => false,
+        };
+        checks.push(check_tool(tool, required).await);
+    }
+    DoctorReport { checks }
+}
+
+async fn check_tool(tool: &Tool, required: bool) -> Check {
+    let mut check = Check {
+        name: tool.name,
+        ok: false,
+        required,
+        version: None,
+        path: None,
+        used_for: tool.used_for,
+        problem: None,
+        hint: Some(tool.hint),
+    };
+    let Ok(path) = which::which(tool.name) else {
+        check.problem = Some(format!("`{}` is not on PATH", tool.name));
+        return check;
+    };
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::process::Command::new(&path).args(tool.version_args).kill_on_drop(true).output(),
+    )
+    .await;
+    match output {
+        Ok(Ok(output)) if output.status.success() => {
+            let text = String::from_utf8_lossy(if output.stdout.is_empty() { &output.stderr } else { &output.stdout });
+            check.ok = true;
+            check.hint = None;
+            check.version = text.lines().next().map(|line| line.trim().to_owned());
+        }
+        Ok(Ok(output)) => check.problem = Some(format!("`{} {}` failed with {}", tool.name, tool.version_args.join(" "), output.status)),
+        Ok(Err(error)) => check.problem = Some(format!("`{}` could not be run: {error}", path.display())),
+        Err(_) => check.problem = Some(format!("`{} {}` did not answer in 10s", tool.name, tool.version_args.join(" "))),
+    }
+    check.path = Some(path);
+    check
+}

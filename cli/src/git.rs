@@ -1,0 +1,638 @@
+//! Every repository operation plat performs: clone, fetch, resolve a rev, move a checkout, inspect.
+//!
+//! Architecture invariant: only this module talks to repositories. It uses libgit2 (git2) and
+//! falls back to the git CLI where libgit2 cannot do the job (a URL scheme it lacks, a repository
+//! extension it does not know), or everywhere network is involved when the user asks for the CLI
+//! (`PLAT_GIT_FETCH_WITH_CLI=true`, as cargo's `net.git-fetch-with-cli`).
+//!
+//! Safety invariant: [`update`] never discards local work. A dirty worktree, a branch with
+//! unpushed commits, or a detached HEAD holding commits no ref points to is left exactly as it was.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Once;
+
+use git2::build::{CheckoutBuilder, RepoBuilder};
+use git2::{
+    AutotagOption, BranchType, Cred, CredentialType, FetchOptions, FetchPrune, Oid, RemoteCallbacks,
+    Repository, Status, StatusOptions,
+};
+
+/// How many times credentials are offered before a repository is given up on.
+pub const MAX_AUTH_ATTEMPTS: u32 = 3;
+
+/// Choices about how plat reaches remotes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitOptions {
+    /// Use the git CLI for clone and fetch instead of libgit2.
+    pub fetch_with_cli: bool,
+}
+
+/// Bytes and objects received so far by a clone or fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Objects received.
+    pub received_objects: usize,
+    /// Objects the remote is sending.
+    pub total_objects: usize,
+    /// Bytes received.
+    pub received_bytes: usize,
+}
+
+/// What a manifest `rev` turned out to be in a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevKind {
+    /// A branch on the remote; the checkout tracks it.
+    Branch(String),
+    /// A tag; checked out detached.
+    Tag(String),
+    /// A commit id; checked out detached.
+    Commit,
+}
+
+/// A rev resolved to the commit it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What kind of rev it was.
+    pub kind: RevKind,
+    /// The commit.
+    pub commit: Oid,
+}
+
+/// What [`update`] did to a checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// It was already at the target.
+    UpToDate,
+    /// The branch moved forward from `from` to the target.
+    FastForwarded {
+        /// The commit it was at.
+        from: Oid,
+    },
+    /// HEAD moved to another branch or to the detached target.
+    Switched {
+        /// The commit it was at, if any.
+        from: Option<Oid>,
+    },
+    /// It was left exactly as it was, for this reason.
+    Untouched(Untouched),
+}
+
+/// Why a checkout was left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untouched {
+    /// Uncommitted changes.
+    Dirty {
+        /// Changed, staged or untracked files.
+        files: usize,
+    },
+    /// The local branch has commits the remote does not (and is not behind).
+    Ahead {
+        /// Commits not on the remote.
+        commits: usize,
+    },
+    /// The local branch and the remote both have commits the other lacks.
+    Diverged {
+        /// Local commits.
+        ahead: usize,
+        /// Remote commits.
+        behind: usize,
+    },
+    /// HEAD is detached at a commit no branch or tag contains; moving would orphan it.
+    UnreachableHead {
+        /// The detached commit.
+        head: Oid,
+    },
+}
+
+impl std::fmt::Display for Untouched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        match self {
+            Untouched::Dirty { files } => write!(f, "{files} uncommitted file{}", plural(*files)),
+            Untouched::Ahead { commits } => {
+                write!(f, "the branch has {commits} commit{} not on the remote", plural(*commits))
+            }
+            Untouched::Diverged { ahead, behind } => write!(
+                f,
+                "the branch and the remote have diverged ({ahead} local, {behind} remote commit{})",
+                plural(*behind)
+            ),
+            Untouched::UnreachableHead { head } => {
+                write!(f, "HEAD is detached at {}, a commit no branch or tag contains", short(*head))
+            }
+        }
+    }
+}
+
+/// The 7-character abbreviation of a commit id.
+pub fn short(commit: Oid) -> String {
+    commit.to_string()[..7].to_owned()
+}
+
+/// The state of a checkout, for `plat status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoStatus {
+    /// Checked-out branch; `None` when HEAD is detached.
+    pub branch: Option<String>,
+    /// HEAD commit; `None` in an empty repository.
+    pub commit: Option<Oid>,
+    /// Changed, staged and untracked files (ignored files do not count).
+    pub dirty: usize,
+    /// Upstream of the branch, e.g. `origin/main`.
+    pub upstream: Option<String>,
+    /// Commits on the branch and not on its upstream.
+    pub ahead: Option<usize>,
+    /// Commits on the upstream and not on the branch.
+    pub behind: Option<usize>,
+}
+
+/// A repository operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// libgit2 reported an error.
+    #[error("{}", .0.message())]
+    Git2(#[from] git2::Error),
+    /// Credentials were refused as many times as plat offers them.
+    #[error("authentication failed for {url} after {attempts} attempt(s): {reason}")]
+    Auth {
+        /// The remote.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// libgit2's last word.
+        reason: String,
+    },
+    /// The git CLI failed.
+    #[error("`git {command}` failed: {stderr}")]
+    Cli {
+        /// The arguments.
+        command: String,
+        /// What git printed on stderr (last lines).
+        stderr: String,
+    },
+    /// The git CLI was needed and is not installed.
+    #[error("the git CLI is needed ({why}) but `git` is not on PATH")]
+    CliMissing {
+        /// What it was needed for.
+        why: String,
+    },
+    /// The rev names nothing in the repository.
+    #[error("`{rev}` is not a branch, tag or commit of {repo}")]
+    RevNotFound {
+        /// The rev.
+        rev: String,
+        /// The repository URL.
+        repo: String,
+    },
+    /// The default branch of the remote could not be told.
+    #[error("cannot tell the default branch of {repo}")]
+    NoDefaultBranch {
+        /// The repository URL.
+        repo: String,
+    },
+    /// A directory is in the way of a clone.
+    #[error("{} exists but is not a git repository", .path.display())]
+    NotARepository {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A checkout's origin is another repository than the manifest names.
+    #[error("{} is a clone of {actual}, not of {expected}", .path.display())]
+    WrongRemote {
+        /// The checkout.
+        path: PathBuf,
+        /// Its `origin` URL.
+        actual: String,
+        /// The manifest's URL.
+        expected: String,
+    },
+    /// Filesystem trouble around a clone.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Bounds every network wait, so an unreachable remote fails instead of hanging.
+fn set_timeouts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called once, before any other libgit2 call of this process uses the options.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+        }
+    });
+}
+
+/// Clones `url` into `dest`, which must not exist. A failed clone leaves nothing behind.
+pub fn clone(url: &str, dest: &Path, options: GitOptions, progress: &mut dyn FnMut(Transfer)) -> Result<Repository, GitError> {
+    // Clone beside the destination and rename on success: an interrupted clone never looks like a checkout.
+    let name = dest.file_name().and_then(|name| name.to_str()).unwrap_or("repo");
+    let partial = dest.with_file_name(format!(".{name}.plat-partial"));
+    if partial.exists() {
+        fs_err::remove_dir_all(&partial)?;
+    }
+    if let Some(parent) = partial.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let cloned = if options.fetch_with_cli || !libgit2_speaks(url) {
+        clone_cli(url, &partial)
+    } else {
+        match clone_libgit2(url, &partial, progress) {
+            Err(GitError::Git2(error)) if libgit2_cannot(&error) => {
+                tracing::debug!("libgit2 cannot clone {url} ({}); using the git CLI", error.message());
+                let _ = fs_err::remove_dir_all(&partial);
+                clone_cli(url, &partial)
+            }
+            other => other.map(drop),
+        }
+    };
+    if let Err(error) = cloned {
+        let _ = fs_err::remove_dir_all(&partial);
+        return Err(error);
+    }
+    fs_err::rename(&partial, dest)?;
+    Ok(Repository::open(dest)?)
+}
+
+fn clone_libgit2(url: &str, into: &Path, progress: &mut dyn FnMut(Transfer)) -> Result<(), GitError> {
+    set_timeouts();
+    let attempts = Cell::new(0);
+    let mut fetch = FetchOptions::new();
+    fetch.remote_callbacks(callbacks(&attempts, progress)).download_tags(AutotagOption::All);
+    RepoBuilder::new().fetch_options(fetch).clone(url, into).map_err(|error| auth_error(error, url, &attempts))?;
+    Ok(())
+}
+
+fn clone_cli(url: &str, into: &Path) -> Result<(), GitError> {
+    let into = into.to_str().ok_or_else(|| std::io::Error::other("clone path is not UTF-8"))?;
+    run_git(None, &["clone", "--quiet", "--", url, into], "cloning")
+}
+
+/// Fetches every branch and tag of `origin`, pruning branches deleted there.
+pub fn fetch(repo: &Repository, expected_url: &str, options: GitOptions, progress: &mut dyn FnMut(Transfer)) -> Result<(), GitError> {
+    let path = workdir(repo);
+    let mut remote = repo.find_remote("origin")?;
+    let actual = remote.url().unwrap_or_default().to_owned();
+    if actual != expected_url {
+        return Err(GitError::WrongRemote { path, actual, expected: expected_url.to_owned() });
+    }
+    if options.fetch_with_cli || !libgit2_speaks(&actual) {
+        return fetch_cli(&path);
+    }
+    set_timeouts();
+    let attempts = Cell::new(0);
+    let mut fetch = FetchOptions::new();
+    fetch
+        .remote_callbacks(callbacks(&attempts, progress))
+        .download_tags(AutotagOption::All)
+        .prune(FetchPrune::On);
+    let no_refspecs: &[&str] = &[];
+    match remote.fetch(no_refspecs, Some(&mut fetch), Some("plat sync: fetch")) {
+        Ok(()) => Ok(()),
+        Err(error) if libgit2_cannot(&error) => {
+            tracing::debug!("libgit2 cannot fetch {actual} ({}); using the git CLI", error.message());
+            fetch_cli(&path)
+        }
+        Err(error) => Err(auth_error(error, &actual, &attempts)),
+    }
+}
+
+fn fetch_cli(path: &Path) -> Result<(), GitError> {
+    run_git(Some(path), &["fetch", "--quiet", "--tags", "--prune", "--force", "origin"], "fetching")
+}
+
+/// Credentials from ssh-agent and git credential helpers, never a prompt, at most [`MAX_AUTH_ATTEMPTS`] times.
+fn callbacks<'a>(attempts: &'a Cell<u32>, progress: &'a mut dyn FnMut(Transfer)) -> RemoteCallbacks<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    callbacks.credentials(move |url, username, allowed| {
+        attempts.set(attempts.get() + 1);
+        if attempts.get() > MAX_AUTH_ATTEMPTS {
+            return Err(git2::Error::from_str("too many authentication attempts"));
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(username.unwrap_or("git"));
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            return Cred::ssh_key_from_agent(username.unwrap_or("git"));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            let config = git2::Config::open_default()?;
+            return Cred::credential_helper(&config, url, username);
+        }
+        if allowed.contains(CredentialType::DEFAULT) {
+            return Cred::default();
+        }
+        Err(git2::Error::from_str("no credentials available for this remote"))
+    });
+    callbacks.transfer_progress(move |stats| {
+        progress(Transfer {
+            received_objects: stats.received_objects(),
+            total_objects: stats.total_objects(),
+            received_bytes: stats.received_bytes(),
+        });
+        true
+    });
+    callbacks
+}
+
+/// An error after credentials were asked for is reported as an authentication failure, with libgit2's reason.
+fn auth_error(error: git2::Error, url: &str, attempts: &Cell<u32>) -> GitError {
+    if attempts.get() == 0 {
+        return GitError::Git2(error);
+    }
+    GitError::Auth {
+        url: url.to_owned(),
+        attempts: attempts.get().min(MAX_AUTH_ATTEMPTS),
+        reason: error.message().to_owned(),
+    }
+}
+
+/// Whether libgit2 has a transport for `url`. The git CLI also knows remote helpers
+/// (`<transport>::<address>`, `git-remote-<scheme>`), which libgit2 would misread as scp-style ssh.
+fn libgit2_speaks(url: &str) -> bool {
+    let is_scheme = |scheme: &str| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
+    if let Some((scheme, _)) = url.split_once("::") {
+        if is_scheme(scheme) {
+            return false;
+        }
+    }
+    match url.split_once("://") {
+        Some((scheme, _)) if is_scheme(scheme) => {
+            matches!(scheme, "file" | "http" | "https" | "ssh" | "git" | "ssh+git" | "git+ssh")
+        }
+        // Local paths and scp-style `user@host:path`.
+        _ => true,
+    }
+}
+
+/// Errors that mean "libgit2 lacks this", where the git CLI may well succeed.
+fn libgit2_cannot(error: &git2::Error) -> bool {
+    let message = error.message();
+    message.contains("unsupported URL protocol")
+        || message.contains("unsupported extension")
+        || message.contains("unsupported repository version")
+}
+
+/// Runs the git CLI without a terminal: no prompts, ssh in batch mode, stdin closed.
+fn run_git(dir: Option<&Path>, args: &[&str], why: &str) -> Result<(), GitError> {
+    let git = which::which("git").map_err(|_| GitError::CliMissing { why: why.to_owned() })?;
+    let mut command = Command::new(git);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GCM_INTERACTIVE", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+        command.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=15");
+    }
+    let output = command.output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    Err(GitError::Cli {
+        command: args.iter().filter(|arg| **arg != "--quiet").copied().collect::<Vec<_>>().join(" "),
+        stderr: tail[tail.len().saturating_sub(3)..].join("; "),
+    })
+}
+
+/// Opens an existing checkout; a directory that is not one is an error, not a place to clone into.
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    match Repository::open(path) {
+        Ok(repo) => Ok(repo),
+        Err(error) if error.code() == git2::ErrorCode::NotFound => {
+            Err(GitError::NotARepository { path: path.to_path_buf() })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn workdir(repo: &Repository) -> PathBuf {
+    repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf()
+}
+
+/// Resolves a manifest rev against the fetched remote: a branch of origin, a tag, or a commit.
+/// `None` is the remote's default branch.
+pub fn resolve(repo: &Repository, rev: Option<&str>, url: &str) -> Result<Target, GitError> {
+    let rev = match rev {
+        Some(rev) => rev.to_owned(),
+        None => default_branch(repo).ok_or_else(|| GitError::NoDefaultBranch { repo: url.to_owned() })?,
+    };
+    if let Ok(reference) = repo.find_reference(&format!("refs/remotes/origin/{rev}")) {
+        let commit = reference.peel_to_commit()?.id();
+        return Ok(Target { kind: RevKind::Branch(rev), commit });
+    }
+    if let Ok(reference) = repo.find_reference(&format!("refs/tags/{rev}")) {
+        let commit = reference.peel_to_commit()?.id();
+        return Ok(Target { kind: RevKind::Tag(rev), commit });
+    }
+    let looks_like_commit = (4..=40).contains(&rev.len()) && rev.chars().all(|c| c.is_ascii_hexdigit());
+    if looks_like_commit {
+        if let Ok(commit) = repo.revparse_single(&rev).and_then(|object| object.peel_to_commit()) {
+            return Ok(Target { kind: RevKind::Commit, commit: commit.id() });
+        }
+    }
+    Err(GitError::RevNotFound { rev, repo: url.to_owned() })
+}
+
+/// The branch `origin/HEAD` points at, or `main` / `master` when the remote did not say.
+fn default_branch(repo: &Repository) -> Option<String> {
+    if let Ok(head) = repo.find_reference("refs/remotes/origin/HEAD") {
+        if let Ok(Some(target)) = head.symbolic_target() {
+            return target.strip_prefix("refs/remotes/origin/").map(str::to_owned);
+        }
+    }
+    ["main", "master"]
+        .into_iter()
+        .find(|branch| repo.find_reference(&format!("refs/remotes/origin/{branch}")).is_ok())
+        .map(str::to_owned)
+}
+
+/// Moves the checkout to `target` when that loses nothing; otherwise leaves it untouched and says why.
+pub fn update(repo: &Repository, target: &Target) -> Result<Update, GitError> {
+    let dirty = dirty_files(repo, None)?;
+    let head = repo.head().ok();
+    let head_commit = head.as_ref().and_then(|head| head.peel_to_commit().ok()).map(|commit| commit.id());
+    let head_branch = head.as_ref().filter(|head| head.is_branch()).and_then(|head| head.shorthand().ok().map(str::to_owned));
+
+    match &target.kind {
+        RevKind::Branch(branch) => {
+            if head_branch.as_deref() != Some(branch.as_str()) {
+                if dirty > 0 {
+                    return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+                }
+                if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
+                    if !reachable_from_refs(repo, head)? {
+                        return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
+                    }
+                }
+                let local = match repo.find_branch(branch, BranchType::Local) {
+                    Ok(local) => local,
+                    Err(_) => {
+                        let mut local = repo.branch(branch, &repo.find_commit(target.commit)?, false)?;
+                        local.set_upstream(Some(&format!("origin/{branch}")))?;
+                        local
+                    }
+                };
+                let local_commit = local.get().peel_to_commit()?.id();
+                checkout(repo, local_commit)?;
+                repo.set_head(&format!("refs/heads/{branch}"))?;
+                return match fast_forward(repo, branch, local_commit, target.commit)? {
+                    Update::UpToDate | Update::FastForwarded { .. } => Ok(Update::Switched { from: head_commit }),
+                    untouched => Ok(untouched),
+                };
+            }
+            let local_commit = head_commit.expect("a checked-out branch has a commit");
+            if local_commit != target.commit && dirty > 0 {
+                let (ahead, behind) = repo.graph_ahead_behind(local_commit, target.commit)?;
+                if behind > 0 && ahead == 0 {
+                    return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+                }
+            }
+            fast_forward(repo, branch, local_commit, target.commit)
+        }
+        RevKind::Tag(_) | RevKind::Commit => {
+            if head_commit == Some(target.commit) {
+                if head_branch.is_none() {
+                    return Ok(Update::UpToDate);
+                }
+                // Same commit, but on a branch: detaching touches no file and loses nothing.
+                repo.set_head_detached(target.commit)?;
+                return Ok(Update::Switched { from: head_commit });
+            }
+            if dirty > 0 {
+                return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+            }
+            if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
+                if !reachable_from_refs(repo, head)? {
+                    return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
+                }
+            }
+            checkout(repo, target.commit)?;
+            repo.set_head_detached(target.commit)?;
+            Ok(Update::Switched { from: head_commit })
+        }
+    }
+}
+
+/// Moves the checked-out `branch` from `local` to `remote` if that is a fast-forward.
+fn fast_forward(repo: &Repository, branch: &str, local: Oid, remote: Oid) -> Result<Update, GitError> {
+    if local == remote {
+        return Ok(Update::UpToDate);
+    }
+    let (ahead, behind) = repo.graph_ahead_behind(local, remote)?;
+    match (ahead, behind) {
+        (0, _) => {
+            checkout(repo, remote)?;
+            repo.find_reference(&format!("refs/heads/{branch}"))?
+                .set_target(remote, "plat sync: fast-forward")?;
+            Ok(Update::FastForwarded { from: local })
+        }
+        (ahead, 0) => Ok(Update::Untouched(Untouched::Ahead { commits: ahead })),
+        (ahead, behind) => Ok(Update::Untouched(Untouched::Diverged { ahead, behind })),
+    }
+}
+
+/// Updates the worktree and index to `commit`, refusing (rather than overwriting) any conflict.
+fn checkout(repo: &Repository, commit: Oid) -> Result<(), GitError> {
+    let object = repo.find_object(commit, None)?;
+    repo.checkout_tree(&object, Some(CheckoutBuilder::new().safe()))?;
+    Ok(())
+}
+
+/// Whether some branch, remote branch or tag contains `commit`.
+fn reachable_from_refs(repo: &Repository, commit: Oid) -> Result<bool, GitError> {
+    for reference in repo.references()? {
+        let reference = reference?;
+        if reference.kind() == Some(git2::ReferenceType::Symbolic) {
+            continue;
+        }
+        let Ok(tip) = reference.peel_to_commit() else { continue };
+        if tip.id() == commit || repo.graph_descendant_of(tip.id(), commit)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Files that differ from HEAD: modified, staged, deleted, untracked; ignored ones excepted.
+/// `pathspec` limits the count to one directory of the repository.
+fn dirty_files(repo: &Repository, pathspec: Option<&str>) -> Result<usize, GitError> {
+    let mut options = StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    if let Some(pathspec) = pathspec {
+        options.pathspec(pathspec);
+    }
+    let statuses = repo.statuses(Some(&mut options))?;
+    Ok(statuses.iter().filter(|entry| !entry.status().is_empty() && entry.status() != Status::IGNORED).count())
+}
+
+/// Branch, commit, dirty files and distance to the upstream of the checkout at `path`.
+///
+/// `subdir`, when given, is a directory inside the repository to count dirty files in (a service
+/// living inside the workspace repository).
+pub fn status(path: &Path, subdir: Option<&str>) -> Result<RepoStatus, GitError> {
+    let repo = if subdir.is_some() { Repository::discover(path)? } else { open(path)? };
+    let mut status = RepoStatus { dirty: dirty_files(&repo, subdir)?, ..RepoStatus::default() };
+    let Ok(head) = repo.head() else { return Ok(status) };
+    status.commit = head.peel_to_commit().ok().map(|commit| commit.id());
+    if !head.is_branch() {
+        return Ok(status);
+    }
+    let Ok(name) = head.shorthand() else { return Ok(status) };
+    status.branch = Some(name.to_owned());
+    let branch = repo.find_branch(name, BranchType::Local)?;
+    if let Ok(upstream) = branch.upstream() {
+        status.upstream = upstream.name()?.map(str::to_owned);
+        if let (Some(local), Some(remote)) = (status.commit, upstream.get().target()) {
+            let (ahead, behind) = repo.graph_ahead_behind(local, remote)?;
+            status.ahead = Some(ahead);
+            status.behind = Some(behind);
+        }
+    }
+    Ok(status)
+}
+
+/// The commit HEAD of the checkout at `path` is at.
+pub fn head_commit(path: &Path) -> Option<Oid> {
+    Repository::open(path).ok()?.head().ok()?.peel_to_commit().ok().map(|commit| commit.id())
+}
+
+/// Whether `path` is the root of a git checkout.
+pub fn is_repository(path: &Path) -> bool {
+    Repository::open(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_for_remote_helpers_go_to_the_git_cli() {
+        for url in ["file:///srv/a.git", "https://example.com/a.git", "ssh://git@host/a.git", "git@host:a.git", "/srv/a.git"] {
+            assert!(libgit2_speaks(url), "{url}");
+        }
+        for url in ["ext::ssh host %S a", "persistent-https://example.com/a.git", "s3://bucket/a.git"] {
+            assert!(!libgit2_speaks(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn libgit2_gaps_are_recognised() {
+        let unsupported = git2::Error::from_str("unsupported URL protocol");
+        assert!(libgit2_cannot(&unsupported));
+        let refused = git2::Error::from_str("failed to connect to 127.0.0.1: Connection refused");
+        assert!(!libgit2_cannot(&refused));
+    }
+}

@@ -1,0 +1,13 @@
+//! plat's engine: the workspace model and every operation the `plat` CLI runs on it.
+//!
+//! The engine never prints. Functions return values and report progress through typed events;
+//! the CLI (`src/main.rs` and its modules) decides how anything looks. See docs/architecture.md.
+
+pub mod docker;
+pub mod doctor;
+pub mod git;
+pub mod graph;
+pub mod lock;
+pub mod manifest;
+pub mod status;
+pub mod sync;

@@ -1,0 +1,622 @@
+//! Decoding `workspace.toml` into the model, collecting every problem on the way.
+//!
+//! Two passes. Decoding keeps going after an error: each key of each service is decoded on its
+//! own, so one typo does not hide the next. Validation then checks what types cannot: names,
+//! paths, references between services, cycles, port clashes.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::expected_names;
+use super::spec::{
+    BuildKind, BuildSpec, DependsOnSpec, HealthSpec, ManifestSpec, ServiceSpec, StringOrList, WorkspaceSpec,
+};
+use super::{Build, Database, Diagnostic, Health, HealthCheck, ManifestError, Proto, RelPath, Service, Source, Workspace};
+use crate::graph::{Edge, ServiceGraph};
+
+/// Decodes and validates the manifest text read from `path`.
+pub fn load(path: &Path, text: &str) -> Result<Workspace, ManifestError> {
+    let mut diagnostics = Vec::new();
+    let workspace = decode(text, &mut diagnostics).and_then(|decoded| {
+        let root = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        validate(decoded, root, path, &mut diagnostics)
+    });
+    match workspace {
+        Some(workspace) if diagnostics.is_empty() => Ok(workspace),
+        _ => {
+            diagnostics.sort_by_key(|diagnostic| diagnostic.span.as_ref().map_or(0, |span| span.start));
+            Err(ManifestError { path: path.to_path_buf(), source: text.to_owned(), diagnostics })
+        }
+    }
+}
+
+/// What decoding produced: the typed spec, with each service name's place.
+struct Decoded {
+    workspace: WorkspaceDecode,
+    /// Each service's name, what decoded of it, and the keys dropped because they were wrong.
+    services: Vec<(Spanned<String>, ServiceSpec, Vec<String>)>,
+}
+
+enum WorkspaceDecode {
+    Missing,
+    /// Present but not a table (already reported).
+    Invalid,
+    Present(WorkspaceSpec),
+}
+
+fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(error) => {
+            diagnostics.push(Diagnostic::new(error.message().trim_end().to_owned(), error.span()));
+            return None;
+        }
+    };
+    let root_span = root.span();
+    let mut root = root.into_inner();
+    let services_value = root.remove_entry("services");
+
+    let workspace_value = root.remove_entry("workspace");
+    // Decoding the rest of the top level only finds unknown keys: `workspace` and `services` are
+    // decoded on their own, so a problem in one does not hide the problems of the other.
+    decode_table::<ManifestSpec>(Spanned::new(root_span, DeValue::Table(root)), diagnostics);
+    let workspace = match workspace_value {
+        None => WorkspaceDecode::Missing,
+        Some((_, value)) => match decode_table::<WorkspaceSpec>(value, diagnostics) {
+            Some((spec, _)) => WorkspaceDecode::Present(spec),
+            None => WorkspaceDecode::Invalid,
+        },
+    };
+
+    let mut services = Vec::new();
+    if let Some((key, value)) = services_value {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Table(table) => {
+                for (name, service) in table {
+                    let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                    if let Some((spec, dropped)) = decode_table::<ServiceSpec>(service, diagnostics) {
+                        services.push((name, spec, dropped));
+                    }
+                }
+            }
+            other => diagnostics.push(
+                Diagnostic::new(format!("`services` must be a table, found {}", other.type_str()), Some(span))
+                    .note(key.span(), "defined here")
+                    .help("declare each service as `[services.<name>]`"),
+            ),
+        }
+    }
+    Some(Decoded { workspace, services })
+}
+
+/// Decodes a table into `T` key by key, so that every bad key is reported, then from the good
+/// keys alone: validation still sees the rest of the table and finds the problems there too.
+///
+/// Decoding a single key works because every field of `T` is optional. Returns the value and the
+/// names of the keys that were dropped; `None` when the value is not a table at all.
+fn decode_table<T: DeserializeOwned + Default>(
+    value: Spanned<DeValue<'_>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(T, Vec<String>)> {
+    let span = value.span();
+    let DeValue::Table(table) = value.into_inner() else {
+        diagnostics.push(Diagnostic::new("expected a table".to_owned(), Some(span)));
+        return None;
+    };
+    let mut good = DeTable::new();
+    let mut dropped = Vec::new();
+    for (key, item) in table {
+        let mut single = DeTable::new();
+        single.insert(key.clone(), item.clone());
+        let single = Spanned::new(key.span().start..item.span().end, DeValue::Table(single));
+        match T::deserialize(single.into_deserializer()) {
+            Ok(_) => {
+                good.insert(key, item);
+            }
+            Err(error) => {
+                diagnostics.push(serde_diagnostic(&error, key.span()));
+                dropped.push(key.get_ref().to_string());
+            }
+        }
+    }
+    match T::deserialize(Spanned::new(span.clone(), DeValue::Table(good)).into_deserializer()) {
+        Ok(decoded) => Some((decoded, dropped)),
+        Err(error) => {
+            diagnostics.push(serde_diagnostic(&error, span));
+            None
+        }
+    }
+}
+
+/// A decoding error as a diagnostic, with "did you mean" for misspelt keys and values.
+fn serde_diagnostic(error: &toml::de::Error, fallback: Range<usize>) -> Diagnostic {
+    let message = error.message().trim_end().to_owned();
+    let span = error.span().unwrap_or(fallback);
+    let candidates = if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        expected_names(&message)
+    } else {
+        Vec::new()
+    };
+    let wrong = message.split('`').nth(1).unwrap_or_default().to_owned();
+    let mut diagnostic = Diagnostic::new(message.replace("unknown field", "unknown key"), Some(span));
+    if !candidates.is_empty() {
+        diagnostic = diagnostic.suggest(&wrong, &candidates);
+    }
+    diagnostic
+}
+
+/// Everything validation needs to remember about one service while it checks the others.
+struct Checked {
+    service: Service,
+    name_span: Range<usize>,
+    /// Each published host port with the place of its value.
+    published: Vec<(u16, Range<usize>)>,
+    depends_on: Vec<(Spanned<String>, super::Condition)>,
+}
+
+fn validate(
+    decoded: Decoded,
+    root: &Path,
+    manifest_path: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Workspace> {
+    let missing = || {
+        Diagnostic::new("missing `[workspace]` table with a `name`", None)
+            .help("start the file with:\n[workspace]\nname = \"platform\"")
+    };
+    let workspace = match decoded.workspace {
+        WorkspaceDecode::Present(workspace) => Some(workspace),
+        WorkspaceDecode::Missing => {
+            diagnostics.push(missing());
+            None
+        }
+        WorkspaceDecode::Invalid => None,
+    };
+    let name = workspace.as_ref().and_then(|workspace| workspace.name.as_ref());
+    match name {
+        Some(name) => {
+            if let Err(reason) = check_dns_label(name.get_ref()) {
+                diagnostics.push(
+                    Diagnostic::new(format!("invalid workspace name `{}`: {reason}", name.get_ref()), Some(name.span()))
+                        .help("the workspace name prefixes image names, so it follows the same rule as service names"),
+                );
+            }
+        }
+        None if workspace.is_some() => diagnostics.push(missing()),
+        None => {}
+    }
+    let name = name.map_or_else(String::new, |name| name.get_ref().clone());
+    let proto_dir = match workspace.as_ref().and_then(|workspace| workspace.proto.as_ref()) {
+        Some(proto) => checked_path(proto, "proto", diagnostics),
+        None => RelPath::new("proto").ok(),
+    };
+
+    let mut checked = Vec::new();
+    for (service_name, spec, dropped) in decoded.services {
+        checked.push(check_service(&name, service_name, spec, &dropped, diagnostics));
+    }
+
+    check_unique_paths(&checked, diagnostics);
+    check_published_ports(&checked, diagnostics);
+    let graph = check_dependencies(&mut checked, diagnostics);
+
+    let (proto_dir, graph) = (proto_dir?, graph?);
+    if !diagnostics.is_empty() {
+        return None;
+    }
+    Some(Workspace {
+        root: root.to_path_buf(),
+        manifest_path: manifest_path.to_path_buf(),
+        name,
+        proto_dir,
+        services: checked.into_iter().map(|checked| checked.service).collect(),
+        graph,
+    })
+}
+
+/// Checks one service on its own, reporting what is wrong and returning what can be made of it,
+/// so that the checks across services still run.
+fn check_service(
+    workspace: &str,
+    name: Spanned<String>,
+    spec: ServiceSpec,
+    dropped: &[String],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Checked {
+    // Checks that refer to `ports` would only repeat a problem already reported if it was dropped.
+    let ports_known = !dropped.iter().any(|key| key == "ports");
+    let name_span = name.span();
+    let name = name.into_inner();
+    if let Err(reason) = check_dns_label(&name) {
+        diagnostics.push(
+            Diagnostic::new(format!("invalid service name `{name}`: {reason}"), Some(name_span.clone()))
+                .help("service names are host names on the platform's network: lowercase letters, digits and `-`, starting with a letter, at most 63 characters"),
+        );
+    }
+
+    let source = match (spec.repo, spec.rev) {
+        (None, None) => Source::Local,
+        (None, Some(rev)) => {
+            diagnostics.push(
+                Diagnostic::new(format!("service `{name}` has a `rev` but no `repo`"), Some(rev.span()))
+                    .help("`rev` picks what to check out of `repo`; a service without `repo` lives in this repository"),
+            );
+            Source::Local
+        }
+        (Some(repo), rev) => {
+            if repo.get_ref().trim().is_empty() {
+                diagnostics.push(Diagnostic::new(format!("service `{name}` has an empty `repo`"), Some(repo.span())));
+            }
+            if let Some(rev) = &rev {
+                if rev.get_ref().trim().is_empty() {
+                    diagnostics.push(
+                        Diagnostic::new(format!("service `{name}` has an empty `rev`"), Some(rev.span()))
+                            .help("name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch"),
+                    );
+                }
+            }
+            Source::Git { repo: repo.into_inner(), rev: rev.map(Spanned::into_inner) }
+        }
+    };
+
+    let default_path = || RelPath::new(&format!("services/{name}")).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
+    let path = match &spec.path {
+        Some(path) => checked_path(path, "path", diagnostics).unwrap_or_else(default_path),
+        None => default_path(),
+    };
+
+    let build = match spec.build {
+        None | Some(BuildSpec::Kind(BuildKind::Cargo)) => Build::Cargo { package: None, bin: name.clone() },
+        Some(BuildSpec::Kind(BuildKind::Dockerfile)) => Build::Dockerfile {
+            file: RelPath::new("Dockerfile").expect("relative"),
+            context: RelPath::new(".").expect("relative"),
+            args: IndexMap::new(),
+            target: None,
+        },
+        Some(BuildSpec::Table(table)) => {
+            if let Some(cargo) = table.cargo {
+                Build::Cargo { package: cargo.package, bin: cargo.bin.unwrap_or_else(|| name.clone()) }
+            } else if let Some(command) = table.command {
+                Build::Command(command)
+            } else {
+                let file = table.dockerfile.unwrap_or_default();
+                let context = table.context.unwrap_or_else(|| ".".to_owned());
+                let file = relative(&file, &format!("build.dockerfile of `{name}`"), name_span.clone(), diagnostics);
+                let context =
+                    relative(&context, &format!("build.context of `{name}`"), name_span.clone(), diagnostics);
+                Build::Dockerfile {
+                    file: file.unwrap_or_else(|| RelPath::new("Dockerfile").expect("relative")),
+                    context: context.unwrap_or_else(|| RelPath::new(".").expect("relative")),
+                    args: table.args,
+                    target: table.target,
+                }
+            }
+        }
+    };
+
+    let ports: IndexMap<String, u16> = spec.ports.into_iter().map(|(port, number)| (port, number.get())).collect();
+    let mut publish = IndexMap::new();
+    let mut published = Vec::new();
+    for (port, host) in spec.publish {
+        published.push((host.get_ref().get(), host.span()));
+        if ports_known && !ports.contains_key(port.get_ref()) {
+            let known: Vec<&str> = ports.keys().map(String::as_str).collect();
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("service `{name}` publishes port `{}`, which is not in its `ports`", port.get_ref()),
+                    Some(port.span()),
+                )
+                .suggest(port.get_ref(), &known)
+                .or_help(format!("declare it first: ports = {{ {} = <container port> }}", port.get_ref())),
+            );
+        }
+        publish.insert(port, host);
+    }
+
+    let env_files = spec
+        .env_file
+        .map(|files| {
+            let span = files.span();
+            files.into_inner().into_vec().into_iter().map(move |file| Spanned::new(span.clone(), file)).collect()
+        })
+        .unwrap_or_else(Vec::new)
+        .iter()
+        .filter_map(|file| checked_path(file, "env_file", diagnostics))
+        .collect();
+
+    let health = spec.health.filter(|_| ports_known).and_then(|health| check_health(&name, health, &ports, diagnostics));
+
+    let database = spec.database.and_then(|database| {
+        let migrations = match &database.migrations {
+            Some(dir) => checked_path(dir, "database.migrations", diagnostics)?,
+            None => RelPath::new("migrations").expect("relative"),
+        };
+        Some(Database {
+            engine: database.engine,
+            name: database.name.unwrap_or_else(|| name.replace('-', "_")),
+            migrations,
+        })
+    });
+
+    let proto = spec.proto.map(|proto| {
+        let mut packages = |list: Vec<Spanned<String>>| -> Vec<String> {
+            list.into_iter()
+                .filter(|package| {
+                    let valid = is_proto_package(package.get_ref());
+                    if !valid {
+                        diagnostics.push(
+                            Diagnostic::new(format!("invalid protobuf package `{}`", package.get_ref()), Some(package.span()))
+                                .help("packages are dot-separated lowercase identifiers with a version, like `user.v1`"),
+                        );
+                    }
+                    valid
+                })
+                .map(Spanned::into_inner)
+                .collect()
+        };
+        Proto { serves: packages(proto.serves), uses: packages(proto.uses) }
+    });
+
+    let DependsOnSpec(depends_on) = spec.depends_on;
+    Checked {
+        service: Service {
+            image: spec.image.unwrap_or_else(|| format!("{workspace}/{name}")),
+            name,
+            source,
+            path,
+            build,
+            ports,
+            publish: publish.into_iter().map(|(port, host)| (port.into_inner(), host.into_inner().get())).collect(),
+            env: spec.env,
+            env_files,
+            depends_on: IndexMap::new(),
+            health,
+            database,
+            proto: proto.unwrap_or_default(),
+        },
+        name_span,
+        published,
+        depends_on,
+    }
+}
+
+fn check_health(
+    name: &str,
+    health: Spanned<HealthSpec>,
+    ports: &IndexMap<String, u16>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Health> {
+    let span = health.span();
+    let spec = health.into_inner();
+    let kinds = [spec.grpc.is_some(), spec.http.is_some(), spec.tcp.is_some(), spec.cmd.is_some()];
+    if kinds.iter().filter(|kind| **kind).count() != 1 {
+        diagnostics.push(
+            Diagnostic::new(format!("health check of `{name}` needs exactly one of `grpc`, `http`, `tcp`, `cmd`"), Some(span))
+                .help(r#"for example: health = { grpc = "user.v1.UserService" } or health = { http = "/readyz" }"#),
+        );
+        return None;
+    }
+    let known: Vec<&str> = ports.keys().map(String::as_str).collect();
+    let mut port_for = |kind: &str, named: Option<&str>| -> Option<String> {
+        let chosen = named
+            .map(str::to_owned)
+            .or_else(|| ports.contains_key(kind).then(|| kind.to_owned()))
+            .or_else(|| (ports.len() == 1).then(|| known[0].to_owned()));
+        match chosen {
+            Some(port) if ports.contains_key(&port) => Some(port),
+            Some(port) => {
+                diagnostics.push(
+                    Diagnostic::new(format!("health check of `{name}` uses port `{port}`, which is not in its `ports`"), Some(span.clone()))
+                        .suggest(&port, &known),
+                );
+                None
+            }
+            None => {
+                diagnostics.push(
+                    Diagnostic::new(format!("health check of `{name}` needs a port"), Some(span.clone()))
+                        .help(format!("add `port = \"<name>\"` naming one of its ports, or a port named `{kind}`")),
+                );
+                None
+            }
+        }
+    };
+    let check = if let Some(service) = spec.grpc {
+        HealthCheck::Grpc { port: port_for("grpc", spec.port.as_deref())?, service }
+    } else if let Some(path) = spec.http {
+        if !path.starts_with('/') {
+            diagnostics.push(
+                Diagnostic::new(format!("health check path `{path}` of `{name}` must start with `/`"), Some(span)),
+            );
+            return None;
+        }
+        HealthCheck::Http { port: port_for("http", spec.port.as_deref())?, path }
+    } else if let Some(port) = spec.tcp {
+        HealthCheck::Tcp { port: port_for("tcp", Some(&port))? }
+    } else {
+        let cmd = match spec.cmd.expect("one kind is set") {
+            StringOrList::One(line) => vec!["/bin/sh".to_owned(), "-c".to_owned(), line],
+            StringOrList::Many(argv) => argv,
+        };
+        if cmd.is_empty() {
+            diagnostics.push(Diagnostic::new(format!("health command of `{name}` is empty"), Some(span)));
+            return None;
+        }
+        HealthCheck::Cmd(cmd)
+    };
+    Some(Health {
+        check,
+        interval: spec.interval.map_or(std::time::Duration::from_secs(2), |d| d.0),
+        timeout: spec.timeout.map_or(std::time::Duration::from_secs(1), |d| d.0),
+        retries: spec.retries.unwrap_or(30),
+        start_period: spec.start_period.map_or(std::time::Duration::ZERO, |d| d.0),
+    })
+}
+
+/// Two services in one directory would overwrite each other's clones and builds.
+fn check_unique_paths(services: &[Checked], diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&RelPath, &Checked> = HashMap::new();
+    for checked in services {
+        if let Some(first) = seen.insert(&checked.service.path, checked) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!(
+                        "services `{}` and `{}` share the directory `{}`",
+                        first.service.name, checked.service.name, checked.service.path
+                    ),
+                    Some(checked.name_span.clone()),
+                )
+                .note(first.name_span.clone(), "first used here")
+                .help("give one of them its own `path`"),
+            );
+        }
+    }
+}
+
+fn check_published_ports(services: &[Checked], diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<u16, (&Checked, &Range<usize>)> = HashMap::new();
+    for checked in services {
+        for (host, span) in &checked.published {
+            let Some((first, first_span)) = seen.get(host) else {
+                seen.insert(*host, (checked, span));
+                continue;
+            };
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("services `{}` and `{}` both publish host port {host}", first.service.name, checked.service.name),
+                    Some(span.clone()),
+                )
+                .note((*first_span).clone(), "first published here")
+                .help("a host port can be bound by one container only; pick another port for one of them"),
+            );
+        }
+    }
+}
+
+/// Resolves `depends_on` names and builds the graph; reports unknown names and cycles.
+fn check_dependencies(services: &mut Vec<Checked>, diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceGraph> {
+    let names: Vec<&str> = services.iter().map(|checked| checked.service.name.as_str()).collect();
+    let mut edges = Vec::new();
+    let mut resolved = Vec::new();
+    for (dependent, checked) in services.iter().enumerate() {
+        let mut depends_on = IndexMap::new();
+        for (dependency, condition) in &checked.depends_on {
+            match names.iter().position(|name| name == dependency.get_ref()) {
+                Some(index) => {
+                    edges.push(Edge { dependent, dependency: index, condition: *condition });
+                    depends_on.insert(dependency.get_ref().clone(), *condition);
+                }
+                None => diagnostics.push(
+                    Diagnostic::new(
+                        format!(
+                            "service `{}` depends on `{}`, which is not a service of this workspace",
+                            checked.service.name,
+                            dependency.get_ref()
+                        ),
+                        Some(dependency.span()),
+                    )
+                    .suggest(dependency.get_ref(), &names),
+                ),
+            }
+        }
+        resolved.push(depends_on);
+    }
+    let graph = match ServiceGraph::new(&names, &edges) {
+        Ok(graph) => Some(graph),
+        Err(cycles) => {
+            for cycle in cycles {
+                let mut path: Vec<&str> = cycle.iter().map(|&index| names[index]).collect();
+                path.push(names[cycle[0]]);
+                let mut diagnostic = Diagnostic::new(
+                    format!("dependency cycle: {}", path.join(" -> ")),
+                    Some(services[cycle[0]].name_span.clone()),
+                )
+                .help("a service cannot wait, even indirectly, for itself; remove one of these `depends_on` entries");
+                for &index in &cycle[1..] {
+                    diagnostic = diagnostic.note(services[index].name_span.clone(), "part of the cycle");
+                }
+                diagnostics.push(diagnostic);
+            }
+            None
+        }
+    };
+    for (checked, depends_on) in services.iter_mut().zip(resolved) {
+        checked.service.depends_on = depends_on;
+    }
+    graph
+}
+
+/// A relative path from the manifest, or a diagnostic at its place.
+fn checked_path(path: &Spanned<String>, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<RelPath> {
+    relative(path.get_ref(), key, path.span(), diagnostics)
+}
+
+fn relative(text: &str, key: &str, span: Range<usize>, diagnostics: &mut Vec<Diagnostic>) -> Option<RelPath> {
+    match RelPath::new(text) {
+        Ok(path) => Some(path),
+        Err(reason) => {
+            diagnostics.push(
+                Diagnostic::new(format!("{key} `{text}` {reason}: it must stay inside the workspace"), Some(span))
+                    .help("paths are relative to the directory of workspace.toml and cannot leave it"),
+            );
+            None
+        }
+    }
+}
+
+/// RFC 1123 label, lowercase and starting with a letter: what Docker and Kubernetes accept as a host name.
+fn check_dns_label(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 63 {
+        return Err("it is longer than 63 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("it must start with a lowercase letter");
+    }
+    if name.ends_with('-') {
+        return Err("it must not end with `-`");
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err("only lowercase letters, digits and `-` are allowed");
+    }
+    Ok(())
+}
+
+/// `user.v1`: lowercase identifiers separated by dots.
+fn is_proto_package(package: &str) -> bool {
+    !package.is_empty()
+        && package.split('.').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_lowercase())
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert!(check_dns_label("user-service").is_ok());
+        assert!(check_dns_label("a1").is_ok());
+        for bad in ["", "User", "1a", "a_b", "a-", &"a".repeat(64)] {
+            assert!(check_dns_label(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn proto_packages() {
+        assert!(is_proto_package("user.v1"));
+        assert!(is_proto_package("acme.billing_core.v2"));
+        assert!(!is_proto_package("User.v1"));
+        assert!(!is_proto_package("user..v1"));
+    }
+}

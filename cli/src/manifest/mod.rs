@@ -1,0 +1,230 @@
+//! The workspace model: `workspace.toml` found, decoded, validated once, and handed to every command.
+//!
+//! [`load`] is the only way in. It returns a [`Workspace`] whose every reference is checked (paths
+//! stay inside the root, dependencies name real services, the graph has no cycle), or a
+//! [`ManifestError`] carrying every problem found, each with its place in the file.
+
+mod diagnostic;
+mod discover;
+mod load;
+mod paths;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+pub use diagnostic::{Diagnostic, ManifestError, Note};
+pub use discover::{MANIFEST_FILE, find_manifest};
+pub use load::load;
+pub use paths::RelPath;
+pub use spec::{Condition, DatabaseEngine};
+
+use crate::graph::ServiceGraph;
+
+/// A validated workspace: the platform's services and everything needed to run them.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Directory holding `workspace.toml`; every relative path is resolved against it.
+    pub root: PathBuf,
+    /// The manifest file itself.
+    pub manifest_path: PathBuf,
+    /// Name of the platform, the prefix of image names.
+    pub name: String,
+    /// Directory of the protobuf contracts.
+    pub proto_dir: RelPath,
+    /// Services in the order the manifest lists them.
+    pub services: Vec<Service>,
+    /// Dependencies between services; acyclic by construction.
+    pub graph: ServiceGraph,
+}
+
+impl Workspace {
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|service| service.name == name)
+    }
+
+    /// Absolute directory of a service.
+    pub fn service_dir(&self, service: &Service) -> PathBuf {
+        service.path.under(&self.root)
+    }
+
+    /// The lock file beside the manifest.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(crate::lock::LOCK_FILE)
+    }
+
+    /// Services in dependency order: every service comes after the ones it depends on.
+    pub fn services_in_order(&self) -> impl Iterator<Item = &Service> {
+        self.graph.waves().iter().flatten().map(|&index| &self.services[index])
+    }
+
+    /// Looks up the named services, in dependency order; every service when `names` is empty.
+    ///
+    /// Fails with the first unknown name, suggesting the closest known one.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Service>, UnknownService> {
+        for name in names {
+            if self.service(name).is_none() {
+                let known: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+                return Err(UnknownService {
+                    name: name.clone(),
+                    suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                });
+            }
+        }
+        Ok(self
+            .services_in_order()
+            .filter(|service| names.is_empty() || names.contains(&service.name))
+            .collect())
+    }
+}
+
+/// A service named on the command line that the manifest does not define.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no service named `{name}` in the workspace")]
+pub struct UnknownService {
+    /// The name asked for.
+    pub name: String,
+    /// The closest service name, if one is close.
+    pub suggestion: Option<String>,
+}
+
+/// One service of the platform.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Name of the service: a DNS label, also its host name on the platform's network.
+    pub name: String,
+    /// Where its code comes from.
+    pub source: Source,
+    /// Directory of the service, relative to the workspace root.
+    pub path: RelPath,
+    /// How its image is built.
+    pub build: Build,
+    /// Image name (without tag).
+    pub image: String,
+    /// Container ports by name.
+    pub ports: IndexMap<String, u16>,
+    /// Host ports by port name.
+    pub publish: IndexMap<String, u16>,
+    /// Environment of the container.
+    pub env: IndexMap<String, String>,
+    /// Files of `KEY=value` lines, relative to the workspace root.
+    pub env_files: Vec<RelPath>,
+    /// Services this one waits for, with the condition it waits for.
+    pub depends_on: IndexMap<String, Condition>,
+    /// Readiness check.
+    pub health: Option<Health>,
+    /// The service's own database.
+    pub database: Option<Database>,
+    /// Protobuf packages served and used.
+    pub proto: Proto,
+}
+
+/// Where a service's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The service lives inside the workspace repository.
+    Local,
+    /// The service is its own git repository, cloned by `plat sync`.
+    Git {
+        /// Clone URL.
+        repo: String,
+        /// Branch, tag or commit; `None` follows the remote's default branch.
+        rev: Option<String>,
+    },
+}
+
+/// How an image is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Build {
+    /// cargo on the host, then the binary packaged into an image.
+    Cargo {
+        /// Package to build, when not the directory's own.
+        package: Option<String>,
+        /// Binary to package.
+        bin: String,
+    },
+    /// A Dockerfile built by the Engine.
+    Dockerfile {
+        /// The Dockerfile, relative to the service directory.
+        file: RelPath,
+        /// The build context, relative to the service directory.
+        context: RelPath,
+        /// Build arguments.
+        args: IndexMap<String, String>,
+        /// Stage to build.
+        target: Option<String>,
+    },
+    /// A shell command run in the service directory.
+    Command(String),
+}
+
+/// A readiness check and its timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// What is checked.
+    pub check: HealthCheck,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive failures after the start period that make the service unhealthy.
+    pub retries: u32,
+    /// Grace period after start.
+    pub start_period: Duration,
+}
+
+/// The kinds of readiness check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `grpc.health.v1.Health/Check` for this service name on this named port.
+    Grpc { service: String, port: String },
+    /// HTTP GET of this path on this named port; 2xx is healthy.
+    Http { path: String, port: String },
+    /// A TCP connection to this named port.
+    Tcp { port: String },
+    /// A command run in the container.
+    Cmd(Vec<String>),
+}
+
+/// A service's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    /// Engine.
+    pub engine: DatabaseEngine,
+    /// Database name.
+    pub name: String,
+    /// Migrations directory, relative to the service directory.
+    pub migrations: RelPath,
+}
+
+/// Protobuf packages of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proto {
+    /// Packages it implements.
+    pub serves: Vec<String>,
+    /// Packages it calls.
+    pub uses: Vec<String>,
+}
+
+/// Reads the manifest at `path` into a workspace rooted at its directory.
+pub fn load_path(path: &Path) -> Result<Workspace, LoadError> {
+    let text = fs_err::read_to_string(path).map_err(LoadError::Read)?;
+    load(path, &text).map_err(LoadError::Invalid)
+}
+
+/// Why a workspace could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No `workspace.toml` in the directory or above it.
+    #[error("could not find `{MANIFEST_FILE}` in `{}` or any parent directory", .0.display())]
+    NotFound(PathBuf),
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The file was read, and is wrong.
+    #[error(transparent)]
+    Invalid(ManifestError),
+}

@@ -1,0 +1,123 @@
+//! Terminal output: exit statuses, errors with hints, status lines, colours.
+//!
+//! Data goes to stdout; everything meant for the person (progress, warnings, errors) to stderr.
+//! Every styled piece of text also reads right without colour.
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anstyle::{AnsiColor, Style};
+
+/// The documented exit statuses (docs/cli.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything asked for was done.
+    Success = 0,
+    /// The work itself failed (a repository, a tool, a check).
+    Failure = 1,
+    /// The command line or the manifest is wrong; nothing was attempted.
+    Usage = 2,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status as u8)
+    }
+}
+
+/// An error that ends the command, with advice.
+#[derive(Debug)]
+pub struct CliError {
+    /// Exit status it maps to.
+    pub status: ExitStatus,
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it, one line each.
+    pub hints: Vec<String>,
+}
+
+impl CliError {
+    /// The work failed (exit 1).
+    pub fn failure(message: impl Display) -> Self {
+        CliError { status: ExitStatus::Failure, message: message.to_string(), hints: Vec::new() }
+    }
+
+    /// The input was wrong (exit 2).
+    pub fn usage(message: impl Display) -> Self {
+        CliError { status: ExitStatus::Usage, message: message.to_string(), hints: Vec::new() }
+    }
+
+    /// Adds a `hint:` line.
+    pub fn hint(mut self, hint: impl Display) -> Self {
+        self.hints.push(hint.to_string());
+        self
+    }
+}
+
+/// Styles used across the CLI.
+pub mod style {
+    use super::*;
+
+    pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+    pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
+    pub const HINT: Style = AnsiColor::Cyan.on_default().bold();
+    pub const GOOD: Style = AnsiColor::Green.on_default().bold();
+    pub const DIM: Style = Style::new().dimmed();
+    pub const BOLD: Style = Style::new().bold();
+}
+
+/// Prints `error: message` and the hints on stderr.
+pub fn print_error(error: &CliError) {
+    let mut stderr = anstream::stderr().lock();
+    let _ = writeln!(stderr, "{}error:{} {}", style::ERROR.render(), style::ERROR.render_reset(), error.message);
+    for hint in &error.hints {
+        let _ = writeln!(stderr, "{}hint:{} {hint}", style::HINT.render(), style::HINT.render_reset());
+    }
+}
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: from now on, print only errors (and the data a command was asked for).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Prints `warning: message` on stderr.
+pub fn warn(message: impl Display) {
+    if is_quiet() {
+        return;
+    }
+    let _ = writeln!(anstream::stderr(), "{}warning:{} {message}", style::WARN.render(), style::WARN.render_reset());
+}
+
+/// Prints `hint: message` on stderr.
+pub fn hint(message: impl Display) {
+    if is_quiet() {
+        return;
+    }
+    let _ = writeln!(anstream::stderr(), "{}hint:{} {message}", style::HINT.render(), style::HINT.render_reset());
+}
+
+/// Prints a cargo-style status line on stderr: a right-aligned verb, then what it applies to.
+pub fn status(verb: &str, style: Style, message: impl Display) {
+    if is_quiet() {
+        return;
+    }
+    let _ = writeln!(anstream::stderr(), "{}{verb:>12}{} {message}", style.render(), style.render_reset());
+}
+
+/// Whether stderr is a terminal a person watches (progress bars make sense there).
+pub fn stderr_is_terminal() -> bool {
+    !is_quiet() && std::io::stderr().is_terminal()
+}
+
+/// Wraps text in a style (for building lines piece by piece).
+pub fn paint(style: Style, text: impl Display) -> String {
+    format!("{}{text}{}", style.render(), style.render_reset())
+}

@@ -1,0 +1,87 @@
+//! Conventions every command shares: help, exit codes, completions, schema, doctor, colour.
+
+use crate::context::TestContext;
+
+#[test]
+fn help_has_examples_for_every_command() {
+    let context = TestContext::new();
+    let help = context.run(&["--help"]).expect_code(0).stdout;
+    insta::assert_snapshot!(help);
+    for command in ["validate", "schema", "graph", "sync", "status", "doctor", "completions"] {
+        let help = context.run(&[command, "--help"]).expect_code(0).stdout;
+        assert!(help.contains("Examples:"), "`plat {command} --help` has no examples:\n{help}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let context = TestContext::new();
+    context.run(&["no-such-command"]).expect_code(2);
+    context.run(&["sync", "--jobs", "0"]).expect_code(2);
+    context.manifest("[workspace]\nname = \"p\"\n[services.user-service]\n");
+    let run = context.run(&["status", "user-servise"]).expect_code(2);
+    assert!(run.stderr.contains("did you mean `user-service`?"), "{}", run.stderr);
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let context = TestContext::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = context.run(&["completions", shell]).expect_code(0);
+        assert!(run.stdout.contains("validate"), "{shell}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn schema_describes_every_service_key() {
+    let context = TestContext::new();
+    let schema = context.run(&["schema"]).expect_code(0).json();
+    let text = serde_json::to_string(&schema).unwrap();
+    for key in ["repo", "rev", "path", "build", "image", "ports", "publish", "env", "env_file", "depends_on", "health", "database", "proto"] {
+        assert!(text.contains(&format!("\"{key}\"")), "schema lacks `{key}`");
+    }
+    assert_eq!(schema["title"], "plat workspace manifest");
+}
+
+#[test]
+fn doctor_checks_the_engine_and_tools() {
+    let context = TestContext::new();
+    context.manifest(include_str!("../../../workspace.toml"));
+    let run = context.run(&["doctor", "--json"]);
+    let json = run.json();
+    let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["docker", "git", "cargo", "buf", "protoc", "psql"]);
+    // This machine runs a Docker Engine and has cargo; both are required by the sample workspace.
+    assert_eq!(json["checks"][0]["ok"], true, "{}", run.stdout);
+    assert_eq!(json["checks"][0]["required"], true);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn doctor_fails_when_a_required_tool_is_missing() {
+    let context = TestContext::new();
+    context.manifest(include_str!("../../../workspace.toml"));
+    // An Engine nobody listens on, and a PATH without cargo.
+    let run = context
+        .plat()
+        .args(["doctor"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("MISSING  docker"), "{stdout}");
+    assert!(stdout.contains("MISSING  cargo"), "{stdout}");
+    assert!(stdout.contains("hint:"), "{stdout}");
+}
+
+#[test]
+fn colour_follows_the_flag() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"p\"\n[services.a]\nprots = 1\n");
+    let plain = context.run(&["validate"]);
+    assert!(!plain.stderr.contains('\u{1b}'), "NO_COLOR is set: {}", plain.stderr);
+    let coloured = context.run(&["--color", "always", "validate"]);
+    assert!(coloured.stderr.contains('\u{1b}'), "{}", coloured.stderr);
+}

@@ -1,0 +1,9 @@
+//! plat's integration tests: the real `plat` binary against temporary workspaces whose services
+//! are real git repositories (bare repositories on file:// URLs, made here with the git CLI).
+
+mod context;
+mod cli;
+mod graph;
+mod status;
+mod sync;
+mod validate;
