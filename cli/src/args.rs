@@ -113,6 +113,10 @@ Examples:
   plat doctor --json")]
     Doctor(JsonArgs),
 
+    /// Generate code from the protobuf contracts, lint them, check them for breaking changes
+    #[command(subcommand)]
+    Proto(ProtoCommand),
+
     /// Print shell completions
     #[command(after_help = "\
 Examples:
@@ -165,6 +169,50 @@ pub struct StatusArgs {
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     /// Print a JSON array, one object per service
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plat proto` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProtoCommand {
+    /// Generate each service's prost + tonic code from proto/ into <service>/src/proto/
+    #[command(after_help = "\
+Each service gets the packages its `proto.serves` and `proto.uses` name. The code is committed in
+the service's own tree, so the service builds with no protoc and no buf.
+
+Examples:
+  plat proto gen
+  plat proto gen --check           exit 1 and list stale files (CI)
+  plat proto gen --engine builtin  do not use buf even if it is installed")]
+    Gen(ProtoGenArgs),
+
+    /// Run as a buf/protoc plugin: CodeGeneratorRequest on stdin, response on stdout
+    #[command(hide = true)]
+    Plugin,
+}
+
+/// Which engine `plat proto` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// buf when it is on PATH, plat's own engine otherwise
+    Auto,
+    /// buf (an error when it is not installed)
+    Buf,
+    /// plat's own engine, even when buf is installed
+    Builtin,
+}
+
+/// Arguments of `plat proto gen`.
+#[derive(Debug, Args)]
+pub struct ProtoGenArgs {
+    /// Change nothing; exit 1 listing the files that differ from what would be generated
+    #[arg(long)]
+    pub check: bool,
+    /// Which engine generates the code
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "PLAT_PROTO_ENGINE")]
+    pub engine: EngineChoice,
+    /// Print the changes as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -4,6 +4,7 @@
 mod context;
 mod cli;
 mod graph;
+mod proto_gen;
 mod status;
 mod sync;
 mod validate;

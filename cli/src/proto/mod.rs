@@ -1,0 +1,89 @@
+//! Protobuf contracts: compiling `proto/`, generating each service's Rust code, lint and
+//! breaking-change checks — with `buf` when it is installed, with plat's own engine otherwise.
+//!
+//! Architecture invariant: only this module runs buf or reads `.proto` files. Both engines go
+//! through the same code generator ([`codegen`]): with buf, plat is the local plugin that
+//! buf.gen.yaml names, so the two paths cannot produce different files.
+
+pub mod buf;
+pub mod codegen;
+pub mod generate;
+pub mod load;
+pub mod plugin;
+
+use std::path::PathBuf;
+
+/// Which engine does the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// buf when it is on PATH, plat's own engine otherwise.
+    #[default]
+    Auto,
+    /// Always buf; an error when it is missing.
+    Buf,
+    /// Always plat's own engine.
+    Builtin,
+}
+
+/// The engine that ran, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// buf, found here.
+    Buf(PathBuf),
+    /// plat's own engine.
+    Builtin,
+}
+
+impl Engine {
+    /// Picks the engine: buf's path, or `None` for the built-in one.
+    pub fn resolve(self) -> Result<Option<PathBuf>, ProtoError> {
+        match self {
+            Engine::Builtin => Ok(None),
+            Engine::Auto => Ok(buf::find()),
+            Engine::Buf => buf::find().map(Some).ok_or(ProtoError::BufMissing),
+        }
+    }
+}
+
+/// A proto operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// A `.proto` file does not compile.
+    #[error("{location}: {message}")]
+    Compile {
+        /// `file:line:column`, or the file alone.
+        location: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// The proto directory is missing.
+    #[error("no proto directory at {}", .0.display())]
+    NoProtoDir(PathBuf),
+    /// A service names a package no file declares.
+    #[error("service `{service}` lists package `{package}`, which no file in {proto_dir} declares")]
+    UnknownPackage {
+        /// The service.
+        service: String,
+        /// The package.
+        package: String,
+        /// The proto directory, relative to the workspace root.
+        proto_dir: String,
+    },
+    /// `--engine buf`, and buf is not on PATH.
+    #[error("buf is not on PATH")]
+    BufMissing,
+    /// buf ran and failed.
+    #[error("`buf {command}` failed: {stderr}")]
+    Buf {
+        /// Its arguments.
+        command: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// A git ref could not be read.
+    #[error(transparent)]
+    Git(#[from] git2::Error),
+    /// Reading or writing files failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
