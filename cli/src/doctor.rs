@@ -67,19 +67,19 @@ const TOOLS: &[Tool] = &[
     Tool {
         name: "buf",
         version_args: &["--version"],
-        used_for: "`plat proto` (optional: plat has a built-in engine)",
+        used_for: "`plat proto` when installed (plat has a built-in engine otherwise)",
         hint: "install buf: `pip install buf-bin`",
     },
     Tool {
         name: "protoc",
         version_args: &["--version"],
-        used_for: "nothing required: plat compiles protos itself; handy for debugging",
+        used_for: "debugging protos by hand (plat compiles them itself)",
         hint: "install protoc: `sudo apt-get install protobuf-compiler`",
     },
     Tool {
         name: "psql",
         version_args: &["--version"],
-        used_for: "nothing required: `plat migrate` speaks to PostgreSQL itself; handy for inspecting databases",
+        used_for: "inspecting databases by hand (plat speaks to PostgreSQL itself)",
         hint: "install psql: `sudo apt-get install postgresql-client`",
     },
 ];
@@ -87,9 +87,8 @@ const TOOLS: &[Tool] = &[
 /// Checks the Engine and every tool; `workspace` decides which of them are required.
 pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorReport {
     let has_services = workspace.is_some_and(|workspace| !workspace.services.is_empty());
-    let has_cargo_builds = workspace.is_some_and(|workspace| {
-        workspace.services.iter().any(|service| matches!(service.build, Build::Cargo { .. }))
-    });
+    let has_cargo_builds = workspace
+        .is_some_and(|workspace| workspace.services.iter().any(|service| matches!(service.build, Build::Cargo { .. })));
 
     let mut checks = vec![match docker::engine_version().await {
         Ok(engine) => Check {
@@ -152,9 +151,14 @@ async fn check_tool(tool: &Tool, required: bool) -> Check {
             check.hint = None;
             check.version = text.lines().next().map(|line| line.trim().to_owned());
         }
-        Ok(Ok(output)) => check.problem = Some(format!("`{} {}` failed with {}", tool.name, tool.version_args.join(" "), output.status)),
+        Ok(Ok(output)) => {
+            check.problem =
+                Some(format!("`{} {}` failed with {}", tool.name, tool.version_args.join(" "), output.status))
+        }
         Ok(Err(error)) => check.problem = Some(format!("`{}` could not be run: {error}", path.display())),
-        Err(_) => check.problem = Some(format!("`{} {}` did not answer in 10s", tool.name, tool.version_args.join(" "))),
+        Err(_) => {
+            check.problem = Some(format!("`{} {}` did not answer in 10s", tool.name, tool.version_args.join(" ")))
+        }
     }
     check.path = Some(path);
     check

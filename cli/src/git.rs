@@ -15,8 +15,8 @@ use std::sync::Once;
 
 use git2::build::{CheckoutBuilder, RepoBuilder};
 use git2::{
-    AutotagOption, BranchType, Cred, CredentialType, FetchOptions, FetchPrune, Oid, RemoteCallbacks,
-    Repository, Status, StatusOptions,
+    AutotagOption, BranchType, Cred, CredentialType, FetchOptions, FetchPrune, Oid, RemoteCallbacks, Repository,
+    Status, StatusOptions,
 };
 
 /// How many times credentials are offered before a repository is given up on.
@@ -27,6 +27,15 @@ pub const MAX_AUTH_ATTEMPTS: u32 = 3;
 pub struct GitOptions {
     /// Use the git CLI for clone and fetch instead of libgit2.
     pub fetch_with_cli: bool,
+}
+
+impl GitOptions {
+    /// Reads `PLAT_GIT_FETCH_WITH_CLI` (`true`, `1`, `yes`, in any case).
+    pub fn from_env() -> GitOptions {
+        let fetch_with_cli = std::env::var("PLAT_GIT_FETCH_WITH_CLI")
+            .is_ok_and(|value| matches!(value.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        GitOptions { fetch_with_cli }
+    }
 }
 
 /// Bytes and objects received so far by a clone or fetch.
@@ -226,7 +235,12 @@ fn set_timeouts() {
 }
 
 /// Clones `url` into `dest`, which must not exist. A failed clone leaves nothing behind.
-pub fn clone(url: &str, dest: &Path, options: GitOptions, progress: &mut dyn FnMut(Transfer)) -> Result<Repository, GitError> {
+pub fn clone(
+    url: &str,
+    dest: &Path,
+    options: GitOptions,
+    progress: &mut dyn FnMut(Transfer),
+) -> Result<Repository, GitError> {
     // Clone beside the destination and rename on success: an interrupted clone never looks like a checkout.
     let name = dest.file_name().and_then(|name| name.to_str()).unwrap_or("repo");
     let partial = dest.with_file_name(format!(".{name}.plat-partial"));
@@ -271,11 +285,16 @@ fn clone_cli(url: &str, into: &Path) -> Result<(), GitError> {
 }
 
 /// Fetches every branch and tag of `origin`, pruning branches deleted there.
-pub fn fetch(repo: &Repository, expected_url: &str, options: GitOptions, progress: &mut dyn FnMut(Transfer)) -> Result<(), GitError> {
+pub fn fetch(
+    repo: &Repository,
+    expected_url: &str,
+    options: GitOptions,
+    progress: &mut dyn FnMut(Transfer),
+) -> Result<(), GitError> {
     let path = workdir(repo);
     let mut remote = repo.find_remote("origin")?;
     let actual = remote.url().unwrap_or_default().to_owned();
-    if actual != expected_url {
+    if !same_remote(&actual, expected_url) {
         return Err(GitError::WrongRemote { path, actual, expected: expected_url.to_owned() });
     }
     if options.fetch_with_cli || !libgit2_speaks(&actual) {
@@ -284,10 +303,7 @@ pub fn fetch(repo: &Repository, expected_url: &str, options: GitOptions, progres
     set_timeouts();
     let attempts = Cell::new(0);
     let mut fetch = FetchOptions::new();
-    fetch
-        .remote_callbacks(callbacks(&attempts, progress))
-        .download_tags(AutotagOption::All)
-        .prune(FetchPrune::On);
+    fetch.remote_callbacks(callbacks(&attempts, progress)).download_tags(AutotagOption::All).prune(FetchPrune::On);
     let no_refspecs: &[&str] = &[];
     match remote.fetch(no_refspecs, Some(&mut fetch), Some("plat sync: fetch")) {
         Ok(()) => Ok(()),
@@ -303,16 +319,23 @@ fn fetch_cli(path: &Path) -> Result<(), GitError> {
     run_git(Some(path), &["fetch", "--quiet", "--tags", "--prune", "--force", "origin"], "fetching")
 }
 
+/// Whether two URLs name the same repository: `x`, `x/` and `x.git` do.
+fn same_remote(a: &str, b: &str) -> bool {
+    let normal = |url: &str| url.trim_end_matches('/').trim_end_matches(".git").to_owned();
+    normal(a) == normal(b)
+}
+
 /// Credentials from ssh-agent and git credential helpers, never a prompt, at most [`MAX_AUTH_ATTEMPTS`] times.
 fn callbacks<'a>(attempts: &'a Cell<u32>, progress: &'a mut dyn FnMut(Transfer)) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     callbacks.credentials(move |url, username, allowed| {
+        // libgit2 asks for the ssh user name separately; that is not an attempt to authenticate.
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(username.unwrap_or("git"));
+        }
         attempts.set(attempts.get() + 1);
         if attempts.get() > MAX_AUTH_ATTEMPTS {
             return Err(git2::Error::from_str("too many authentication attempts"));
-        }
-        if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(username.unwrap_or("git"));
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             return Cred::ssh_key_from_agent(username.unwrap_or("git"));
@@ -385,7 +408,9 @@ fn run_git(dir: Option<&Path>, args: &[&str], why: &str) -> Result<(), GitError>
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
+    // Abort HTTP transfers slower than 1 KB/s for a minute: the CLI's own bound on a stalled server.
     command
+        .args(["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GCM_INTERACTIVE", "never")
@@ -464,43 +489,49 @@ pub fn update(repo: &Repository, target: &Target) -> Result<Update, GitError> {
     let dirty = dirty_files(repo, None)?;
     let head = repo.head().ok();
     let head_commit = head.as_ref().and_then(|head| head.peel_to_commit().ok()).map(|commit| commit.id());
-    let head_branch = head.as_ref().filter(|head| head.is_branch()).and_then(|head| head.shorthand().ok().map(str::to_owned));
+    let head_branch =
+        head.as_ref().filter(|head| head.is_branch()).and_then(|head| head.shorthand().ok().map(str::to_owned));
 
     match &target.kind {
         RevKind::Branch(branch) => {
-            if head_branch.as_deref() != Some(branch.as_str()) {
-                if dirty > 0 {
-                    return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
-                }
-                if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
-                    if !reachable_from_refs(repo, head)? {
-                        return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
+            if head_branch.as_deref() == Some(branch.as_str()) {
+                let local_commit = head_commit.expect("a checked-out branch has a commit");
+                if local_commit != target.commit && dirty > 0 {
+                    let (ahead, _) = repo.graph_ahead_behind(local_commit, target.commit)?;
+                    if ahead == 0 {
+                        return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
                     }
                 }
-                let local = match repo.find_branch(branch, BranchType::Local) {
-                    Ok(local) => local,
-                    Err(_) => {
-                        let mut local = repo.branch(branch, &repo.find_commit(target.commit)?, false)?;
-                        local.set_upstream(Some(&format!("origin/{branch}")))?;
-                        local
-                    }
-                };
-                let local_commit = local.get().peel_to_commit()?.id();
-                checkout(repo, local_commit)?;
-                repo.set_head(&format!("refs/heads/{branch}"))?;
-                return match fast_forward(repo, branch, local_commit, target.commit)? {
-                    Update::UpToDate | Update::FastForwarded { .. } => Ok(Update::Switched { from: head_commit }),
-                    untouched => Ok(untouched),
-                };
+                return fast_forward(repo, branch, local_commit, target.commit);
             }
-            let local_commit = head_commit.expect("a checked-out branch has a commit");
-            if local_commit != target.commit && dirty > 0 {
-                let (ahead, behind) = repo.graph_ahead_behind(local_commit, target.commit)?;
-                if behind > 0 && ahead == 0 {
-                    return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+            // HEAD is elsewhere: switch only when that loses nothing and lands on the target.
+            if dirty > 0 {
+                return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+            }
+            if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
+                if !reachable_from_refs(repo, head)? {
+                    return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
                 }
             }
-            fast_forward(repo, branch, local_commit, target.commit)
+            match repo.find_branch(branch, BranchType::Local) {
+                Ok(local) => {
+                    let local_commit = local.get().peel_to_commit()?.id();
+                    match repo.graph_ahead_behind(local_commit, target.commit)? {
+                        (0, _) => {}
+                        (ahead, 0) => return Ok(Update::Untouched(Untouched::Ahead { commits: ahead })),
+                        (ahead, behind) => return Ok(Update::Untouched(Untouched::Diverged { ahead, behind })),
+                    }
+                    // The local branch is behind or at the target: moving it forward is a fast-forward.
+                    local.into_reference().set_target(target.commit, "plat sync: fast-forward")?;
+                }
+                Err(_) => {
+                    let mut local = repo.branch(branch, &repo.find_commit(target.commit)?, false)?;
+                    local.set_upstream(Some(&format!("origin/{branch}")))?;
+                }
+            }
+            checkout(repo, target.commit)?;
+            repo.set_head(&format!("refs/heads/{branch}"))?;
+            Ok(Update::Switched { from: head_commit })
         }
         RevKind::Tag(_) | RevKind::Commit => {
             if head_commit == Some(target.commit) {
@@ -535,8 +566,7 @@ fn fast_forward(repo: &Repository, branch: &str, local: Oid, remote: Oid) -> Res
     match (ahead, behind) {
         (0, _) => {
             checkout(repo, remote)?;
-            repo.find_reference(&format!("refs/heads/{branch}"))?
-                .set_target(remote, "plat sync: fast-forward")?;
+            repo.find_reference(&format!("refs/heads/{branch}"))?.set_target(remote, "plat sync: fast-forward")?;
             Ok(Update::FastForwarded { from: local })
         }
         (ahead, 0) => Ok(Update::Untouched(Untouched::Ahead { commits: ahead })),
@@ -580,11 +610,19 @@ fn dirty_files(repo: &Repository, pathspec: Option<&str>) -> Result<usize, GitEr
 
 /// Branch, commit, dirty files and distance to the upstream of the checkout at `path`.
 ///
-/// `subdir`, when given, is a directory inside the repository to count dirty files in (a service
-/// living inside the workspace repository).
-pub fn status(path: &Path, subdir: Option<&str>) -> Result<RepoStatus, GitError> {
-    let repo = if subdir.is_some() { Repository::discover(path)? } else { open(path)? };
-    let mut status = RepoStatus { dirty: dirty_files(&repo, subdir)?, ..RepoStatus::default() };
+/// With `within`, `path` may be anywhere inside a repository (found by searching upward), and
+/// only changes under `within` count: a service that lives inside the workspace repository.
+pub fn status(path: &Path, within: Option<&Path>) -> Result<RepoStatus, GitError> {
+    let repo = if within.is_some() { Repository::discover(path)? } else { open(path)? };
+    let pathspec = match within {
+        Some(dir) => {
+            let workdir = repo.workdir().map(fs_err::canonicalize).transpose()?.unwrap_or_default();
+            let dir = fs_err::canonicalize(dir)?;
+            Some(dir.strip_prefix(&workdir).unwrap_or(&dir).to_string_lossy().into_owned())
+        }
+        None => None,
+    };
+    let mut status = RepoStatus { dirty: dirty_files(&repo, pathspec.as_deref())?, ..RepoStatus::default() };
     let Ok(head) = repo.head() else { return Ok(status) };
     status.commit = head.peel_to_commit().ok().map(|commit| commit.id());
     if !head.is_branch() {
@@ -620,7 +658,9 @@ mod tests {
 
     #[test]
     fn urls_for_remote_helpers_go_to_the_git_cli() {
-        for url in ["file:///srv/a.git", "https://example.com/a.git", "ssh://git@host/a.git", "git@host:a.git", "/srv/a.git"] {
+        for url in
+            ["file:///srv/a.git", "https://example.com/a.git", "ssh://git@host/a.git", "git@host:a.git", "/srv/a.git"]
+        {
             assert!(libgit2_speaks(url), "{url}");
         }
         for url in ["ext::ssh host %S a", "persistent-https://example.com/a.git", "s3://bucket/a.git"] {

@@ -37,11 +37,7 @@ impl ServiceGraph {
             graph.add_node(index);
         }
         for edge in edges {
-            graph.add_edge(
-                NodeIndex::new(edge.dependency),
-                NodeIndex::new(edge.dependent),
-                edge.condition,
-            );
+            graph.add_edge(NodeIndex::new(edge.dependency), NodeIndex::new(edge.dependent), edge.condition);
         }
         let cycles = find_cycles(&graph, names);
         if !cycles.is_empty() {
@@ -81,10 +77,8 @@ use petgraph::visit::EdgeRef;
 
 /// Kahn's algorithm, one layer at a time.
 fn layer(graph: &DiGraph<usize, Condition>, names: &[&str]) -> Vec<Vec<usize>> {
-    let mut remaining: Vec<usize> = graph
-        .node_indices()
-        .map(|node| graph.neighbors_directed(node, Direction::Incoming).count())
-        .collect();
+    let mut remaining: Vec<usize> =
+        graph.node_indices().map(|node| graph.neighbors_directed(node, Direction::Incoming).count()).collect();
     let mut wave: Vec<usize> = (0..remaining.len()).filter(|&i| remaining[i] == 0).collect();
     let mut waves = Vec::new();
     while !wave.is_empty() {

@@ -19,7 +19,8 @@ pub fn manifest_error(error: &ManifestError, styled: bool) -> String {
             }
             let mut snippet = Snippet::source(error.source.as_str()).path(path.as_str()).annotation(annotation);
             for note in &diagnostic.notes {
-                snippet = snippet.annotation(AnnotationKind::Context.span(note.span.clone()).label(note.label.as_str()));
+                snippet =
+                    snippet.annotation(AnnotationKind::Context.span(note.span.clone()).label(note.label.as_str()));
             }
             group = group.element(snippet);
         } else {

@@ -65,12 +65,8 @@ fn service_status(workspace: &Workspace, service: &Service, lock: Option<&Lockfi
     }
     // A local service is part of the workspace repository: report that repository, counting
     // only the changes under the service's directory.
-    let (path, subdir) = if local {
-        (workspace.root.as_path(), Some(service.path.as_str()))
-    } else {
-        (dir.as_path(), None)
-    };
-    match git::status(path, subdir) {
+    let within = local.then_some(dir.as_path());
+    match git::status(&dir, within) {
         Ok(repo) => {
             status.branch = repo.branch;
             status.commit = repo.commit.map(|commit| commit.to_string());

@@ -117,6 +117,17 @@ pub fn stderr_is_terminal() -> bool {
     !is_quiet() && std::io::stderr().is_terminal()
 }
 
+/// Writes command output to stdout. A reader that went away (`plat graph | head`) ends the
+/// program quietly, as with any Unix filter.
+pub fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut stdout = anstream::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => Err(CliError::failure(format!("cannot write to stdout: {error}"))),
+    }
+}
+
 /// Wraps text in a style (for building lines piece by piece).
 pub fn paint(style: Style, text: impl Display) -> String {
     format!("{}{text}{}", style.render(), style.render_reset())

@@ -1,17 +1,21 @@
 //! `plat doctor`: what plat can use on this machine, what is missing, and how to get it.
 
-use std::io::Write;
+use std::fmt::Write as _;
 
 use plat::doctor;
 
 use super::{load_workspace, print_json};
 use crate::args::{GlobalArgs, JsonArgs};
-use crate::ui::{CliError, ExitStatus, paint, style};
+use crate::ui::{self, CliError, ExitStatus, paint, style};
 
 pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError> {
-    // Outside a workspace the doctor still runs; it just cannot tell what is required.
-    let workspace = load_workspace(global).ok();
-    let fetch_with_cli = std::env::var("PLAT_GIT_FETCH_WITH_CLI").is_ok_and(|value| matches!(value.as_str(), "1" | "true" | "yes"));
+    // Outside a workspace the doctor still runs; it just cannot tell what is required. A
+    // workspace.toml that is there but wrong is reported like everywhere else (exit 2).
+    let workspace = match super::manifest_path(global) {
+        Ok(_) => Some(load_workspace(global)?),
+        Err(_) => None,
+    };
+    let fetch_with_cli = plat::git::GitOptions::from_env().fetch_with_cli;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -23,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError>
         print_json(&report)?;
         return Ok(status);
     }
-    let mut out = anstream::stdout().lock();
+    let mut out = String::new();
     let width = report.checks.iter().map(|check| check.name.len()).max().unwrap_or(0);
     for check in &report.checks {
         let verdict = match (check.ok, check.required) {
@@ -38,7 +42,8 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError>
         };
         let _ = writeln!(out, "{verdict}  {:<width$}  {detail}", check.name);
         if !check.ok {
-            let _ = writeln!(out, "         {:<width$}  {}", "", paint(style::DIM, format!("used for {}", check.used_for)));
+            let _ =
+                writeln!(out, "         {:<width$}  {}", "", paint(style::DIM, format!("used for {}", check.used_for)));
             if let Some(hint) = check.hint {
                 let _ = writeln!(out, "         {:<width$}  {}{hint}", "", paint(style::HINT, "hint: "));
             }
@@ -47,6 +52,7 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError>
     if workspace.is_none() {
         let _ = writeln!(out, "\n{}", paint(style::DIM, "(not in a workspace: nothing is marked required)"));
     }
+    ui::write_stdout(&out)?;
     if report.has_missing_required() {
         return Err(CliError::failure("something this workspace needs is missing (marked MISSING above)"));
     }

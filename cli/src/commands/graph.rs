@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use indexmap::IndexMap;
 use plat::manifest::{Condition, Workspace};
@@ -10,7 +9,7 @@ use serde::Serialize;
 
 use super::print_json;
 use crate::args::GraphArgs;
-use crate::ui::{CliError, ExitStatus, paint, style};
+use crate::ui::{self, CliError, ExitStatus, paint, style};
 
 /// The `--json` answer.
 #[derive(Serialize)]
@@ -44,8 +43,7 @@ pub fn run(workspace: &Workspace, args: &GraphArgs) -> Result<ExitStatus, CliErr
         return print_json(&GraphJson { services, waves });
     }
     let text = if args.dot { dot(workspace) } else { tree(workspace, &waves) };
-    let mut stdout = anstream::stdout().lock();
-    write!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    ui::write_stdout(&text)?;
     Ok(ExitStatus::Success)
 }
 

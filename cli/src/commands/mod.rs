@@ -14,7 +14,7 @@ use plat::manifest::{self, LoadError, Workspace};
 
 use crate::args::{Cli, Command, GlobalArgs};
 use crate::render;
-use crate::ui::{CliError, ExitStatus};
+use crate::ui::{self, CliError, ExitStatus};
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
@@ -30,7 +30,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Proto(command) => proto::run(&cli.global, command),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "plat", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plat", &mut script);
+            ui::write_stdout(&String::from_utf8_lossy(&script))?;
             Ok(ExitStatus::Success)
         }
     }
@@ -38,8 +40,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
 
 /// Where the manifest is: `--manifest`, or the nearest `workspace.toml` upward from here.
 fn manifest_path(global: &GlobalArgs) -> Result<std::path::PathBuf, CliError> {
-    let cwd = std::env::current_dir().map_err(|error| CliError::failure(format!("cannot read the current directory: {error}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|error| CliError::failure(format!("cannot read the current directory: {error}")))?;
     match &global.manifest {
+        // A directory means the manifest in it, as `cargo --manifest-path` would not but users expect.
+        Some(path) if cwd.join(path).is_dir() => Ok(cwd.join(path).join(manifest::MANIFEST_FILE)),
         Some(path) => Ok(cwd.join(path)),
         None => manifest::find_manifest(&cwd).ok_or_else(|| {
             CliError::usage(LoadError::NotFound(cwd))
@@ -70,8 +75,7 @@ pub fn load_workspace(global: &GlobalArgs) -> Result<Workspace, CliError> {
 /// Pretty JSON and a newline on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
     let text = serde_json::to_string_pretty(value).expect("plat's JSON output always serialises");
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    ui::write_stdout(&format!("{text}\n"))?;
     Ok(ExitStatus::Success)
 }
 

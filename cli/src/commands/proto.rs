@@ -43,18 +43,23 @@ struct GenJson<'a> {
 
 fn run_gen(global: &GlobalArgs, args: &ProtoGenArgs) -> Result<ExitStatus, CliError> {
     let workspace = load_workspace(global)?;
-    let report = generate::generate(&workspace, GenOptions { engine: engine(args.engine), check: args.check }).map_err(|error| {
-        let hint = match &error {
-            plat::proto::ProtoError::BufMissing => Some("install buf (`pip install buf-bin`) or use `--engine builtin`"),
-            plat::proto::ProtoError::UnknownPackage { .. } => Some("fix `proto.serves` / `proto.uses` in workspace.toml, or add the package to proto/"),
-            _ => None,
-        };
-        let error = CliError::failure(error);
-        match hint {
-            Some(hint) => error.hint(hint),
-            None => error,
-        }
-    })?;
+    let report = generate::generate(&workspace, GenOptions { engine: engine(args.engine), check: args.check })
+        .map_err(|error| {
+            let hint = match &error {
+                plat::proto::ProtoError::BufMissing => {
+                    Some("install buf (`pip install buf-bin`) or use `--engine builtin`")
+                }
+                plat::proto::ProtoError::UnknownPackage { .. } => {
+                    Some("fix `proto.serves` / `proto.uses` in workspace.toml, or add the package to proto/")
+                }
+                _ => None,
+            };
+            let error = CliError::failure(error);
+            match hint {
+                Some(hint) => error.hint(hint),
+                None => error,
+            }
+        })?;
     for (service, why) in &report.skipped {
         ui::warn(format!("{service}: skipped, {why}"));
     }
@@ -93,7 +98,11 @@ fn run_gen(global: &GlobalArgs, args: &ProtoGenArgs) -> Result<ExitStatus, CliEr
         report.files,
         if report.files == 1 { "" } else { "s" },
         ran(&report.ran),
-        if report.changes.is_empty() { ", all up to date".to_owned() } else { format!(", {} changed", report.changes.len()) },
+        if report.changes.is_empty() {
+            ", all up to date".to_owned()
+        } else {
+            format!(", {} changed", report.changes.len())
+        },
     );
     ui::status(if args.check { "Checked" } else { "Generated" }, style::GOOD, summary);
     Ok(ExitStatus::Success)

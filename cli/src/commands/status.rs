@@ -1,7 +1,5 @@
 //! `plat status`: a table of every service's checkout, or JSON.
 
-use std::io::Write;
-
 use plat::lock::Lockfile;
 use plat::manifest::Workspace;
 use plat::status::{self, ServiceStatus};
@@ -23,8 +21,7 @@ pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliEr
     if args.json {
         return print_json(&statuses);
     }
-    let table = table(&statuses);
-    write!(anstream::stdout(), "{table}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    ui::write_stdout(&table(&statuses))?;
     if statuses.iter().any(|status| !status.present && status.source == "repo") {
         ui::hint("run `plat sync` to clone the missing repositories");
     }

@@ -21,17 +21,16 @@ pub fn run(workspace: &Workspace, args: &SyncArgs) -> Result<ExitStatus, CliErro
         ui::status("Fresh", style::GOOD, "nothing to sync: every selected service lives in this repository");
         return Ok(ExitStatus::Success);
     }
-    let options = SyncOptions {
-        jobs: usize::from(args.jobs),
-        locked: args.locked,
-        git: GitOptions { fetch_with_cli: fetch_with_cli() },
-    };
+    let options = SyncOptions { jobs: usize::from(args.jobs), locked: args.locked, git: GitOptions::from_env() };
 
     let display = Display::new();
-    let report = sync::sync(workspace, &services, options, &|event| display.event(event)).map_err(|error| match error {
-        SyncSetupError::NoLockFile => CliError::failure(error).hint("run `plat sync` without `--locked` to create it, then commit plat.lock"),
-        SyncSetupError::Lock(error) => CliError::failure(error),
-    })?;
+    let report =
+        sync::sync(workspace, &services, options, &|event| display.event(event)).map_err(|error| match error {
+            SyncSetupError::NoLockFile => {
+                CliError::failure(error).hint("run `plat sync` without `--locked` to create it, then commit plat.lock")
+            }
+            SyncSetupError::Lock(error) => CliError::failure(error),
+        })?;
 
     let failures = report.failures();
     let summary = format!(
@@ -48,11 +47,6 @@ pub fn run(workspace: &Workspace, args: &SyncArgs) -> Result<ExitStatus, CliErro
         ui::status("Finished", style::GOOD, summary);
         Ok(ExitStatus::Success)
     }
-}
-
-/// `PLAT_GIT_FETCH_WITH_CLI=true` makes the git CLI do clones and fetches.
-fn fetch_with_cli() -> bool {
-    std::env::var("PLAT_GIT_FETCH_WITH_CLI").is_ok_and(|value| matches!(value.as_str(), "1" | "true" | "yes"))
 }
 
 /// Draws sync events, from any worker thread.
@@ -109,7 +103,7 @@ impl Display {
                             bar.finish_and_clear();
                             multi.remove(&bar);
                         }
-                        let _ = multi.suspend(|| print_lines(&lines));
+                        multi.suspend(|| print_lines(&lines));
                     }
                     None => print_lines(&lines),
                 }
@@ -138,7 +132,8 @@ fn print_lines(lines: &[Line]) {
 }
 
 fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Option<Duration>) -> Vec<Line> {
-    let took = elapsed.map(|elapsed| paint(style::DIM, format!(" ({:.1}s)", elapsed.as_secs_f64()))).unwrap_or_default();
+    let took =
+        elapsed.map(|elapsed| paint(style::DIM, format!(" ({:.1}s)", elapsed.as_secs_f64()))).unwrap_or_default();
     let synced = match result {
         Ok(synced) => synced,
         Err(error) => {
@@ -154,7 +149,9 @@ fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Op
         RevKind::Commit => format!("commit {commit}, detached as pinned"),
     };
     match &synced.update {
-        Update::UpToDate if synced.action == Action::Clone => vec![Line::Status("Cloned", style::GOOD, format!("{service} {at}{took}"))],
+        Update::UpToDate if synced.action == Action::Clone => {
+            vec![Line::Status("Cloned", style::GOOD, format!("{service} {at}{took}"))]
+        }
         Update::UpToDate => vec![Line::Status("Fresh", style::GOOD, format!("{service} {at}{took}"))],
         Update::FastForwarded { from } => vec![Line::Status(
             "Updated",
@@ -169,9 +166,13 @@ fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Op
             Line::Status("Skipped", style::WARN, format!("{service}: left as it is{took}")),
             Line::Warning(format!("{service}: {reason}; not moved to {at}")),
             Line::Hint(match reason {
-                git::Untouched::Dirty { .. } => format!("commit or stash the changes in {service}, then run `plat sync` again"),
+                git::Untouched::Dirty { .. } => {
+                    format!("commit or stash the changes in {service}, then run `plat sync` again")
+                }
                 git::Untouched::Ahead { .. } => format!("push the commits of {service} when they are ready"),
-                git::Untouched::Diverged { .. } => format!("rebase or merge in {service} yourself; plat only fast-forwards"),
+                git::Untouched::Diverged { .. } => {
+                    format!("rebase or merge in {service} yourself; plat only fast-forwards")
+                }
                 git::Untouched::UnreachableHead { .. } => {
                     format!("create a branch in {service} (`git switch -c <name>`) to keep the commit, then sync again")
                 }
@@ -185,13 +186,17 @@ fn error_hint(error: &SyncError) -> Option<&'static str> {
         SyncError::Git(GitError::Auth { .. }) => {
             Some("check that ssh-agent holds your key (`ssh-add -l`) or that a git credential helper knows this host")
         }
-        SyncError::Git(GitError::RevNotFound { .. }) => Some("check `rev` in workspace.toml against the repository's branches and tags"),
+        SyncError::Git(GitError::RevNotFound { .. }) => {
+            Some("check `rev` in workspace.toml against the repository's branches and tags")
+        }
         SyncError::Git(GitError::WrongRemote { .. }) => {
             Some("point the checkout at the manifest's repository (`git remote set-url origin <repo>`) or fix `repo`")
         }
         SyncError::Git(GitError::NotARepository { .. }) => Some("move the directory away so plat can clone into it"),
         SyncError::Lock(_) => Some("run `plat sync` without `--locked` to update plat.lock, then commit it"),
-        SyncError::LockedCommitMissing { .. } => Some("run `plat sync` without `--locked` to lock a commit that exists"),
+        SyncError::LockedCommitMissing { .. } => {
+            Some("run `plat sync` without `--locked` to lock a commit that exists")
+        }
         SyncError::LockedUntouched { .. } => Some("a clean checkout is needed to check out the locked commit"),
         _ => None,
     }

@@ -91,12 +91,7 @@ impl ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.diagnostics.len();
-        write!(
-            f,
-            "{} has {count} error{}",
-            self.path.display(),
-            if count == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{} has {count} error{}", self.path.display(), if count == 1 { "" } else { "s" })?;
         for diagnostic in &self.diagnostics {
             match &diagnostic.span {
                 Some(span) => {
@@ -147,10 +142,7 @@ mod tests {
 
     #[test]
     fn expected_names_reads_every_serde_form() {
-        assert_eq!(
-            expected_names("unknown field `prots`, expected one of `repo`, `ports`"),
-            ["repo", "ports"]
-        );
+        assert_eq!(expected_names("unknown field `prots`, expected one of `repo`, `ports`"), ["repo", "ports"]);
         assert_eq!(expected_names("unknown field `x`, expected `grpc` or `http`"), ["grpc", "http"]);
         assert_eq!(expected_names("unknown variant `helthy`, expected `healthy`"), ["healthy"]);
         assert!(expected_names("invalid type: integer `3`, expected a string").is_empty());

@@ -17,7 +17,9 @@ use super::diagnostic::expected_names;
 use super::spec::{
     BuildKind, BuildSpec, DependsOnSpec, HealthSpec, ManifestSpec, ServiceSpec, StringOrList, WorkspaceSpec,
 };
-use super::{Build, Database, Diagnostic, Health, HealthCheck, ManifestError, Proto, RelPath, Service, Source, Workspace};
+use super::{
+    Build, Database, Diagnostic, Health, HealthCheck, ManifestError, Proto, RelPath, Service, Source, Workspace,
+};
 use crate::graph::{Edge, ServiceGraph};
 
 /// Decodes and validates the manifest text read from `path`.
@@ -65,10 +67,10 @@ fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
     let workspace_value = root.remove_entry("workspace");
     // Decoding the rest of the top level only finds unknown keys: `workspace` and `services` are
     // decoded on their own, so a problem in one does not hide the problems of the other.
-    decode_table::<ManifestSpec>(Spanned::new(root_span, DeValue::Table(root)), diagnostics);
+    decode_table::<ManifestSpec>("the manifest", Spanned::new(root_span, DeValue::Table(root)), diagnostics);
     let workspace = match workspace_value {
         None => WorkspaceDecode::Missing,
-        Some((_, value)) => match decode_table::<WorkspaceSpec>(value, diagnostics) {
+        Some((_, value)) => match decode_table::<WorkspaceSpec>("`workspace`", value, diagnostics) {
             Some((spec, _)) => WorkspaceDecode::Present(spec),
             None => WorkspaceDecode::Invalid,
         },
@@ -81,7 +83,8 @@ fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
             DeValue::Table(table) => {
                 for (name, service) in table {
                     let name = Spanned::new(name.span(), name.into_inner().into_owned());
-                    if let Some((spec, dropped)) = decode_table::<ServiceSpec>(service, diagnostics) {
+                    let what = format!("service `{}`", name.get_ref());
+                    if let Some((spec, dropped)) = decode_table::<ServiceSpec>(&what, service, diagnostics) {
                         services.push((name, spec, dropped));
                     }
                 }
@@ -102,12 +105,13 @@ fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
 /// Decoding a single key works because every field of `T` is optional. Returns the value and the
 /// names of the keys that were dropped; `None` when the value is not a table at all.
 fn decode_table<T: DeserializeOwned + Default>(
+    what: &str,
     value: Spanned<DeValue<'_>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<(T, Vec<String>)> {
     let span = value.span();
     let DeValue::Table(table) = value.into_inner() else {
-        diagnostics.push(Diagnostic::new("expected a table".to_owned(), Some(span)));
+        diagnostics.push(Diagnostic::new(format!("{what} must be a table"), Some(span)));
         return None;
     };
     let mut good = DeTable::new();
@@ -184,8 +188,11 @@ fn validate(
         Some(name) => {
             if let Err(reason) = check_dns_label(name.get_ref()) {
                 diagnostics.push(
-                    Diagnostic::new(format!("invalid workspace name `{}`: {reason}", name.get_ref()), Some(name.span()))
-                        .help("the workspace name prefixes image names, so it follows the same rule as service names"),
+                    Diagnostic::new(
+                        format!("invalid workspace name `{}`: {reason}", name.get_ref()),
+                        Some(name.span()),
+                    )
+                    .help("the workspace name prefixes image names, so it follows the same rule as service names"),
                 );
             }
         }
@@ -194,13 +201,13 @@ fn validate(
     }
     let name = name.map_or_else(String::new, |name| name.get_ref().clone());
     let proto_dir = match workspace.as_ref().and_then(|workspace| workspace.proto.as_ref()) {
-        Some(proto) => checked_path(proto, "proto", diagnostics),
+        Some(proto) => checked_path(proto, "proto", Base::Workspace, diagnostics),
         None => RelPath::new("proto").ok(),
     };
 
     let mut checked = Vec::new();
     for (service_name, spec, dropped) in decoded.services {
-        checked.push(check_service(&name, service_name, spec, &dropped, diagnostics));
+        checked.push(check_service(root, &name, service_name, spec, &dropped, diagnostics));
     }
 
     check_unique_paths(&checked, diagnostics);
@@ -224,6 +231,7 @@ fn validate(
 /// Checks one service on its own, reporting what is wrong and returning what can be made of it,
 /// so that the checks across services still run.
 fn check_service(
+    root: &Path,
     workspace: &str,
     name: Spanned<String>,
     spec: ServiceSpec,
@@ -244,10 +252,10 @@ fn check_service(
     let source = match (spec.repo, spec.rev) {
         (None, None) => Source::Local,
         (None, Some(rev)) => {
-            diagnostics.push(
-                Diagnostic::new(format!("service `{name}` has a `rev` but no `repo`"), Some(rev.span()))
-                    .help("`rev` picks what to check out of `repo`; a service without `repo` lives in this repository"),
-            );
+            diagnostics
+                .push(Diagnostic::new(format!("service `{name}` has a `rev` but no `repo`"), Some(rev.span())).help(
+                    "`rev` picks what to check out of `repo`; a service without `repo` lives in this repository",
+                ));
             Source::Local
         }
         (Some(repo), rev) => {
@@ -257,22 +265,25 @@ fn check_service(
             if let Some(rev) = &rev {
                 if rev.get_ref().trim().is_empty() {
                     diagnostics.push(
-                        Diagnostic::new(format!("service `{name}` has an empty `rev`"), Some(rev.span()))
-                            .help("name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch"),
+                        Diagnostic::new(format!("service `{name}` has an empty `rev`"), Some(rev.span())).help(
+                            "name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch",
+                        ),
                     );
                 }
             }
-            Source::Git { repo: repo.into_inner(), rev: rev.map(Spanned::into_inner) }
+            Source::Git { repo: absolute_repo(root, repo.into_inner()), rev: rev.map(Spanned::into_inner) }
         }
     };
 
-    let default_path = || RelPath::new(&format!("services/{name}")).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
+    let default_path =
+        || RelPath::new(&format!("services/{name}")).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
     let path = match &spec.path {
-        Some(path) => checked_path(path, "path", diagnostics).unwrap_or_else(default_path),
+        Some(path) => checked_path(path, "path", Base::Workspace, diagnostics).unwrap_or_else(default_path),
         None => default_path(),
     };
 
-    let build = match spec.build {
+    let build_span = spec.build.as_ref().map_or(name_span.clone(), Spanned::span);
+    let build = match spec.build.map(Spanned::into_inner) {
         None | Some(BuildSpec::Kind(BuildKind::Cargo)) => Build::Cargo { package: None, bin: name.clone() },
         Some(BuildSpec::Kind(BuildKind::Dockerfile)) => Build::Dockerfile {
             file: RelPath::new("Dockerfile").expect("relative"),
@@ -288,9 +299,8 @@ fn check_service(
             } else {
                 let file = table.dockerfile.unwrap_or_default();
                 let context = table.context.unwrap_or_else(|| ".".to_owned());
-                let file = relative(&file, &format!("build.dockerfile of `{name}`"), name_span.clone(), diagnostics);
-                let context =
-                    relative(&context, &format!("build.context of `{name}`"), name_span.clone(), diagnostics);
+                let file = relative(&file, "build.dockerfile", Base::Service, build_span.clone(), diagnostics);
+                let context = relative(&context, "build.context", Base::Service, build_span.clone(), diagnostics);
                 Build::Dockerfile {
                     file: file.unwrap_or_else(|| RelPath::new("Dockerfile").expect("relative")),
                     context: context.unwrap_or_else(|| RelPath::new(".").expect("relative")),
@@ -320,22 +330,26 @@ fn check_service(
         publish.insert(port, host);
     }
 
-    let env_files = spec
-        .env_file
-        .map(|files| {
+    // A list of files shares one span: the list's.
+    let env_files = match spec.env_file {
+        Some(files) => {
             let span = files.span();
-            files.into_inner().into_vec().into_iter().map(move |file| Spanned::new(span.clone(), file)).collect()
-        })
-        .unwrap_or_else(Vec::new)
-        .iter()
-        .filter_map(|file| checked_path(file, "env_file", diagnostics))
-        .collect();
+            files
+                .into_inner()
+                .into_vec()
+                .into_iter()
+                .filter_map(|file| relative(&file, "env_file", Base::Workspace, span.clone(), diagnostics))
+                .collect()
+        }
+        None => Vec::new(),
+    };
 
-    let health = spec.health.filter(|_| ports_known).and_then(|health| check_health(&name, health, &ports, diagnostics));
+    let health =
+        spec.health.filter(|_| ports_known).and_then(|health| check_health(&name, health, &ports, diagnostics));
 
     let database = spec.database.and_then(|database| {
         let migrations = match &database.migrations {
-            Some(dir) => checked_path(dir, "database.migrations", diagnostics)?,
+            Some(dir) => checked_path(dir, "database.migrations", Base::Service, diagnostics)?,
             None => RelPath::new("migrations").expect("relative"),
         };
         Some(Database {
@@ -352,8 +366,11 @@ fn check_service(
                     let valid = is_proto_package(package.get_ref());
                     if !valid {
                         diagnostics.push(
-                            Diagnostic::new(format!("invalid protobuf package `{}`", package.get_ref()), Some(package.span()))
-                                .help("packages are dot-separated lowercase identifiers with a version, like `user.v1`"),
+                            Diagnostic::new(
+                                format!("invalid protobuf package `{}`", package.get_ref()),
+                                Some(package.span()),
+                            )
+                            .help("packages are dot-separated lowercase identifiers, like `user.v1`"),
                         );
                     }
                     valid
@@ -398,8 +415,11 @@ fn check_health(
     let kinds = [spec.grpc.is_some(), spec.http.is_some(), spec.tcp.is_some(), spec.cmd.is_some()];
     if kinds.iter().filter(|kind| **kind).count() != 1 {
         diagnostics.push(
-            Diagnostic::new(format!("health check of `{name}` needs exactly one of `grpc`, `http`, `tcp`, `cmd`"), Some(span))
-                .help(r#"for example: health = { grpc = "user.v1.UserService" } or health = { http = "/readyz" }"#),
+            Diagnostic::new(
+                format!("health check of `{name}` needs exactly one of `grpc`, `http`, `tcp`, `cmd`"),
+                Some(span),
+            )
+            .help(r#"for example: health = { grpc = "user.v1.UserService" } or health = { http = "/readyz" }"#),
         );
         return None;
     }
@@ -413,8 +433,11 @@ fn check_health(
             Some(port) if ports.contains_key(&port) => Some(port),
             Some(port) => {
                 diagnostics.push(
-                    Diagnostic::new(format!("health check of `{name}` uses port `{port}`, which is not in its `ports`"), Some(span.clone()))
-                        .suggest(&port, &known),
+                    Diagnostic::new(
+                        format!("health check of `{name}` uses port `{port}`, which is not in its `ports`"),
+                        Some(span.clone()),
+                    )
+                    .suggest(&port, &known),
                 );
                 None
             }
@@ -431,9 +454,10 @@ fn check_health(
         HealthCheck::Grpc { port: port_for("grpc", spec.port.as_deref())?, service }
     } else if let Some(path) = spec.http {
         if !path.starts_with('/') {
-            diagnostics.push(
-                Diagnostic::new(format!("health check path `{path}` of `{name}` must start with `/`"), Some(span)),
-            );
+            diagnostics.push(Diagnostic::new(
+                format!("health check path `{path}` of `{name}` must start with `/`"),
+                Some(span),
+            ));
             return None;
         }
         HealthCheck::Http { port: port_for("http", spec.port.as_deref())?, path }
@@ -459,10 +483,33 @@ fn check_health(
     })
 }
 
-/// Two services in one directory would overwrite each other's clones and builds.
+/// Two services in one directory, or one inside the other, would overwrite each other's clones
+/// and builds.
 fn check_unique_paths(services: &[Checked], diagnostics: &mut Vec<Diagnostic>) {
     let mut seen: HashMap<&RelPath, &Checked> = HashMap::new();
     for checked in services {
+        let path = checked.service.path.as_str();
+        let is_repo = matches!(checked.service.source, Source::Git { .. });
+        if let Some(outer) = services.iter().find(|other| {
+            let other_path = other.service.path.as_str();
+            other.service.name != checked.service.name
+                && (other_path.is_empty() || path.starts_with(&format!("{other_path}/")))
+                && (is_repo || matches!(other.service.source, Source::Git { .. }))
+        }) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!(
+                        "service `{}` lives in `{}`, inside the directory of service `{}`",
+                        checked.service.name, checked.service.path, outer.service.name
+                    ),
+                    Some(checked.name_span.clone()),
+                )
+                .note(outer.name_span.clone(), "whose directory is here")
+                .help(
+                    "a service with its own repository needs a directory of its own; give one of them another `path`",
+                ),
+            );
+        }
         if let Some(first) = seen.insert(&checked.service.path, checked) {
             diagnostics.push(
                 Diagnostic::new(
@@ -487,26 +534,45 @@ fn check_published_ports(services: &[Checked], diagnostics: &mut Vec<Diagnostic>
                 seen.insert(*host, (checked, span));
                 continue;
             };
-            diagnostics.push(
-                Diagnostic::new(
-                    format!("services `{}` and `{}` both publish host port {host}", first.service.name, checked.service.name),
-                    Some(span.clone()),
+            let message = if first.service.name == checked.service.name {
+                format!("service `{}` publishes host port {host} twice", checked.service.name)
+            } else {
+                format!(
+                    "services `{}` and `{}` both publish host port {host}",
+                    first.service.name, checked.service.name
                 )
-                .note((*first_span).clone(), "first published here")
-                .help("a host port can be bound by one container only; pick another port for one of them"),
+            };
+            diagnostics.push(
+                Diagnostic::new(message, Some(span.clone()))
+                    .note((*first_span).clone(), "first published here")
+                    .help("a host port can be bound by one container only; pick another port for one of them"),
             );
         }
     }
 }
 
 /// Resolves `depends_on` names and builds the graph; reports unknown names and cycles.
-fn check_dependencies(services: &mut Vec<Checked>, diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceGraph> {
+fn check_dependencies(services: &mut [Checked], diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceGraph> {
     let names: Vec<&str> = services.iter().map(|checked| checked.service.name.as_str()).collect();
     let mut edges = Vec::new();
     let mut resolved = Vec::new();
     for (dependent, checked) in services.iter().enumerate() {
         let mut depends_on = IndexMap::new();
         for (dependency, condition) in &checked.depends_on {
+            if depends_on.contains_key(dependency.get_ref()) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        format!(
+                            "service `{}` lists `{}` twice in `depends_on`",
+                            checked.service.name,
+                            dependency.get_ref()
+                        ),
+                        Some(dependency.span()),
+                    )
+                    .help("keep one entry, with the condition to wait for"),
+                );
+                continue;
+            }
             match names.iter().position(|name| name == dependency.get_ref()) {
                 Some(index) => {
                     edges.push(Edge { dependent, dependency: index, condition: *condition });
@@ -553,17 +619,53 @@ fn check_dependencies(services: &mut Vec<Checked>, diagnostics: &mut Vec<Diagnos
 }
 
 /// A relative path from the manifest, or a diagnostic at its place.
-fn checked_path(path: &Spanned<String>, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<RelPath> {
-    relative(path.get_ref(), key, path.span(), diagnostics)
+/// A `repo` that is a relative path on this machine is relative to the workspace root, not to
+/// wherever plat happens to run; URLs (`scheme://`, `transport::`, scp-style `host:path`) stay as written.
+fn absolute_repo(root: &Path, repo: String) -> String {
+    let is_url =
+        repo.contains("://") || repo.contains("::") || repo.split('/').next().is_some_and(|first| first.contains(':'));
+    if is_url || Path::new(&repo).is_absolute() {
+        return repo;
+    }
+    let joined = root.join(&repo);
+    std::path::absolute(&joined).unwrap_or(joined).to_string_lossy().into_owned()
 }
 
-fn relative(text: &str, key: &str, span: Range<usize>, diagnostics: &mut Vec<Diagnostic>) -> Option<RelPath> {
+/// What a relative path is relative to, for messages.
+#[derive(Clone, Copy)]
+enum Base {
+    /// The directory of workspace.toml.
+    Workspace,
+    /// The service's own directory.
+    Service,
+}
+
+/// A relative path from the manifest, or a diagnostic at its place.
+fn checked_path(path: &Spanned<String>, key: &str, base: Base, diagnostics: &mut Vec<Diagnostic>) -> Option<RelPath> {
+    relative(path.get_ref(), key, base, path.span(), diagnostics)
+}
+
+fn relative(
+    text: &str,
+    key: &str,
+    base: Base,
+    span: Range<usize>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<RelPath> {
     match RelPath::new(text) {
         Ok(path) => Some(path),
         Err(reason) => {
+            let (inside, help) = match base {
+                Base::Workspace => {
+                    ("the workspace", "paths are relative to the directory of workspace.toml and cannot leave it")
+                }
+                Base::Service => {
+                    ("the service directory", "this path is relative to the service's directory and cannot leave it")
+                }
+            };
             diagnostics.push(
-                Diagnostic::new(format!("{key} `{text}` {reason}: it must stay inside the workspace"), Some(span))
-                    .help("paths are relative to the directory of workspace.toml and cannot leave it"),
+                Diagnostic::new(format!("{key} `{text}` {reason}: it must stay inside {inside}"), Some(span))
+                    .help(help),
             );
             None
         }

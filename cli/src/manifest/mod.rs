@@ -74,10 +74,7 @@ impl Workspace {
                 });
             }
         }
-        Ok(self
-            .services_in_order()
-            .filter(|service| names.is_empty() || names.contains(&service.name))
-            .collect())
+        Ok(self.services_in_order().filter(|service| names.is_empty() || names.contains(&service.name)).collect())
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 /// A `workspace.toml` file: the platform, its services and how to run them.
@@ -55,7 +55,8 @@ pub struct ServiceSpec {
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
     /// How the service's image is built (default `"cargo"`).
-    pub build: Option<BuildSpec>,
+    #[schemars(with = "Option<BuildSpec>")]
+    pub build: Option<Spanned<BuildSpec>>,
     /// Image name, instead of `<workspace>/<service>`.
     pub image: Option<String>,
     /// Ports the container listens on, by name: `{ grpc = 50051 }`.
@@ -142,7 +143,7 @@ pub enum BuildSpec {
     /// `"cargo"` (compile on the host, package the binary) or `"dockerfile"` (the service's `Dockerfile`).
     Kind(BuildKind),
     /// The build described in full.
-    Table(BuildTable),
+    Table(Box<BuildTable>),
 }
 
 /// The short forms of `build`.
@@ -203,9 +204,7 @@ impl<'de> Deserialize<'de> for BuildSpec {
                 let table = BuildTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 let chosen = [table.cargo.is_some(), table.dockerfile.is_some(), table.command.is_some()];
                 if chosen.iter().filter(|chosen| **chosen).count() != 1 {
-                    return Err(de::Error::custom(
-                        "`build` needs exactly one of `cargo`, `dockerfile` or `command`",
-                    ));
+                    return Err(de::Error::custom("`build` needs exactly one of `cargo`, `dockerfile` or `command`"));
                 }
                 let dockerfile_only = [
                     ("context", table.context.is_some()),
@@ -214,12 +213,10 @@ impl<'de> Deserialize<'de> for BuildSpec {
                 ];
                 if table.dockerfile.is_none() {
                     if let Some((key, _)) = dockerfile_only.iter().find(|(_, set)| *set) {
-                        return Err(de::Error::custom(format!(
-                            "`{key}` only applies to a `dockerfile` build"
-                        )));
+                        return Err(de::Error::custom(format!("`{key}` only applies to a `dockerfile` build")));
                     }
                 }
-                Ok(BuildSpec::Table(table))
+                Ok(BuildSpec::Table(Box::new(table)))
             }
         }
 

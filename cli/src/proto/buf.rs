@@ -31,7 +31,9 @@ pub fn generate(buf: &Path, workspace: &Workspace) -> Result<Vec<GeneratedFile>,
     fs_err::create_dir_all(&run_dir)?;
 
     let mut path = vec![std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default()];
-    path.extend(std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default());
+    path.extend(
+        std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default(),
+    );
     let output = Command::new(buf)
         .arg("generate")
         .arg(&proto_dir)

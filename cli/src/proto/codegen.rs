@@ -91,10 +91,8 @@ fn generate_service(
         })
         .collect();
     generated.sort_by(|a, b| a.path.cmp(&b.path));
-    let packages: Vec<String> = generated
-        .iter()
-        .map(|file| file.path.rsplit('/').next().unwrap().trim_end_matches(".rs").to_owned())
-        .collect();
+    let packages: Vec<String> =
+        generated.iter().map(|file| file.path.rsplit('/').next().unwrap().trim_end_matches(".rs").to_owned()).collect();
     generated.push(GeneratedFile { path: format!("{dir}/mod.rs"), content: mod_rs(&packages) });
     Ok(generated)
 }
@@ -105,12 +103,8 @@ fn with_imports<'a>(descriptors: &'a FileDescriptorSet, packages: &BTreeSet<&str
     let by_name: BTreeMap<&str, &FileDescriptorProto> =
         descriptors.file.iter().map(|file| (file.name(), file)).collect();
     let mut needed: BTreeSet<&str> = BTreeSet::new();
-    let mut stack: Vec<&str> = descriptors
-        .file
-        .iter()
-        .filter(|file| packages.contains(file.package()))
-        .map(|file| file.name())
-        .collect();
+    let mut stack: Vec<&str> =
+        descriptors.file.iter().filter(|file| packages.contains(file.package())).map(|file| file.name()).collect();
     while let Some(name) = stack.pop() {
         if name.starts_with(WELL_KNOWN_DIR) || !needed.insert(name) {
             continue;
@@ -122,11 +116,7 @@ fn with_imports<'a>(descriptors: &'a FileDescriptorSet, packages: &BTreeSet<&str
     // Every file of a package goes together: prost writes one Rust file per package.
     let needed_packages: BTreeSet<&str> =
         needed.iter().filter_map(|name| by_name.get(name)).map(|file| file.package()).collect();
-    descriptors
-        .file
-        .iter()
-        .filter(|file| !is_well_known(file) && needed_packages.contains(file.package()))
-        .collect()
+    descriptors.file.iter().filter(|file| !is_well_known(file) && needed_packages.contains(file.package())).collect()
 }
 
 /// Where the well-known types live (`google/protobuf/timestamp.proto`, ...).
@@ -176,7 +166,10 @@ mod tests {
     #[test]
     fn mod_rs_nests_packages() {
         let text = mod_rs(&["order.v1".to_owned(), "user.v1".to_owned(), "user.v2".to_owned()]);
-        assert!(text.contains("pub mod order {\n    pub mod v1 {\n        include!(\"order.v1.rs\");\n    }\n}"), "{text}");
+        assert!(
+            text.contains("pub mod order {\n    pub mod v1 {\n        include!(\"order.v1.rs\");\n    }\n}"),
+            "{text}"
+        );
         assert!(text.contains("pub mod user {\n    pub mod v1 {"), "{text}");
         assert!(text.contains("include!(\"user.v2.rs\");"), "{text}");
     }

@@ -78,9 +78,10 @@ pub fn generate(workspace: &Workspace, options: GenOptions) -> Result<GenReport,
     let in_dir = |file: &GeneratedFile, dir: &str| file.path.starts_with(&format!("{dir}/"));
     // Anything outside every service's directory means buf.gen.yaml sends output elsewhere than
     // plat expects; deleting "stale" files on that basis would be wrong.
-    if let Some(stray) = files.iter().find(|file| {
-        !workspace.services.iter().any(|service| in_dir(file, codegen::out_dir(service).as_str()))
-    }) {
+    if let Some(stray) = files
+        .iter()
+        .find(|file| !workspace.services.iter().any(|service| in_dir(file, codegen::out_dir(service).as_str())))
+    {
         return Err(ProtoError::Buf {
             command: "generate".to_owned(),
             stderr: format!(
@@ -119,8 +120,8 @@ fn diff(root: &Path, files: &[GeneratedFile], owned_dirs: &[String]) -> Result<V
             let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
             let relative = format!("{dir}/{name}");
             // Only files plat wrote are plat's to delete.
-            let ours = name.ends_with(".rs")
-                && fs_err::read_to_string(&path).is_ok_and(|text| text.starts_with(MARKER));
+            let ours =
+                name.ends_with(".rs") && fs_err::read_to_string(&path).is_ok_and(|text| text.starts_with(MARKER));
             if ours && !generated.contains(relative.as_str()) {
                 changes.push(Change { path: relative, kind: ChangeKind::Deleted });
             }

@@ -37,7 +37,21 @@ fn schema_describes_every_service_key() {
     let context = TestContext::new();
     let schema = context.run(&["schema"]).expect_code(0).json();
     let text = serde_json::to_string(&schema).unwrap();
-    for key in ["repo", "rev", "path", "build", "image", "ports", "publish", "env", "env_file", "depends_on", "health", "database", "proto"] {
+    for key in [
+        "repo",
+        "rev",
+        "path",
+        "build",
+        "image",
+        "ports",
+        "publish",
+        "env",
+        "env_file",
+        "depends_on",
+        "health",
+        "database",
+        "proto",
+    ] {
         assert!(text.contains(&format!("\"{key}\"")), "schema lacks `{key}`");
     }
     assert_eq!(schema["title"], "plat workspace manifest");
@@ -84,4 +98,26 @@ fn colour_follows_the_flag() {
     assert!(!plain.stderr.contains('\u{1b}'), "NO_COLOR is set: {}", plain.stderr);
     let coloured = context.run(&["--color", "always", "validate"]);
     assert!(coloured.stderr.contains('\u{1b}'), "{}", coloured.stderr);
+}
+
+#[test]
+fn doctor_reports_a_broken_manifest_like_every_command() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"p\"\n[services.a]\nprots = 1\n");
+    let run = context.run(&["doctor"]).expect_code(2);
+    assert!(run.stderr.contains("unknown key `prots`"), "{}", run.stderr);
+}
+
+#[test]
+fn manifest_may_name_a_directory() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"p\"\n");
+    let outside = tempfile::tempdir().unwrap();
+    let run = context
+        .plat()
+        .current_dir(outside.path())
+        .args(["--manifest", context.workspace.to_str().unwrap(), "validate"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }

@@ -39,7 +39,8 @@ impl Run {
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", self.stdout))
     }
 }
 
@@ -81,7 +82,9 @@ impl TestContext {
     }
 
     fn isolate(&self, command: &mut Command) {
-        for var in ["PLAT_LOG", "PLAT_MANIFEST", "PLAT_GIT_FETCH_WITH_CLI", "CLICOLOR_FORCE", "GIT_DIR", "GIT_WORK_TREE"] {
+        for var in
+            ["PLAT_LOG", "PLAT_MANIFEST", "PLAT_GIT_FETCH_WITH_CLI", "CLICOLOR_FORCE", "GIT_DIR", "GIT_WORK_TREE"]
+        {
             command.env_remove(var);
         }
         command

@@ -1,8 +1,8 @@
 //! plat's integration tests: the real `plat` binary against temporary workspaces whose services
 //! are real git repositories (bare repositories on file:// URLs, made here with the git CLI).
 
-mod context;
 mod cli;
+mod context;
 mod graph;
 mod proto_gen;
 mod status;

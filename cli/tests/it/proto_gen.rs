@@ -160,9 +160,15 @@ fn unknown_packages_and_uncloned_repositories_are_reported() {
     let manifest = std::fs::read_to_string(context.workspace.join("workspace.toml")).unwrap();
     context.manifest(&manifest.replace(r#"serves = ["user.v1"]"#, r#"serves = ["user.v2"]"#));
     let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(1);
-    assert!(run.stderr.contains("service `users` lists package `user.v2`, which no file in proto declares"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("service `users` lists package `user.v2`, which no file in proto declares"),
+        "{}",
+        run.stderr
+    );
 
-    context.manifest(&format!("{manifest}\n[services.remote]\nrepo = \"file:///nowhere.git\"\nproto = {{ uses = [\"user.v1\"] }}\n"));
+    context.manifest(&format!(
+        "{manifest}\n[services.remote]\nrepo = \"file:///nowhere.git\"\nproto = {{ uses = [\"user.v1\"] }}\n"
+    ));
     let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(0);
     assert!(run.stderr.contains("remote: skipped, not cloned"), "{}", run.stderr);
     assert!(!context.workspace.join("services/remote").exists(), "nothing is written where a clone will go");
@@ -185,20 +191,17 @@ fn buf_and_the_builtin_engine_write_the_same_files() {
     let builtin = workspace();
     builtin.run(&["proto", "gen", "--engine", "builtin"]).expect_code(0);
     let with_buf = workspace();
-    let run = with_buf
+    let run = with_buf.plat().args(["proto", "gen", "--engine", "buf"]).env("PATH", path_with(&buf)).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("with buf"));
+    assert_eq!(snapshot_tree(&with_buf.workspace.join("services")), snapshot_tree(&builtin.workspace.join("services")));
+    // And buf's --check agrees with the builtin result.
+    let check = with_buf
         .plat()
-        .args(["proto", "gen", "--engine", "buf"])
+        .args(["proto", "gen", "--engine", "buf", "--check"])
         .env("PATH", path_with(&buf))
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("with buf"));
-    assert_eq!(
-        snapshot_tree(&with_buf.workspace.join("services")),
-        snapshot_tree(&builtin.workspace.join("services"))
-    );
-    // And buf's --check agrees with the builtin result.
-    let check = with_buf.plat().args(["proto", "gen", "--engine", "buf", "--check"]).env("PATH", path_with(&buf)).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
 

@@ -42,7 +42,9 @@ fn reports_each_checkout_and_its_drift() {
     assert_eq!(later_status["locked"], false);
 
     let table = context.run(&["status"]).expect_code(0);
-    let stdout = table.stdout.replace(&context.head(&context.checkout("clean"))[..7], "<clean>")
+    let stdout = table
+        .stdout
+        .replace(&context.head(&context.checkout("clean"))[..7], "<clean>")
         .replace(&context.head(&busy_dir)[..7], "<busy>");
     insta::assert_snapshot!(stdout);
     assert!(table.stderr.contains("run `plat sync`"), "{}", table.stderr);
@@ -67,4 +69,20 @@ fn local_services_report_the_workspace_repository() {
     assert_eq!(json[0]["dirty"], 1);
     assert_eq!(json[1]["dirty"], 0, "changes are counted per service directory");
     assert!(json[0]["locked"].is_null());
+}
+
+#[test]
+fn a_workspace_in_a_subdirectory_of_its_repository_counts_changes_per_service() {
+    let context = TestContext::new();
+    context.git(&context.workspace, &["init", "--quiet", "--initial-branch=main"]);
+    let platform = context.workspace.join("platform");
+    std::fs::create_dir_all(platform.join("services/a")).unwrap();
+    std::fs::write(platform.join("workspace.toml"), "[workspace]\nname = \"p\"\n[services.a]\n").unwrap();
+    std::fs::write(platform.join("services/a/main.rs"), "fn main() {}").unwrap();
+    context.git(&context.workspace, &["add", "--all"]);
+    context.git(&context.workspace, &["commit", "--quiet", "-m", "init"]);
+    std::fs::write(platform.join("services/a/main.rs"), "fn main() { }").unwrap();
+    let run = context.plat().current_dir(&platform).args(["status", "--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json[0]["dirty"], 1, "{json}");
 }

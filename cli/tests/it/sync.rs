@@ -199,7 +199,14 @@ fn one_failing_repository_does_not_stop_the_others() {
     let context = TestContext::new();
     let good = context.remote("good");
     let missing = Remote::at(&format!("file://{}/remotes/nope.git", context.workspace.parent().unwrap().display()));
-    workspace(&context, &[("bad", &missing, ""), ("good", &good, ""), ("wrong-rev", &good, "rev = \"no-such-branch\"\npath = \"services/wrong-rev\"")]);
+    workspace(
+        &context,
+        &[
+            ("bad", &missing, ""),
+            ("good", &good, ""),
+            ("wrong-rev", &good, "rev = \"no-such-branch\"\npath = \"services/wrong-rev\""),
+        ],
+    );
 
     let run = context.run(&["sync", "-j", "1"]).expect_code(1);
     assert!(run.stderr.contains("error: bad:"), "{}", run.stderr);
@@ -249,7 +256,8 @@ fn falls_back_to_the_git_cli_for_urls_libgit2_cannot_open() {
     // `ext::` runs a command as the transport: the git CLI has it, libgit2 does not.
     let ext = Remote::at(&format!("ext::git %s {bare}"));
     workspace(&context, &[("svc", &ext, "")]);
-    let allow_ext = [("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", "protocol.ext.allow"), ("GIT_CONFIG_VALUE_0", "always")];
+    let allow_ext =
+        [("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", "protocol.ext.allow"), ("GIT_CONFIG_VALUE_0", "always")];
     let run = context.run_with_env(&["sync"], &allow_ext).expect_code(0);
     assert!(run.stderr.contains("Cloned svc"), "{}", run.stderr);
     let next = remote.commit(&context, "c.txt", "c");
@@ -267,7 +275,10 @@ fn unreachable_and_unauthorised_remotes_fail_fast_without_prompting() {
     workspace(&context, &[("http-svc", &http, ""), ("ssh-svc", &ssh, "")]);
     // A credential helper that always answers, with credentials the server always refuses:
     // without a bound, libgit2 would ask again forever.
-    context.git(&context.workspace, &["config", "--global", "credential.helper", "!f() { echo username=u; echo password=wrong; }; f"]);
+    context.git(
+        &context.workspace,
+        &["config", "--global", "credential.helper", "!f() { echo username=u; echo password=wrong; }; f"],
+    );
     let started = Instant::now();
     let run = context.run(&["sync"]).expect_code(1);
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
@@ -276,4 +287,62 @@ fn unreachable_and_unauthorised_remotes_fail_fast_without_prompting() {
     assert!(run.stderr.contains("error: ssh-svc:"), "{}", run.stderr);
     assert!(server.requests() <= 2 + plat::git::MAX_AUTH_ATTEMPTS as usize, "{} requests", server.requests());
     assert!(!context.workspace.join("plat.lock").exists(), "nothing to lock when every repository failed");
+}
+
+#[test]
+fn does_not_switch_to_a_branch_it_could_not_then_update() {
+    let context = TestContext::new();
+    let remote = context.remote("svc");
+    workspace(&context, &[("svc", &remote, "")]);
+    context.run(&["sync"]).expect_code(0);
+    let dir = context.checkout("svc");
+    // Local `main` gets a commit of its own, then the developer moves to a feature branch.
+    std::fs::write(dir.join("local.txt"), "mine").unwrap();
+    context.git(&dir, &["add", "local.txt"]);
+    context.git(&dir, &["commit", "--quiet", "-m", "local"]);
+    context.git(&dir, &["switch", "--quiet", "-c", "feature"]);
+    remote.commit(&context, "theirs.txt", "theirs");
+    remote.push(&context, "main");
+
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("diverged"), "{}", run.stderr);
+    assert_eq!(context.branch(&dir).as_deref(), Some("feature"), "left exactly where it was");
+}
+
+#[test]
+fn switches_back_to_the_branch_and_fast_forwards_it() {
+    let context = TestContext::new();
+    let remote = context.remote("svc");
+    workspace(&context, &[("svc", &remote, "")]);
+    context.run(&["sync"]).expect_code(0);
+    let dir = context.checkout("svc");
+    context.git(&dir, &["switch", "--quiet", "-c", "feature"]);
+    let next = remote.commit(&context, "next.txt", "n");
+    remote.push(&context, "main");
+
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("Switched svc to main"), "{}", run.stderr);
+    assert_eq!(context.branch(&dir).as_deref(), Some("main"));
+    assert_eq!(context.head(&dir), next);
+    assert_eq!(
+        context.git(&dir, &["rev-parse", "feature"]),
+        context.git(&dir, &["rev-parse", "HEAD~1"]),
+        "feature is kept"
+    );
+}
+
+#[test]
+fn a_relative_repo_path_is_relative_to_the_workspace() {
+    let context = TestContext::new();
+    let remote = context.remote("svc");
+    let bare = std::path::PathBuf::from(remote.url.trim_start_matches("file://"));
+    let relative = format!("../remotes/{}", bare.file_name().unwrap().to_str().unwrap());
+    context.manifest(&format!("[workspace]\nname = \"p\"\n[services.svc]\nrepo = \"{relative}\"\n"));
+    let nested = context.workspace.join("services");
+    std::fs::create_dir_all(&nested).unwrap();
+    // Run from a subdirectory: the path still resolves against the workspace root.
+    let run = context.plat().current_dir(&nested).arg("sync").output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("Fresh svc"), "{}", run.stderr);
 }

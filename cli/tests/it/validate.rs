@@ -26,8 +26,14 @@ manifest_error!(unknown_key_with_suggestion, "[workspace]\nname = \"p\"\n[servic
 manifest_error!(unknown_top_level_key, "[workspace]\nname = \"p\"\n[service.a]\n");
 manifest_error!(wrong_type, "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = \"50051\" }\n");
 manifest_error!(port_out_of_range, "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = 70000 }\n");
-manifest_error!(unknown_condition, "[workspace]\nname = \"p\"\n[services.a]\n[services.b]\ndepends_on = { a = \"helthy\" }\n");
-manifest_error!(unknown_dependency, "[workspace]\nname = \"p\"\n[services.user-service]\n[services.b]\ndepends_on = { user-servise = \"healthy\" }\n");
+manifest_error!(
+    unknown_condition,
+    "[workspace]\nname = \"p\"\n[services.a]\n[services.b]\ndepends_on = { a = \"helthy\" }\n"
+);
+manifest_error!(
+    unknown_dependency,
+    "[workspace]\nname = \"p\"\n[services.user-service]\n[services.b]\ndepends_on = { user-servise = \"healthy\" }\n"
+);
 manifest_error!(
     dependency_cycle,
     "[workspace]\nname = \"p\"\n[services.a]\ndepends_on = [\"b\"]\n[services.b]\ndepends_on = [\"c\"]\n[services.c]\ndepends_on = [\"a\"]\n"
@@ -38,24 +44,68 @@ manifest_error!(
     "[workspace]\nname = \"p\"\n[services.a]\nports = { http = 80 }\npublish = { http = 8080 }\n[services.b]\nports = { http = 80 }\npublish = { http = 8080 }\n"
 );
 manifest_error!(published_port_not_declared, "[workspace]\nname = \"p\"\n[services.a]\npublish = { http = 8080 }\n");
-manifest_error!(path_escapes_with_dotdot, "[workspace]\nname = \"p\"\n[services.a]\npath = \"services/../../elsewhere\"\n");
+manifest_error!(
+    path_escapes_with_dotdot,
+    "[workspace]\nname = \"p\"\n[services.a]\npath = \"services/../../elsewhere\"\n"
+);
 manifest_error!(absolute_path, "[workspace]\nname = \"p\"\n[services.a]\npath = \"/srv/a\"\n");
-manifest_error!(env_file_escapes, "[workspace]\nname = \"p\"\n[services.a]\nenv_file = [\".env\", \"../secrets.env\"]\n");
+manifest_error!(
+    env_file_escapes,
+    "[workspace]\nname = \"p\"\n[services.a]\nenv_file = [\".env\", \"../secrets.env\"]\n"
+);
 manifest_error!(service_name_not_a_dns_label, "[workspace]\nname = \"p\"\n[services.User_Service]\n");
 manifest_error!(service_name_too_long, &format!("[workspace]\nname = \"p\"\n[services.{}]\n", "a".repeat(64)));
-manifest_error!(empty_rev, "[workspace]\nname = \"p\"\n[services.a]\nrepo = \"https://example.com/a.git\"\nrev = \"\"\n");
+manifest_error!(
+    empty_rev,
+    "[workspace]\nname = \"p\"\n[services.a]\nrepo = \"https://example.com/a.git\"\nrev = \"\"\n"
+);
 manifest_error!(rev_without_repo, "[workspace]\nname = \"p\"\n[services.a]\nrev = \"main\"\n");
-manifest_error!(two_build_kinds, "[workspace]\nname = \"p\"\n[services.a]\nbuild = { dockerfile = \"Dockerfile\", command = \"make\" }\n");
-manifest_error!(health_with_two_kinds, "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = 1 }\nhealth = { grpc = \"\", http = \"/\" }\n");
-manifest_error!(bad_duration, "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = 1 }\nhealth = { grpc = \"\", interval = \"2 seconds\" }\n");
-manifest_error!(two_services_one_directory, "[workspace]\nname = \"p\"\n[services.a]\npath = \"svc\"\n[services.b]\npath = \"./svc/\"\n");
+manifest_error!(
+    two_build_kinds,
+    "[workspace]\nname = \"p\"\n[services.a]\nbuild = { dockerfile = \"Dockerfile\", command = \"make\" }\n"
+);
+manifest_error!(
+    health_with_two_kinds,
+    "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = 1 }\nhealth = { grpc = \"\", http = \"/\" }\n"
+);
+manifest_error!(
+    bad_duration,
+    "[workspace]\nname = \"p\"\n[services.a]\nports = { grpc = 1 }\nhealth = { grpc = \"\", interval = \"2 seconds\" }\n"
+);
+manifest_error!(
+    dependency_listed_twice,
+    "[workspace]\nname = \"p\"\n[services.a]\n[services.b]\ndepends_on = [\"a\", \"a\"]\n"
+);
+manifest_error!(
+    repository_inside_another_service,
+    "[workspace]\nname = \"p\"\n[services.a]\npath = \"svc\"\n[services.b]\nrepo = \"https://example.com/b.git\"\npath = \"svc/b\"\n"
+);
+manifest_error!(
+    one_service_publishes_a_port_twice,
+    "[workspace]\nname = \"p\"\n[services.a]\nports = { a = 1, b = 2 }\npublish = { a = 80, b = 80 }\n"
+);
+manifest_error!(service_is_not_a_table, "[workspace]\nname = \"p\"\n[services]\na = 1\n");
+manifest_error!(
+    migrations_leave_the_service,
+    "[workspace]\nname = \"p\"\n[services.a]\ndatabase = { migrations = \"../shared\" }\n"
+);
+manifest_error!(
+    two_services_one_directory,
+    "[workspace]\nname = \"p\"\n[services.a]\npath = \"svc\"\n[services.b]\npath = \"./svc/\"\n"
+);
 
 #[test]
 fn every_error_is_reported_not_only_the_first() {
     let stderr = errors_of(
         "[workspace]\nname = \"Bad Name\"\n\n[services.a]\nprots = 1\npath = \"../x\"\n\n[services.b]\ndepends_on = [\"nope\"]\nrev = \"\"\n",
     );
-    for expected in ["invalid workspace name", "unknown key `prots`", "path `../x`", "depends on `nope`", "has a `rev` but no `repo`"] {
+    for expected in [
+        "invalid workspace name",
+        "unknown key `prots`",
+        "path `../x`",
+        "depends on `nope`",
+        "has a `rev` but no `repo`",
+    ] {
         assert!(stderr.contains(expected), "missing {expected:?} in\n{stderr}");
     }
     assert!(stderr.contains("workspace.toml has 5 errors"), "{stderr}");
@@ -111,7 +161,12 @@ fn discovery_searches_upward_and_obeys_overrides() {
     let run = context.plat().current_dir(outside.path()).args(["-C", ws, "validate"]).output().unwrap();
     assert!(run.status.success());
     let manifest = context.workspace.join("workspace.toml");
-    let run = context.plat().current_dir(outside.path()).args(["--manifest", manifest.to_str().unwrap(), "validate"]).output().unwrap();
+    let run = context
+        .plat()
+        .current_dir(outside.path())
+        .args(["--manifest", manifest.to_str().unwrap(), "validate"])
+        .output()
+        .unwrap();
     assert!(run.status.success());
 }
 
