@@ -72,14 +72,16 @@ impl Display {
                 };
                 match &self.bars {
                     Some((multi, bars)) => {
-                        let bar = multi.add(ProgressBar::new_spinner());
-                        bar.set_style(
+                        let style =
                             ProgressStyle::with_template("{prefix:>12.cyan.bold} {msg} {wide_bar:.dim} {pos}/{len}")
                                 .expect("valid template")
-                                .progress_chars("=> "),
-                        );
-                        bar.set_prefix(verb);
-                        bar.set_message(service.to_owned());
+                                .progress_chars("=> ");
+                        // Styled and named before it is added, so it never draws half-made.
+                        let bar = ProgressBar::new_spinner()
+                            .with_style(style)
+                            .with_prefix(verb)
+                            .with_message(service.to_owned());
+                        let bar = multi.add(bar);
                         bar.enable_steady_tick(Duration::from_millis(120));
                         bars.lock().unwrap().insert(service.to_owned(), bar);
                     }
