@@ -9,5 +9,6 @@ pub mod git;
 pub mod graph;
 pub mod lock;
 pub mod manifest;
+pub mod migrate;
 pub mod status;
 pub mod sync;
