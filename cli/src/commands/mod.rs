@@ -2,6 +2,7 @@
 
 mod doctor;
 mod graph;
+mod migrate;
 mod status;
 mod sync;
 mod validate;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Graph(args) => graph::run(&load_workspace(&cli.global)?, &args),
         Command::Sync(args) => sync::run(&load_workspace(&cli.global)?, &args),
         Command::Status(args) => status::run(&load_workspace(&cli.global)?, &args),
+        Command::Migrate(args) => migrate::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "plat", &mut std::io::stdout());

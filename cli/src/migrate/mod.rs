@@ -187,8 +187,10 @@ pub struct Failure {
     pub context: Option<String>,
     /// The file ran outside a transaction, so part of it may have been applied.
     pub no_transaction: bool,
-    /// Migrations this run applied before this one; they stay applied.
+    /// Migrations this run applied (or, undoing, undid) before this one; they stay so.
     pub applied_before: usize,
+    /// The file was a `.down.sql` being undone.
+    pub undoing: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -325,7 +327,8 @@ async fn apply_pending(
         let took = run_file(client, &history, &migration.sql, migration.no_transaction, record)
             .await
         .map_err(|error| {
-            failure(error, &migration.path, migration.version, &migration.sql, migration.no_transaction, report.applied.len())
+            let done = report.applied.len();
+            failure(error, &migration.path, migration.version, &migration.sql, migration.no_transaction, done, false)
         })?;
         on_event(MigrateEvent::Applied { service: &target.service, migration, took });
         report.applied.push((migration.version, migration.name.clone(), took));
@@ -465,7 +468,7 @@ async fn undo(
     for (index, (undo, (sql, no_transaction))) in undos.iter().zip(&texts).enumerate() {
         let took = run_file(client, &history, sql, *no_transaction, Record::Delete { version: undo.version })
             .await
-            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, index))?;
+            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, index, true))?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
     }
     Ok(undos)
@@ -596,7 +599,15 @@ async fn run_file(client: &mut Client, history: &History, sql: &str, no_transact
     Ok(took)
 }
 
-fn failure(error: RunError, file: &std::path::Path, version: i64, sql: &str, no_transaction: bool, applied_before: usize) -> MigrateError {
+fn failure(
+    error: RunError,
+    file: &std::path::Path,
+    version: i64,
+    sql: &str,
+    no_transaction: bool,
+    applied_before: usize,
+    undoing: bool,
+) -> MigrateError {
     let (error, ours) = match error {
         RunError::Sql(error) => (error, false),
         RunError::Bookkeeping(error) => (error, true),
@@ -613,6 +624,7 @@ fn failure(error: RunError, file: &std::path::Path, version: i64, sql: &str, no_
         context: None,
         no_transaction,
         applied_before,
+        undoing,
     };
     if ours && no_transaction {
         failure.message = format!(
@@ -635,3 +647,19 @@ fn failure(error: RunError, file: &std::path::Path, version: i64, sql: &str, no_
     MigrateError::Failed(Box::new(failure))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `plat up` may migrate several services at once on a multi-threaded runtime: the futures
+    /// must be `Send`. This only has to compile.
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn futures_are_send(target: &DatabaseTarget, migrations: &Migrations, options: &MigrateOptions, on_event: OnEvent<'_>) {
+        fn send<T: Send>(_: T) {}
+        send(migrate(target, migrations, options, on_event));
+        send(history(target));
+        send(repair(target, migrations, options, on_event));
+        send(down(target, migrations, 0, DownMode::List, options, on_event));
+    }
+}
