@@ -4,6 +4,11 @@
 mod context;
 mod cli;
 mod graph;
+mod migrate;
+mod migrate_apply;
+mod migrate_commands;
+mod migrate_concurrency;
+mod migrate_safety;
 mod status;
 mod sync;
 mod validate;
