@@ -257,6 +257,11 @@ pub enum Repaired {
 }
 
 /// Reads a service's migration files.
+///
+/// # Panics
+///
+/// When the service has no `database`: callers select services with one ([`url::resolve`]
+/// refuses the others with [`UrlError::NoDatabase`]).
 pub fn load(workspace: &Workspace, service: &Service) -> Result<Migrations, FilesError> {
     let service_dir = workspace.service_dir(service);
     let database = service.database.as_ref().expect("only services with a database have migrations");
