@@ -94,7 +94,7 @@ fn the_lock_timeout_names_who_holds_the_lock() {
     let context = MigrateContext::new(&[("user-service", &[])]);
     context
         .write("user-service", "1_users.sql", "CREATE TABLE users (id int);")
-        .write("user-service", "2_slow.sql", "SELECT pg_sleep(4);");
+        .write("user-service", "2_slow.sql", "SELECT pg_sleep(6);");
     let db = TestDb::new("lock");
     let url = db.url();
 
@@ -118,7 +118,7 @@ fn the_lock_timeout_names_who_holds_the_lock() {
     let waited = Instant::now();
     let run = context.migrate(&["--lock-timeout", "1s"], &db).expect_code(1);
     let took = waited.elapsed();
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(4), "gave up after {took:?}");
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(6), "gave up after {took:?}");
     assert!(run.stderr.contains("Waiting user-service: the migration lock on database"), "{}", run.stderr);
     let holder_name = format!(":{})", holder.id());
     assert!(
