@@ -1,6 +1,7 @@
 //! Command-line arguments: what the user types, as clap structs.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
@@ -13,6 +14,7 @@ Examples:
   plat sync                        clone or fetch every service repository
   plat status                      branch, commit and changes of every service
   plat graph                       the services in dependency order
+  plat migrate                     apply every service's pending SQL migrations
 
 Exit status: 0 success, 1 the work failed, 2 usage or manifest error.
 Documentation: docs/cli.md and docs/manifest.md")]
@@ -103,6 +105,27 @@ Examples:
   plat status
   plat status --json | jq '.[] | select(.dirty > 0) | .name'")]
     Status(StatusArgs),
+
+    /// Apply each service's SQL migrations to its own PostgreSQL database
+    #[command(args_conflicts_with_subcommands = true)]
+    #[command(after_help = "\
+Every service with a `database` in workspace.toml, in dependency order, or the ones named. Each
+migration runs in its own transaction with its history row (table plat_migrations); concurrent
+runs on one database wait for each other. Applied migrations that changed or disappeared, and
+pending ones older than the newest applied, stop the run before anything is applied.
+
+A service's database URL comes from --database-url, else DATABASE_URL_<SERVICE> (e.g.
+DATABASE_URL_USER_SERVICE). Its database is created when missing.
+
+Examples:
+  plat migrate                                 every service with a database
+  plat migrate user-service --database-url postgres://postgres@localhost:5432
+  DATABASE_URL_USER_SERVICE=postgres://app:secret@db/users plat migrate user-service
+  plat migrate status
+  plat migrate new user-service add_email_to_users
+
+Documentation: docs/migrations.md")]
+    Migrate(MigrateArgs),
 
     /// Check the tools and services plat's commands need
     #[command(after_help = "\
@@ -215,4 +238,156 @@ pub struct ProtoGenArgs {
     /// Print the changes as JSON
     #[arg(long)]
     pub json: bool,
+}
+/// Arguments of `plat migrate`: a subcommand, or the arguments of `plat migrate apply`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub command: Option<MigrateCommand>,
+    #[command(flatten)]
+    pub apply: MigrateApplyArgs,
+}
+
+/// The subcommands of `plat migrate`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations (what `plat migrate` alone does)
+    #[command(after_help = "\
+Needed only for a service named like a subcommand (status, new, repair, down, apply).
+
+Examples:
+  plat migrate apply
+  plat migrate apply status --database-url postgres://postgres@localhost:5432")]
+    Apply(MigrateApplyArgs),
+
+    /// Show each service's applied, pending, changed and missing migrations
+    #[command(after_help = "\
+Reads the history without taking the lock and never creates a database. Exits 1 when a
+database cannot be reached.
+
+Examples:
+  plat migrate status
+  plat migrate status user-service --json | jq '.[0].migrations[] | select(.state != \"applied\")'")]
+    Status(MigrateStatusArgs),
+
+    /// Create the next migration file of a service
+    #[command(after_help = "\
+The file follows the newest existing one: `V<n>__<name>.sql` (Flyway), `<v>_<name>.up.sql` with
+a `.down.sql` (sqlx, golang-migrate), or `<v>_<name>.sql`; its version continues theirs (the next
+integer, or the UTC time YYYYMMDDHHMMSS after timestamp versions). With no migration yet:
+`<YYYYMMDDHHMMSS>_<name>.sql`. Prints the paths created.
+
+Examples:
+  plat migrate new user-service create_users
+  plat migrate new order-service \"add index on orders.user_id\"")]
+    New(MigrateNewArgs),
+
+    /// Record the current checksum of applied migrations whose files changed
+    #[command(after_help = "\
+Only for a change that does not alter what the migration did (a comment, whitespace, a fixed
+typo in a comment): the database is not touched beyond the history table. Also forgets history
+rows recorded as failed.
+
+Examples:
+  plat migrate status user-service             see which files changed
+  plat migrate repair user-service")]
+    Repair(MigrateRepairArgs),
+
+    /// Undo applied migrations newer than a version, with their .down.sql files
+    #[command(after_help = "\
+Newest first, each .down.sql in its own transaction with its history row. Without --yes, lists
+what it would undo and exits 1. Refuses when one of them has no .down.sql.
+
+Examples:
+  plat migrate down user-service --to 20240101120000
+  plat migrate down user-service --to 20240101120000 --yes
+  plat migrate down user-service --to 0 --yes  undo every migration")]
+    Down(MigrateDownArgs),
+}
+
+/// Where the databases are.
+#[derive(Debug, Args)]
+pub struct DatabaseUrlArgs {
+    /// PostgreSQL URL for the selected services, instead of DATABASE_URL_<SERVICE>; without a
+    /// database name in it, each service's `database.name` is used
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// How long to wait for the migration lock.
+#[derive(Debug, Args)]
+pub struct LockTimeoutArgs {
+    /// How long to wait for another run's lock on a database, e.g. `30s`, `5m`
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    plat::manifest::spec::HumanDuration::parse(text)
+}
+
+/// Arguments of `plat migrate apply`.
+#[derive(Debug, Args)]
+pub struct MigrateApplyArgs {
+    /// Services to migrate (default: every service with a database)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+    /// Apply pending migrations older than the newest applied one instead of refusing
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+}
+
+/// Arguments of `plat migrate status`.
+#[derive(Debug, Args)]
+pub struct MigrateStatusArgs {
+    /// Services to show (default: every service with a database)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    /// Print a JSON array, one object per service
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `plat migrate new`.
+#[derive(Debug, Args)]
+pub struct MigrateNewArgs {
+    /// The service
+    pub service: String,
+    /// What the migration does, e.g. `add_email_to_users`
+    pub name: String,
+}
+
+/// Arguments of `plat migrate repair`.
+#[derive(Debug, Args)]
+pub struct MigrateRepairArgs {
+    /// Services to repair
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+}
+
+/// Arguments of `plat migrate down`.
+#[derive(Debug, Args)]
+pub struct MigrateDownArgs {
+    /// The service
+    pub service: String,
+    /// Keep this version and the ones before it; undo every applied migration after it
+    #[arg(long, value_name = "VERSION")]
+    pub to: i64,
+    /// Undo them; without it, only list them
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
 }

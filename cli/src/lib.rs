@@ -9,6 +9,7 @@ pub mod git;
 pub mod graph;
 pub mod lock;
 pub mod manifest;
+pub mod migrate;
 pub mod proto;
 pub mod status;
 pub mod sync;

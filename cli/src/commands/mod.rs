@@ -2,6 +2,7 @@
 
 mod doctor;
 mod graph;
+mod migrate;
 mod proto;
 mod status;
 mod sync;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Sync(args) => sync::run(&load_workspace(&cli.global)?, &args),
         Command::Status(args) => status::run(&load_workspace(&cli.global)?, &args),
         Command::Proto(command) => proto::run(&cli.global, command),
+        Command::Migrate(args) => migrate::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -4,6 +4,11 @@
 mod cli;
 mod context;
 mod graph;
+mod migrate;
+mod migrate_apply;
+mod migrate_commands;
+mod migrate_concurrency;
+mod migrate_safety;
 mod proto_gen;
 mod status;
 mod sync;

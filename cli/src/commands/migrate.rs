@@ -1,0 +1,668 @@
+//! `plat migrate`: runs the engine's migrations service by service and draws what happens;
+//! `status`, `new`, `repair` and `down` around it.
+
+use std::io::Write as _;
+use std::time::{Duration, SystemTime};
+
+use plat::manifest::{Service, Workspace};
+use plat::migrate::{
+    self, DatabaseTarget, DownMode, Entry, FilesError, MigrateError, MigrateEvent, MigrateOptions, Migrations,
+    OpenError, Plan, Problem, Repaired, State, UrlError, UrlSources,
+};
+use serde::Serialize;
+
+use super::{print_json, unknown_service};
+use crate::args::{
+    DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateNewArgs, MigrateRepairArgs,
+    MigrateStatusArgs,
+};
+use crate::render::display_path;
+use crate::ui::{self, CliError, ExitStatus, paint, style};
+
+pub fn run(workspace: &Workspace, args: &MigrateArgs) -> Result<ExitStatus, CliError> {
+    match &args.command {
+        None => apply(workspace, &args.apply),
+        Some(MigrateCommand::Apply(args)) => apply(workspace, args),
+        Some(MigrateCommand::Status(args)) => status(workspace, args),
+        Some(MigrateCommand::New(args)) => new(workspace, args),
+        Some(MigrateCommand::Repair(args)) => repair(workspace, args),
+        Some(MigrateCommand::Down(args)) => down(workspace, args),
+    }
+}
+
+fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, &args.services)?;
+    if services.is_empty() {
+        ui::status("Fresh", style::GOOD, "no selected service has a database");
+        return Ok(ExitStatus::Success);
+    }
+    let targets = targets(&services, &args.url)?;
+    // Every service's files are read before any database is touched: a broken directory
+    // stops the run before it starts.
+    let loaded = load_all(workspace, &services)?;
+    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: args.allow_out_of_order };
+    let runtime = runtime()?;
+    for (index, (target, migrations)) in targets.iter().zip(&loaded).enumerate() {
+        let result = runtime.block_on(migrate::migrate(target, migrations, &options, &on_event));
+        match result {
+            Ok(report) => {
+                let total = report.already_applied + report.applied.len();
+                if report.applied.is_empty() {
+                    ui::status("Fresh", style::GOOD, format!("{}: {total} applied, none pending", target.service));
+                } else {
+                    ui::status(
+                        "Finished",
+                        style::GOOD,
+                        format!(
+                            "{}: {} applied now, {total} in all, on {}",
+                            target.service,
+                            report.applied.len(),
+                            target.display()
+                        ),
+                    );
+                }
+            }
+            Err(error) => {
+                let rest: Vec<&str> = targets[index + 1..].iter().map(|target| target.service.as_str()).collect();
+                if !rest.is_empty() {
+                    ui::print_error(&migrate_error(&target.service, error));
+                    return Err(CliError::failure(format!(
+                        "not migrated: {} (after {} failed)",
+                        rest.join(", "),
+                        target.service
+                    )));
+                }
+                return Err(migrate_error(&target.service, error));
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Draws engine events as status lines on stderr.
+fn on_event(event: MigrateEvent<'_>) {
+    match event {
+        MigrateEvent::DatabaseCreated { service, database } => {
+            ui::status("Created", style::GOOD, format!("database `{database}` for {service}"));
+        }
+        MigrateEvent::LockWaiting { service, database, holder, timeout } => {
+            let holder = holder.map_or_else(|| "another session".to_owned(), ToString::to_string);
+            ui::status(
+                "Waiting",
+                style::WARN,
+                format!(
+                    "{service}: the migration lock on database `{database}` is held by {holder}; waiting up to {}",
+                    seconds(timeout)
+                ),
+            );
+        }
+        MigrateEvent::LockAcquired { service, waited } if waited >= Duration::from_millis(100) => {
+            ui::status("Locked", style::GOOD, format!("{service}: got the migration lock after {}", seconds(waited)));
+        }
+        MigrateEvent::LockAcquired { .. } | MigrateEvent::Applying { .. } => {}
+        MigrateEvent::Applied { service, migration, took } => {
+            ui::status("Applied", style::GOOD, format!("{service} {}{}", migration.file_name(), took_ms(took)));
+        }
+        MigrateEvent::Undone { service, undo, took } => {
+            ui::status(
+                "Undone",
+                style::GOOD,
+                format!("{service} {} with {}{}", file_name(&undo.file), file_name(&undo.down), took_ms(took)),
+            );
+        }
+    }
+}
+
+fn took_ms(took: Duration) -> String {
+    paint(style::DIM, format!(" ({}ms)", took.as_millis()))
+}
+
+fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs.fract() == 0.0 { format!("{secs:.0}s") } else { format!("{secs:.1}s") }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The named services (every one when none is named) that have a database, in dependency order.
+fn select<'w>(workspace: &'w Workspace, names: &[String]) -> Result<Vec<&'w Service>, CliError> {
+    let services = workspace.select(names).map_err(unknown_service)?;
+    if let Some(service) = services.iter().find(|service| !names.is_empty() && service.database.is_none()) {
+        return Err(CliError::usage(UrlError::NoDatabase(service.name.clone()))
+            .hint(format!("add `database = {{ engine = \"postgres\" }}` to [services.{}]", service.name)));
+    }
+    Ok(services.into_iter().filter(|service| service.database.is_some()).collect())
+}
+
+/// Each service's database, or a usage error naming every service without one.
+fn targets(services: &[&Service], args: &DatabaseUrlArgs) -> Result<Vec<DatabaseTarget>, CliError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let sources = UrlSources { explicit: args.database_url.as_deref(), env: &env };
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for service in services {
+        match migrate::url::resolve(service, &sources) {
+            Ok(target) => targets.push(target),
+            Err(error) => errors.push(error),
+        }
+    }
+    if let Some(last) = errors.pop() {
+        for error in errors {
+            ui::print_error(&CliError::usage(error));
+        }
+        return Err(CliError::usage(last));
+    }
+    if targets.len() > 1
+        && targets.iter().any(|target| target.named_in_url && target.origin == migrate::UrlOrigin::Flag)
+    {
+        return Err(CliError::usage(format!(
+            "--database-url names database `{}`, and {} services are selected: each service needs its own database",
+            targets[0].database,
+            targets.len()
+        ))
+        .hint(
+            "leave the database out of the URL, so that each service uses its `database.name`, or select one service",
+        ));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        if let Some(other) = targets[..index].iter().find(|other| same_database(other, target)) {
+            return Err(CliError::usage(format!(
+                "{} and {} both resolve to database `{}` on {}: each service owns its database",
+                other.service,
+                target.service,
+                target.database,
+                target.display()
+            ))
+            .hint("point DATABASE_URL_<SERVICE> of one of them at another database"));
+        }
+    }
+    Ok(targets)
+}
+
+fn same_database(a: &DatabaseTarget, b: &DatabaseTarget) -> bool {
+    a.database == b.database
+        && a.config.get_hosts() == b.config.get_hosts()
+        && a.config.get_ports() == b.config.get_ports()
+}
+
+fn load_all(workspace: &Workspace, services: &[&Service]) -> Result<Vec<Migrations>, CliError> {
+    services
+        .iter()
+        .map(|service| migrate::load(workspace, service).map_err(|error| files_error(&service.name, error)))
+        .collect()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))
+}
+
+/// A migration error as the user reads it: what failed, where, and what to do.
+fn migrate_error(service: &str, error: MigrateError) -> CliError {
+    match error {
+        MigrateError::Url(error) => CliError::usage(error),
+        MigrateError::Files(error) => files_error(service, error),
+        MigrateError::Open(error) => {
+            let hint = match &error {
+                OpenError::Connect { .. } => {
+                    format!("is the server running? check the URL in --database-url or {}", migrate::url::env_var(service))
+                }
+                OpenError::Create { denied: true, .. } => {
+                    "create the database yourself, or let the URL's user create databases (ALTER ROLE ... CREATEDB)".to_owned()
+                }
+                OpenError::Create { .. } => "create the database yourself, or fix what the server says".to_owned(),
+            };
+            CliError::failure(format!("{service}: {error}")).hint(hint)
+        }
+        MigrateError::LockTimeout { .. } => CliError::failure(format!("{service}: {error}")).hint(
+            "another run is migrating this database (another developer, another CI job): wait for it, or raise --lock-timeout",
+        ),
+        MigrateError::Unsafe { database, problems } => {
+            let mut message = format!("{service}: refusing to migrate database `{database}`; nothing was applied");
+            for problem in &problems {
+                message.push_str(&format!("\n  {}", problem_line(problem)));
+            }
+            let mut error = CliError::failure(message);
+            for hint in problem_hints(service, &problems) {
+                error = error.hint(hint);
+            }
+            error
+        }
+        MigrateError::Failed(failure) => {
+            let mut message = format!("{service}: {}", failure_headline(&failure));
+            if let (Some((line, column)), Some(text)) = (failure.position, &failure.source_line) {
+                let gutter = line.to_string().len();
+                let caret_pad: String =
+                    text.chars().take(column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                message.push_str(&format!(
+                    "\n{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret_pad}^",
+                    "", ""
+                ));
+            }
+            if let Some(detail) = &failure.detail {
+                message.push_str(&format!("\n  detail: {detail}"));
+            }
+            if let Some(context) = &failure.context {
+                message.push_str(&format!("\n  context: {}", context.replace('\n', "\n           ")));
+            }
+            let mut error = CliError::failure(message);
+            if let Some(hint) = &failure.hint {
+                error = error.hint(hint);
+            }
+            let file = file_name(&failure.file);
+            if failure.no_transaction {
+                error = error.hint(format!(
+                    "{file} ran outside a transaction: what its statement did before failing may remain \
+                     (a failed CREATE INDEX CONCURRENTLY leaves an INVALID index: drop it before running again)"
+                ));
+            } else if failure.undoing {
+                error = error.hint(format!("nothing of {file} was applied: version {} stays applied", failure.version));
+            } else {
+                error = error.hint(format!("nothing of {file} was applied; fix it and run plat migrate again"));
+                if failure.code.as_deref() == Some("25001") {
+                    error = error.hint(
+                        "a statement that cannot run in a transaction block goes in a file of its own whose first line \
+                         is `-- plat:no-transaction`",
+                    );
+                }
+            }
+            if failure.applied_before > 0 {
+                let count = failure.applied_before;
+                let (s, verb_s) = if count == 1 { ("", "s") } else { ("s", "") };
+                error = error.hint(if failure.undoing {
+                    format!("the {count} migration{s} undone before it in this run stay{verb_s} undone")
+                } else {
+                    format!("the {count} migration{s} before it in this run stay{verb_s} applied")
+                });
+            }
+            error
+        }
+        MigrateError::NoDown(_) => CliError::failure(relative_paths(&format!("{service}: {error}")))
+            .hint("only migrations written as `.up.sql` with a `.down.sql` beside them can be undone"),
+        MigrateError::NoSchema(_) | MigrateError::Database { .. } => CliError::failure(relative_paths(&format!("{service}: {error}"))),
+    }
+}
+
+fn failure_headline(failure: &migrate::Failure) -> String {
+    let mut text = display_path(&failure.file);
+    if let Some((line, column)) = failure.position {
+        text.push_str(&format!(":{line}:{column}"));
+    }
+    text.push_str(&format!(": {}", failure.message));
+    if let Some(code) = &failure.code {
+        text.push_str(&format!(" (SQLSTATE {code})"));
+    }
+    text
+}
+
+fn problem_line(problem: &Problem) -> String {
+    match problem {
+        Problem::Changed { file, recorded, current, .. } => format!(
+            "`{}` changed after it was applied\n      checksum applied: {recorded}\n      checksum of file: {current}",
+            display_path(file)
+        ),
+        Problem::Missing { version, name } => format!("version {version} ({name}) is applied, and its file is gone"),
+        Problem::OutOfOrder { file, version, latest } => {
+            format!("`{}` (version {version}) is pending, older than the applied version {latest}", display_path(file))
+        }
+        Problem::Failed { version, name } => {
+            format!("version {version} ({name}) is recorded as failed: the database may hold part of it")
+        }
+    }
+}
+
+fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
+    let has = |test: fn(&Problem) -> bool| problems.iter().any(test);
+    let mut hints = Vec::new();
+    if has(|p| matches!(p, Problem::Changed { .. })) {
+        hints.push(format!(
+            "restore the applied file (git restore) and put the change in a new migration (`plat migrate new {service} <name>`); \
+             if the edit changes nothing the migration did (a comment, whitespace), record it with `plat migrate repair {service}`"
+        ));
+    }
+    if has(|p| matches!(p, Problem::Missing { .. })) {
+        hints.push(
+            "restore the missing file from version control: plat never forgets an applied migration by itself"
+                .to_owned(),
+        );
+    }
+    if has(|p| matches!(p, Problem::OutOfOrder { .. })) {
+        hints.push(
+            "if it is safe to apply after the newer ones (a branch merged late), pass --allow-out-of-order; \
+             otherwise give it a version above the newest applied"
+                .to_owned(),
+        );
+    }
+    if has(|p| matches!(p, Problem::Failed { .. })) {
+        hints.push(format!(
+            "check what the failed attempt left in the database, then `plat migrate repair {service}` forgets the failed record"
+        ));
+    }
+    hints
+}
+
+fn files_error(service: &str, error: FilesError) -> CliError {
+    let hint = match &error {
+        FilesError::NoServiceDir(_) => Some("run `plat sync` to clone it".to_owned()),
+        FilesError::DuplicateVersion { .. } => Some(format!(
+            "give one of them a version of its own (`plat migrate new {service} <name>` picks the next one)"
+        )),
+        FilesError::BadName { .. } => Some("rename it, or move it out of the migrations directory".to_owned()),
+        FilesError::DownWithoutUp(_) => Some("name it like its `.up.sql` file, with `.down.sql` at the end".to_owned()),
+        FilesError::Unrunnable { reason, .. } if reason.contains("no-transaction") => {
+            Some("split it: one file per statement, each starting with `-- plat:no-transaction`".to_owned())
+        }
+        FilesError::Unrunnable { .. } => {
+            Some("remove BEGIN/COMMIT from the file: plat runs each migration in a transaction of its own".to_owned())
+        }
+        FilesError::BadNewName(_) => return CliError::usage(error),
+        FilesError::Io(_) | FilesError::NotUtf8(_) => None,
+    };
+    let message = match &error {
+        // fs-err's message already names the path; others name it relative to the workspace.
+        FilesError::Io(io) => format!("{service}: {io}"),
+        _ => format!("{service}: {}", relative_paths(&error.to_string())),
+    };
+    let error = CliError::failure(message);
+    match hint {
+        Some(hint) => error.hint(hint),
+        None => error,
+    }
+}
+
+/// Engine messages name absolute paths; the user reads them relative to where they are.
+fn relative_paths(text: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => text.replace(&format!("{}/", cwd.display()), ""),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// `plat migrate status --json`: one object per service.
+#[derive(Serialize)]
+struct StatusJson {
+    service: String,
+    database: String,
+    /// Password masked.
+    url: String,
+    /// `false` before the first `plat migrate` created it.
+    database_exists: bool,
+    applied: usize,
+    pending: usize,
+    changed: usize,
+    missing: usize,
+    failed: usize,
+    migrations: Vec<MigrationJson>,
+    /// Why the service could not be read; the counts are then zero.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MigrationJson {
+    version: i64,
+    name: String,
+    state: State,
+    /// Relative to the workspace root; `null` when missing.
+    file: Option<String>,
+    /// Of the file now.
+    checksum: Option<String>,
+    /// Recorded when applied.
+    applied_checksum: Option<String>,
+    applied_at: Option<String>,
+    execution_ms: Option<i64>,
+    /// Pending, and older than the newest applied migration.
+    out_of_order: bool,
+}
+
+impl StatusJson {
+    fn latest_applied(&self) -> Option<i64> {
+        self.migrations
+            .iter()
+            .filter(|migration| migration.applied_at.is_some())
+            .map(|migration| migration.version)
+            .max()
+    }
+}
+
+fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, &args.services)?;
+    let targets = targets(&services, &args.url)?;
+    let runtime = runtime()?;
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for (service, target) in services.iter().zip(&targets) {
+        let mut report = StatusJson {
+            service: service.name.clone(),
+            database: target.database.clone(),
+            url: target.display(),
+            database_exists: false,
+            applied: 0,
+            pending: 0,
+            changed: 0,
+            missing: 0,
+            failed: 0,
+            migrations: Vec::new(),
+            error: None,
+        };
+        let loaded = migrate::load(workspace, service).map_err(|error| files_error(&service.name, error));
+        let history = runtime.block_on(migrate::history(target)).map_err(|error| migrate_error(&service.name, error));
+        match (loaded, history) {
+            (Ok(migrations), Ok(history)) => {
+                report.database_exists = history.is_some();
+                let rows = history.unwrap_or_default();
+                let plan = Plan::new(&migrations, &rows);
+                report.applied = plan.count(State::Applied);
+                report.pending = plan.count(State::Pending);
+                report.changed = plan.count(State::Changed);
+                report.missing = plan.count(State::Missing);
+                report.failed = plan.count(State::Failed);
+                report.migrations = plan.entries.iter().map(|entry| migration_json(workspace, entry)).collect();
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                failed = true;
+                report.error = Some(error.message);
+            }
+        }
+        reports.push(report);
+    }
+    if args.json {
+        print_json(&reports)?;
+    } else {
+        let mut stdout = anstream::stdout().lock();
+        let text = status_text(&reports);
+        write!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    }
+    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+fn migration_json(workspace: &Workspace, entry: &Entry<'_>) -> MigrationJson {
+    MigrationJson {
+        version: entry.version,
+        name: entry.name().to_owned(),
+        state: entry.state,
+        file: entry.migration.map(|migration| {
+            migration.path.strip_prefix(&workspace.root).unwrap_or(&migration.path).display().to_string()
+        }),
+        checksum: entry.migration.map(|migration| migration.checksum.to_hex()),
+        applied_checksum: entry.applied.map(|applied| applied.checksum.clone()),
+        applied_at: entry.applied.map(|applied| applied.applied_at.clone()),
+        execution_ms: entry.applied.map(|applied| applied.execution_ms),
+        out_of_order: entry.out_of_order,
+    }
+}
+
+fn status_text(reports: &[StatusJson]) -> String {
+    let mut out = String::new();
+    for (index, report) in reports.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{} {}\n", paint(style::BOLD, &report.service), paint(style::DIM, &report.url)));
+        if let Some(error) = &report.error {
+            out.push_str(&format!("  {} {error}\n", paint(style::ERROR, "error:")));
+            continue;
+        }
+        if !report.database_exists {
+            out.push_str(&format!("  database `{}` does not exist yet: `plat migrate` creates it\n", report.database));
+        }
+        if report.migrations.is_empty() {
+            out.push_str("  no migrations\n");
+            continue;
+        }
+        let rows: Vec<[String; 4]> = report
+            .migrations
+            .iter()
+            .map(|migration| {
+                let when = match (&migration.applied_at, migration.execution_ms) {
+                    (Some(at), Some(ms)) => format!("{at} ({ms}ms)"),
+                    _ if migration.out_of_order => format!(
+                        "out of order: version {} is applied",
+                        report.latest_applied().map_or_else(|| "?".to_owned(), |version| version.to_string())
+                    ),
+                    _ => String::new(),
+                };
+                let state = match migration.state {
+                    State::Applied => "applied",
+                    State::Pending => "pending",
+                    State::Changed => "CHANGED",
+                    State::Missing => "MISSING",
+                    State::Failed => "FAILED",
+                };
+                [state.to_owned(), migration.version.to_string(), migration.name.clone(), when]
+            })
+            .collect();
+        let header = ["STATE", "VERSION", "NAME", "APPLIED"].map(str::to_owned);
+        let mut widths = header.clone().map(|cell| cell.len());
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String; 4]| {
+            let mut line = String::from("  ");
+            for (cell, width) in cells.iter().zip(widths).take(3) {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+            line.push_str(&cells[3]);
+            format!("{}\n", line.trim_end())
+        };
+        out.push_str(&paint(style::BOLD, line(&header)));
+        for row in &rows {
+            out.push_str(&line(row));
+        }
+        let mut summary = vec![format!("{} applied", report.applied), format!("{} pending", report.pending)];
+        for (count, what) in [(report.changed, "changed"), (report.missing, "missing"), (report.failed, "failed")] {
+            if count > 0 {
+                summary.push(format!("{count} {what}"));
+            }
+        }
+        out.push_str(&format!("  {}\n", summary.join(", ")));
+    }
+    out
+}
+
+fn new(workspace: &Workspace, args: &MigrateNewArgs) -> Result<ExitStatus, CliError> {
+    let service =
+        select(workspace, std::slice::from_ref(&args.service))?.into_iter().next().expect("one service named");
+    let database = service.database.as_ref().expect("selected services have a database");
+    let service_dir = workspace.service_dir(service);
+    let created =
+        migrate::files::create(&service_dir, &database.migrations.under(&service_dir), &args.name, SystemTime::now())
+            .map_err(|error| files_error(&service.name, error))?;
+    let mut stdout = std::io::stdout().lock();
+    for path in &created {
+        let shown = display_path(path);
+        ui::status("Created", style::GOOD, format!("{} migration {shown}", service.name));
+        writeln!(stdout, "{shown}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, &args.services)?;
+    let targets = targets(&services, &args.url)?;
+    let loaded = load_all(workspace, &services)?;
+    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let runtime = runtime()?;
+    for (target, migrations) in targets.iter().zip(&loaded) {
+        let repaired = runtime
+            .block_on(migrate::repair(target, migrations, &options, &on_event))
+            .map_err(|error| migrate_error(&target.service, error))?;
+        if repaired.is_empty() {
+            ui::status("Fresh", style::GOOD, format!("{}: nothing to repair", target.service));
+        }
+        for repair in repaired {
+            match repair {
+                Repaired::Checksum { file, old, new, .. } => ui::status(
+                    "Repaired",
+                    style::GOOD,
+                    format!("{} {}: checksum {old} is now {new}", target.service, display_path(&file)),
+                ),
+                Repaired::ForgotFailed { version, name } => ui::status(
+                    "Repaired",
+                    style::GOOD,
+                    format!(
+                        "{}: forgot the failed attempt at version {version} ({name}); it runs again",
+                        target.service
+                    ),
+                ),
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, std::slice::from_ref(&args.service))?;
+    let target = targets(&services, &args.url)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let mode = if args.yes { DownMode::Apply } else { DownMode::List };
+    let runtime = runtime()?;
+    let undos = runtime
+        .block_on(migrate::down(&target, &migrations, args.to, mode, &options, &on_event))
+        .map_err(|error| migrate_error(&target.service, error))?;
+    if undos.is_empty() {
+        ui::status(
+            "Fresh",
+            style::GOOD,
+            format!("{}: nothing to undo: no applied migration is newer than {}", target.service, args.to),
+        );
+        return Ok(ExitStatus::Success);
+    }
+    if mode == DownMode::Apply {
+        ui::status(
+            "Finished",
+            style::GOOD,
+            format!(
+                "{}: undid {} migration{}; {} is the newest left",
+                target.service,
+                undos.len(),
+                plural(undos.len()),
+                args.to
+            ),
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "would undo, newest first, in database `{}`:", target.database);
+    for undo in &undos {
+        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, display_path(&undo.down));
+    }
+    drop(stdout);
+    Err(CliError::failure(format!("{}: nothing undone without --yes", target.service)).hint(format!(
+        "run `plat migrate down {} --to {} --yes` to undo {} migration{}",
+        target.service,
+        args.to,
+        undos.len(),
+        plural(undos.len())
+    )))
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}

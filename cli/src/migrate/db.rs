@@ -1,0 +1,396 @@
+//! Talking to PostgreSQL: connecting (and creating the service database), the advisory lock
+//! that serialises concurrent runs, and the history table.
+//!
+//! Architecture invariant: only this module and the migrate module's runner send SQL.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::url::{self, DatabaseTarget};
+
+/// The history table's name, in the schema that is current when plat connects (normally `public`).
+pub const HISTORY_TABLE: &str = "plat_migrations";
+
+/// The advisory lock key every plat run on a database takes: the ASCII of `platmigr`. Advisory
+/// locks belong to one database, so each service database has its own lock. In `pg_locks` it
+/// shows as classid 1886151028, objid 1835624306, objsubid 1.
+pub const LOCK_KEY: i64 = i64::from_be_bytes(*b"platmigr");
+
+/// How long to wait for the server to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the session running a migration is called in `pg_stat_activity`, so that whoever waits
+/// for the lock can tell who holds it: `plat migrate (<host>:<pid>)`.
+pub fn application_name() -> String {
+    let host = whoami::hostname().unwrap_or_else(|_| "unknown-host".to_owned());
+    format!("plat migrate ({host}:{})", std::process::id())
+}
+
+/// A database error in words: the server's message alone for server errors, else the chain.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(error: Option<&'a (dyn std::error::Error + 'static)>) -> Option<&'a (dyn std::error::Error + 'static)> {
+    error.and_then(std::error::Error::source)
+}
+
+/// Connects with `config`, plat's application name and a connect timeout.
+pub async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let mut config = config.clone();
+    config.application_name(application_name());
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!("database connection ended: {error}");
+        }
+    });
+    Ok(client)
+}
+
+/// Why the service database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The server could not be reached or refused us.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL, password masked.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database did not exist and could not be created.
+    #[error("cannot create database `{database}` on {url}: {reason}")]
+    Create {
+        /// The database.
+        database: String,
+        /// The maintenance database's URL, password masked.
+        url: String,
+        /// Why.
+        reason: String,
+        /// The server refused for lack of privilege.
+        denied: bool,
+    },
+}
+
+/// Connects to the service database; with `create`, creates it first when it does not exist.
+/// Returns the client (`None` when the database does not exist and `create` is off) and whether
+/// this call created the database.
+pub async fn open(target: &DatabaseTarget, create: bool) -> Result<(Option<Client>, bool), OpenError> {
+    let connect_error =
+        |error: tokio_postgres::Error| OpenError::Connect { url: target.display(), reason: describe(&error) };
+    match connect(&target.config).await {
+        Ok(client) => return Ok((Some(client), false)),
+        Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) && !create => return Ok((None, false)),
+        Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+        Err(error) => return Err(connect_error(error)),
+    }
+    let created = create_database(target).await?;
+    let client = connect(&target.config).await.map_err(connect_error)?;
+    Ok((Some(client), created))
+}
+
+/// `CREATE DATABASE` from the server's maintenance database. Two plat processes may race here:
+/// the loser's "already exists" means the database is there, which is all either wanted.
+async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
+    let mut last = None;
+    for maintenance in ["postgres", "template1"] {
+        let config = target.with_database(maintenance);
+        let failed = |error: &tokio_postgres::Error| OpenError::Create {
+            database: target.database.clone(),
+            url: url::display(&config),
+            reason: describe(error),
+            denied: error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        };
+        let client = match connect(&config).await {
+            Ok(client) => client,
+            Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+                last = Some(failed(&error));
+                continue;
+            }
+            Err(error) => return Err(failed(&error)),
+        };
+        let statement = format!("CREATE DATABASE {}", quote_ident(&target.database));
+        return match client.batch_execute(&statement).await {
+            Ok(()) => Ok(true),
+            // 42P04 when the other creator committed first; 23505 when both were inserting the
+            // catalog row at once.
+            Err(error)
+                if error.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                    || error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(failed(&error)),
+        };
+    }
+    Err(last.expect("tried at least one maintenance database"))
+}
+
+/// `"name"`, with embedded quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A session holding the migration lock, as `pg_locks` and `pg_stat_activity` show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockHolder {
+    /// Backend process id.
+    pub pid: i32,
+    /// The holder's `application_name` (`plat migrate (host:pid)` for plat).
+    pub application_name: String,
+    /// Its client address, when it connected over TCP.
+    pub client_addr: Option<String>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if !self.application_name.is_empty() {
+            write!(f, " ({})", self.application_name)?;
+        }
+        if let Some(addr) = &self.client_addr {
+            write!(f, " from {addr}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The session that holds the migration lock on the client's database, if any other does.
+pub async fn lock_holder(client: &Client) -> Result<Option<LockHolder>, tokio_postgres::Error> {
+    let [c0, c1, c2, c3, o0, o1, o2, o3] = LOCK_KEY.to_be_bytes();
+    let classid = u32::from_be_bytes([c0, c1, c2, c3]);
+    let objid = u32::from_be_bytes([o0, o1, o2, o3]);
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT l.pid, coalesce(a.application_name, ''), host(a.client_addr)
+                 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND l.classid = {classid} AND l.objid = {objid} AND l.objsubid = 1
+                 LIMIT 1"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(row.map(|row| LockHolder { pid: row.get(0), application_name: row.get(1), client_addr: row.get(2) }))
+}
+
+/// What waiting for the lock came to.
+pub enum LockOutcome {
+    /// Held now, after waiting this long.
+    Acquired(Duration),
+    /// Still held by someone else when the time ran out.
+    TimedOut(Option<LockHolder>),
+}
+
+/// Takes the session-level migration lock with `pg_try_advisory_lock`, polling with growing
+/// sleeps up to `timeout`: a blocking `pg_advisory_lock` could not be given up on, and would
+/// leave a waiter hanging with no word of who it waits for. `on_wait` hears once who holds it.
+pub async fn acquire_lock(
+    client: &Client,
+    timeout: Duration,
+    on_wait: &(dyn Fn(Option<LockHolder>) + Sync),
+) -> Result<LockOutcome, tokio_postgres::Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY]).await?;
+        if row.get::<_, bool>(0) {
+            return Ok(LockOutcome::Acquired(started.elapsed()));
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            return Ok(LockOutcome::TimedOut(lock_holder(client).await?));
+        }
+        if !told {
+            told = true;
+            on_wait(lock_holder(client).await?);
+        }
+        tokio::time::sleep(pause.min(timeout - elapsed)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Gives the migration lock back (it also goes when the connection closes).
+pub async fn release_lock(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.query_one("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await.map(drop)
+}
+
+/// The history table, named with its schema so that a migration changing `search_path` cannot
+/// make plat look elsewhere.
+#[derive(Debug, Clone)]
+pub struct History {
+    table: String,
+}
+
+/// One row of the history table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// Version.
+    pub version: i64,
+    /// Name when it was applied.
+    pub name: String,
+    /// SHA-256 (hex) of the SQL that was applied.
+    pub checksum: String,
+    /// When, as RFC 3339 in UTC.
+    pub applied_at: String,
+    /// How long it ran, in milliseconds.
+    pub execution_ms: i64,
+    /// Whether it succeeded; plat only writes rows of migrations that did.
+    pub success: bool,
+}
+
+impl History {
+    /// The history table of the current schema; `None` when no schema is current.
+    pub async fn locate(client: &Client) -> Result<Option<History>, tokio_postgres::Error> {
+        let schema: Option<String> = client.query_one("SELECT current_schema()", &[]).await?.get(0);
+        Ok(schema.map(|schema| History { table: format!("{}.{}", quote_ident(&schema), quote_ident(HISTORY_TABLE)) }))
+    }
+
+    /// The qualified table name, for messages.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Whether the table exists yet.
+    pub async fn exists(&self, client: &Client) -> Result<bool, tokio_postgres::Error> {
+        let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.table]).await?;
+        Ok(row.get(0))
+    }
+
+    /// Creates the table unless it exists. Called with the lock held: `CREATE TABLE IF NOT
+    /// EXISTS` alone is not safe against a concurrent creator.
+    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        if self.exists(client).await? {
+            return Ok(());
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (
+                    version      bigint      PRIMARY KEY,
+                    name         text        NOT NULL,
+                    checksum     text        NOT NULL,
+                    applied_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    execution_ms bigint      NOT NULL,
+                    success      boolean     NOT NULL
+                );
+                COMMENT ON TABLE {table} IS 'Migrations applied by plat migrate; checksum is the SHA-256 of the file with CRLF made LF. Edit with plat migrate repair, not by hand.'",
+                table = self.table
+            ))
+            .await
+    }
+
+    /// Every row, by version; none when the table does not exist.
+    pub async fn read(&self, client: &Client) -> Result<Vec<Applied>, tokio_postgres::Error> {
+        if !self.exists(client).await? {
+            return Ok(Vec::new());
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT version, name, checksum,
+                            to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                            execution_ms, success
+                     FROM {} ORDER BY version",
+                    self.table
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Applied {
+                version: row.get(0),
+                name: row.get(1),
+                checksum: row.get(2),
+                applied_at: row.get(3),
+                execution_ms: row.get(4),
+                success: row.get(5),
+            })
+            .collect())
+    }
+
+    /// Records a migration as applied (in the caller's transaction, when it has one).
+    pub async fn insert(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        version: i64,
+        name: &str,
+        checksum: &str,
+        took: Duration,
+    ) -> Result<(), tokio_postgres::Error> {
+        let ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (version, name, checksum, applied_at, execution_ms, success)
+                     VALUES ($1, $2, $3, clock_timestamp(), $4, true)",
+                    self.table
+                ),
+                &[&version, &name, &checksum, &ms],
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Forgets a migration (after its down file ran).
+    pub async fn delete(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        version: i64,
+    ) -> Result<(), tokio_postgres::Error> {
+        client.execute(&format!("DELETE FROM {} WHERE version = $1", self.table), &[&version]).await.map(drop)
+    }
+
+    /// Records a new checksum for an applied migration.
+    pub async fn set_checksum(
+        &self,
+        client: &Client,
+        version: i64,
+        checksum: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(&format!("UPDATE {} SET checksum = $2 WHERE version = $1", self.table), &[&version, &checksum])
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_key_reads_as_its_name() {
+        assert_eq!(&LOCK_KEY.to_be_bytes(), b"platmigr");
+        assert_eq!(LOCK_KEY >> 32, 1886151028);
+        assert_eq!(LOCK_KEY & 0xffff_ffff, 1835624306);
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("user_service"), "\"user_service\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

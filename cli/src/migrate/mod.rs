@@ -1,0 +1,705 @@
+//! `plat migrate`: each service's SQL migrations applied to its own PostgreSQL database, once
+//! and in order, each in its own transaction with its history row, with concurrent runs
+//! serialised by an advisory lock.
+//!
+//! API boundary: [`migrate_service`] is what `plat up` calls before it starts a service;
+//! [`migrate`], [`history`], [`repair`], [`down`] and [`files::create`] serve the
+//! `plat migrate` subcommands. Nothing here prints: progress arrives as [`MigrateEvent`]s and
+//! outcomes as return values. See docs/migrations.md for the rules enforced here.
+
+pub mod db;
+pub mod files;
+pub mod plan;
+pub mod sql;
+pub mod url;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+pub use db::{Applied, LockHolder, OpenError};
+pub use files::{Checksum, FilesError, Format, Migration, Migrations};
+pub use plan::{Entry, Plan, Problem, State};
+pub use url::{DatabaseTarget, UrlError, UrlOrigin, UrlSources};
+
+use crate::manifest::{Service, Workspace};
+use db::{History, LockOutcome};
+
+/// How to run migrations.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrateOptions {
+    /// How long to wait for another run's lock on the same database before giving up.
+    pub lock_timeout: Duration,
+    /// Apply pending migrations older than the newest applied one instead of refusing.
+    pub allow_out_of_order: bool,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions { lock_timeout: Duration::from_secs(60), allow_out_of_order: false }
+    }
+}
+
+/// Progress, for the caller to render.
+#[derive(Debug)]
+pub enum MigrateEvent<'a> {
+    /// The service database did not exist; it does now.
+    DatabaseCreated {
+        /// Service.
+        service: &'a str,
+        /// Database.
+        database: &'a str,
+    },
+    /// Another session holds the migration lock; waiting for it.
+    LockWaiting {
+        /// Service.
+        service: &'a str,
+        /// Database.
+        database: &'a str,
+        /// Who holds it, when the server says.
+        holder: Option<&'a LockHolder>,
+        /// How long we wait at most.
+        timeout: Duration,
+    },
+    /// The lock is ours, after waiting this long.
+    LockAcquired {
+        /// Service.
+        service: &'a str,
+        /// Time spent waiting.
+        waited: Duration,
+    },
+    /// A migration starts.
+    Applying {
+        /// Service.
+        service: &'a str,
+        /// The migration.
+        migration: &'a Migration,
+    },
+    /// A migration and its history row are committed.
+    Applied {
+        /// Service.
+        service: &'a str,
+        /// The migration.
+        migration: &'a Migration,
+        /// How long its SQL ran.
+        took: Duration,
+    },
+    /// A migration was undone with its down file, and its history row removed.
+    Undone {
+        /// Service.
+        service: &'a str,
+        /// What was undone.
+        undo: &'a Undo,
+        /// How long the down file ran.
+        took: Duration,
+    },
+}
+
+/// Callback for events; `Sync` so that callers may run several services at once.
+pub type OnEvent<'a> = &'a (dyn Fn(MigrateEvent<'_>) + Sync);
+
+/// Why a migration run stopped. Every variant leaves the database as the last committed
+/// migration left it.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The service has no usable database URL.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The migration files are wrong or cannot be read.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The database could not be reached or created.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Another run held the lock for the whole timeout.
+    #[error(
+        "timed out after {}s waiting for the migration lock on database `{database}`, held by {}",
+        .waited.as_secs_f64().round(),
+        .holder.as_ref().map_or_else(|| "a session that has since gone".to_owned(), ToString::to_string)
+    )]
+    LockTimeout {
+        /// Database.
+        database: String,
+        /// Time waited.
+        waited: Duration,
+        /// Who held it at the end.
+        holder: Option<LockHolder>,
+    },
+    /// The history and the files disagree; nothing was run.
+    #[error("refusing to migrate database `{database}`: {}", problems_summary(.problems))]
+    Unsafe {
+        /// Database.
+        database: String,
+        /// Each disagreement.
+        problems: Vec<Problem>,
+    },
+    /// A migration failed; it left nothing behind (unless it ran outside a transaction).
+    #[error("{0}")]
+    Failed(Box<Failure>),
+    /// `down` asked to undo migrations that have no `.down.sql`; nothing was undone.
+    #[error("cannot undo {}: no `.down.sql` file", list_files(.0))]
+    NoDown(Vec<PathBuf>),
+    /// No schema is current, so there is nowhere for the history table.
+    #[error("database `{0}` has no current schema to keep the history table in (check search_path)")]
+    NoSchema(String),
+    /// A query of plat's own failed.
+    #[error("database `{database}`: {reason}")]
+    Database {
+        /// Database.
+        database: String,
+        /// The server's or the driver's words.
+        reason: String,
+    },
+}
+
+fn problems_summary(problems: &[Problem]) -> String {
+    match problems {
+        [one] => one.to_string(),
+        many => format!("{} problems with the applied migrations", many.len()),
+    }
+}
+
+fn list_files(files: &[PathBuf]) -> String {
+    files.iter().map(|file| format!("`{}`", file.display())).collect::<Vec<_>>().join(", ")
+}
+
+/// A migration (or down file) that the server refused.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The file that failed.
+    pub file: PathBuf,
+    /// Its version.
+    pub version: i64,
+    /// Line and column in the file, when the server gave a position.
+    pub position: Option<(usize, usize)>,
+    /// The text of that line.
+    pub source_line: Option<String>,
+    /// SQLSTATE, e.g. `42P01`.
+    pub code: Option<String>,
+    /// The server's message (or the driver's, when the connection failed).
+    pub message: String,
+    /// The server's detail.
+    pub detail: Option<String>,
+    /// The server's hint.
+    pub hint: Option<String>,
+    /// The server's context (e.g. the PL/pgSQL line).
+    pub context: Option<String>,
+    /// The file ran outside a transaction, so part of it may have been applied.
+    pub no_transaction: bool,
+    /// Migrations this run applied (or, undoing, undid) before this one; they stay so.
+    pub applied_before: usize,
+    /// The file was a `.down.sql` being undone.
+    pub undoing: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " (SQLSTATE {code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateReport {
+    /// Whether plat created the database.
+    pub database_created: bool,
+    /// Versions applied by this run, in order, with how long each took.
+    pub applied: Vec<(i64, String, Duration)>,
+    /// Migrations that were applied already.
+    pub already_applied: usize,
+    /// Time spent waiting for the lock.
+    pub lock_waited: Duration,
+}
+
+/// A migration to undo, newest first.
+#[derive(Debug, Clone)]
+pub struct Undo {
+    /// Version.
+    pub version: i64,
+    /// Name.
+    pub name: String,
+    /// The up file.
+    pub file: PathBuf,
+    /// The `.down.sql` file.
+    pub down: PathBuf,
+}
+
+/// What a repair changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repaired {
+    /// The checksum of an applied migration now matches its file.
+    Checksum {
+        /// Version.
+        version: i64,
+        /// The file.
+        file: PathBuf,
+        /// Checksum before.
+        old: String,
+        /// Checksum now.
+        new: String,
+    },
+    /// A row recorded as failed was removed, so the migration runs again.
+    ForgotFailed {
+        /// Version.
+        version: i64,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Reads a service's migration files.
+///
+/// # Panics
+///
+/// When the service has no `database`: callers select services with one ([`url::resolve`]
+/// refuses the others with [`UrlError::NoDatabase`]).
+pub fn load(workspace: &Workspace, service: &Service) -> Result<Migrations, FilesError> {
+    let service_dir = workspace.service_dir(service);
+    let database = service.database.as_ref().expect("only services with a database have migrations");
+    files::read(&service_dir, &database.migrations.under(&service_dir))
+}
+
+/// Everything `plat up` needs before starting a service: its URL found, its files read, its
+/// database created if missing, and its pending migrations applied.
+pub async fn migrate_service(
+    workspace: &Workspace,
+    service: &Service,
+    sources: &UrlSources<'_>,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<MigrateReport, MigrateError> {
+    let target = url::resolve(service, sources)?;
+    let migrations = load(workspace, service)?;
+    migrate(&target, &migrations, options, on_event).await
+}
+
+/// Applies the pending migrations of one service database, creating the database if needed.
+///
+/// Refuses before running anything when the history disagrees with the files (see
+/// [`Plan::problems`]) or a pending file cannot run as asked. Stops at the first failing
+/// migration; the ones before it stay applied.
+pub async fn migrate(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<MigrateReport, MigrateError> {
+    let (client, created) = db::open(target, true).await?;
+    let mut client = client.expect("open creates the database");
+    if created {
+        on_event(MigrateEvent::DatabaseCreated { service: &target.service, database: &target.database });
+    }
+    let mut report = MigrateReport { database_created: created, ..MigrateReport::default() };
+    report.lock_waited = lock(&client, target, options.lock_timeout, on_event).await?;
+    let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report).await;
+    unlock(&client).await;
+    result.map(|()| report)
+}
+
+async fn apply_pending(
+    client: &mut Client,
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+    report: &mut MigrateReport,
+) -> Result<(), MigrateError> {
+    let history = locate_history(client, target).await?;
+    history.ensure(client).await.map_err(|error| database_error(target, &error))?;
+    let rows = history.read(client).await.map_err(|error| database_error(target, &error))?;
+    let plan = Plan::new(migrations, &rows);
+    let problems = plan.problems(options.allow_out_of_order);
+    if !problems.is_empty() {
+        return Err(MigrateError::Unsafe { database: target.database.clone(), problems });
+    }
+    let pending: Vec<&Migration> = plan.pending().collect();
+    for migration in &pending {
+        check_runnable(&migration.path, &migration.sql, migration.no_transaction)?;
+    }
+    report.already_applied = plan.count(State::Applied);
+    for migration in pending {
+        on_event(MigrateEvent::Applying { service: &target.service, migration });
+        let record =
+            Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
+        let took =
+            run_file(client, &history, &migration.sql, migration.no_transaction, record).await.map_err(|error| {
+                let done = report.applied.len();
+                failure(
+                    error,
+                    &migration.path,
+                    migration.version,
+                    &migration.sql,
+                    migration.no_transaction,
+                    done,
+                    false,
+                )
+            })?;
+        on_event(MigrateEvent::Applied { service: &target.service, migration, took });
+        report.applied.push((migration.version, migration.name.clone(), took));
+    }
+    Ok(())
+}
+
+/// The history rows of one service database; `None` when the database does not exist yet.
+/// Reads without the lock: a run in progress shows as it was at its last commit.
+pub async fn history(target: &DatabaseTarget) -> Result<Option<Vec<Applied>>, MigrateError> {
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else { return Ok(None) };
+    let history = locate_history(&client, target).await?;
+    let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
+    Ok(Some(rows))
+}
+
+/// Records the file's checksum for every applied migration whose file changed, and forgets
+/// rows recorded as failed. Runs only when asked: a changed file usually means a mistake.
+pub async fn repair(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Vec<Repaired>, MigrateError> {
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else { return Ok(Vec::new()) };
+    lock(&client, target, options.lock_timeout, on_event).await?;
+    let result = async {
+        let history = locate_history(&client, target).await?;
+        let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
+        let plan = Plan::new(migrations, &rows);
+        let mut repaired = Vec::new();
+        for entry in &plan.entries {
+            match (entry.state, entry.migration, entry.applied) {
+                (State::Changed, Some(migration), Some(applied)) => {
+                    let new = migration.checksum.to_hex();
+                    history
+                        .set_checksum(&client, entry.version, &new)
+                        .await
+                        .map_err(|error| database_error(target, &error))?;
+                    repaired.push(Repaired::Checksum {
+                        version: entry.version,
+                        file: migration.path.clone(),
+                        old: applied.checksum.clone(),
+                        new,
+                    });
+                }
+                (State::Failed, _, Some(applied)) => {
+                    history.delete(&client, entry.version).await.map_err(|error| database_error(target, &error))?;
+                    repaired.push(Repaired::ForgotFailed { version: entry.version, name: applied.name.clone() });
+                }
+                _ => {}
+            }
+        }
+        Ok(repaired)
+    }
+    .await;
+    unlock(&client).await;
+    result
+}
+
+/// Whether `down` only lists or also undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownMode {
+    /// Say what would be undone; touch nothing.
+    List,
+    /// Undo.
+    Apply,
+}
+
+/// Undoes, newest first, every applied migration newer than `to`, each with its `.down.sql` in
+/// its own transaction together with removing its history row. Returns what was (or, with
+/// [`DownMode::List`], would be) undone. Refuses before undoing anything when one of them has
+/// no down file, or its up file changed or is gone.
+pub async fn down(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    to: i64,
+    mode: DownMode,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Vec<Undo>, MigrateError> {
+    let (client, _) = db::open(target, false).await?;
+    let Some(mut client) = client else { return Ok(Vec::new()) };
+    if mode == DownMode::Apply {
+        lock(&client, target, options.lock_timeout, on_event).await?;
+    }
+    let result = undo(&mut client, target, migrations, to, mode, on_event).await;
+    if mode == DownMode::Apply {
+        unlock(&client).await;
+    }
+    result
+}
+
+async fn undo(
+    client: &mut Client,
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    to: i64,
+    mode: DownMode,
+    on_event: OnEvent<'_>,
+) -> Result<Vec<Undo>, MigrateError> {
+    let history = locate_history(client, target).await?;
+    let rows = history.read(client).await.map_err(|error| database_error(target, &error))?;
+    let plan = Plan::new(migrations, &rows);
+    let doomed: Vec<&Entry<'_>> =
+        plan.entries.iter().rev().filter(|entry| entry.applied.is_some() && entry.version > to).collect();
+    let problems: Vec<Problem> = plan
+        .problems(true)
+        .into_iter()
+        .filter(|problem| doomed.iter().any(|entry| problem_version(problem) == entry.version))
+        .collect();
+    if !problems.is_empty() {
+        return Err(MigrateError::Unsafe { database: target.database.clone(), problems });
+    }
+    let mut undos = Vec::new();
+    let mut no_down = Vec::new();
+    for entry in doomed {
+        let migration = entry.migration.expect("missing files were refused above");
+        match &migration.down {
+            Some(down) => undos.push(Undo {
+                version: migration.version,
+                name: migration.name.clone(),
+                file: migration.path.clone(),
+                down: down.clone(),
+            }),
+            None => no_down.push(migration.path.clone()),
+        }
+    }
+    if !no_down.is_empty() {
+        return Err(MigrateError::NoDown(no_down));
+    }
+    let mut texts = Vec::new();
+    for undo in &undos {
+        let sql = files::read_down(&undo.down)?;
+        let no_transaction = sql::wants_no_transaction(&sql);
+        check_runnable(&undo.down, &sql, no_transaction)?;
+        texts.push((sql, no_transaction));
+    }
+    if mode == DownMode::List {
+        return Ok(undos);
+    }
+    for (index, (undo, (sql, no_transaction))) in undos.iter().zip(&texts).enumerate() {
+        let took = run_file(client, &history, sql, *no_transaction, Record::Delete { version: undo.version })
+            .await
+            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, index, true))?;
+        on_event(MigrateEvent::Undone { service: &target.service, undo, took });
+    }
+    Ok(undos)
+}
+
+fn problem_version(problem: &Problem) -> i64 {
+    match problem {
+        Problem::Changed { version, .. }
+        | Problem::Missing { version, .. }
+        | Problem::OutOfOrder { version, .. }
+        | Problem::Failed { version, .. } => *version,
+    }
+}
+
+async fn locate_history(client: &Client, target: &DatabaseTarget) -> Result<History, MigrateError> {
+    History::locate(client)
+        .await
+        .map_err(|error| database_error(target, &error))?
+        .ok_or_else(|| MigrateError::NoSchema(target.database.clone()))
+}
+
+fn database_error(target: &DatabaseTarget, error: &tokio_postgres::Error) -> MigrateError {
+    MigrateError::Database { database: target.database.clone(), reason: db::describe(error) }
+}
+
+async fn lock(
+    client: &Client,
+    target: &DatabaseTarget,
+    timeout: Duration,
+    on_event: OnEvent<'_>,
+) -> Result<Duration, MigrateError> {
+    let on_wait = |holder: Option<LockHolder>| {
+        on_event(MigrateEvent::LockWaiting {
+            service: &target.service,
+            database: &target.database,
+            holder: holder.as_ref(),
+            timeout,
+        })
+    };
+    match db::acquire_lock(client, timeout, &on_wait).await.map_err(|error| database_error(target, &error))? {
+        LockOutcome::Acquired(waited) => {
+            on_event(MigrateEvent::LockAcquired { service: &target.service, waited });
+            Ok(waited)
+        }
+        LockOutcome::TimedOut(holder) => {
+            Err(MigrateError::LockTimeout { database: target.database.clone(), waited: timeout, holder })
+        }
+    }
+}
+
+async fn unlock(client: &Client) {
+    // Closing the connection releases the lock too; a failure here changes nothing.
+    if let Err(error) = db::release_lock(client).await {
+        tracing::debug!("releasing the migration lock: {error}");
+    }
+}
+
+/// Refuses, before anything runs, a file that would break the one-transaction-per-migration
+/// rule or the one-statement rule of no-transaction files.
+fn check_runnable(path: &std::path::Path, sql: &str, no_transaction: bool) -> Result<(), FilesError> {
+    let statements = sql::statements(sql);
+    if no_transaction {
+        if statements.len() > 1 {
+            return Err(FilesError::Unrunnable {
+                path: path.to_path_buf(),
+                line: Some(statements[1].line),
+                reason: format!(
+                    "a no-transaction file must hold exactly one statement, this one has {}: PostgreSQL runs \
+                     statements sent together in one implicit transaction",
+                    statements.len()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    if let Some(statement) = statements.iter().find(|statement| sql::is_transaction_control(statement)) {
+        return Err(FilesError::Unrunnable {
+            path: path.to_path_buf(),
+            line: Some(statement.line),
+            reason: format!(
+                "`{}` would end the transaction plat runs this migration in, committing it without its history row",
+                statement.words.join(" ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Why running a file failed: its SQL, or plat's own bookkeeping around it.
+enum RunError {
+    Sql(tokio_postgres::Error),
+    Bookkeeping(tokio_postgres::Error),
+}
+
+/// The history change that goes with a file.
+enum Record<'a> {
+    /// A migration was applied.
+    Insert { version: i64, name: &'a str, checksum: String },
+    /// A migration was undone.
+    Delete { version: i64 },
+}
+
+impl Record<'_> {
+    async fn write(
+        &self,
+        history: &History,
+        client: &impl tokio_postgres::GenericClient,
+        took: Duration,
+    ) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Record::Insert { version, name, checksum } => history.insert(client, *version, name, checksum, took).await,
+            Record::Delete { version } => history.delete(client, *version).await,
+        }
+    }
+}
+
+/// Runs `sql` with the simple query protocol (so that a file may hold many statements), then
+/// `record`: both in one transaction, or, for a no-transaction file, `record` only after the
+/// SQL succeeded. Returns how long the SQL took.
+async fn run_file(
+    client: &mut Client,
+    history: &History,
+    sql: &str,
+    no_transaction: bool,
+    record: Record<'_>,
+) -> Result<Duration, RunError> {
+    // Each file starts from the session defaults, whatever an earlier file SET: a run that
+    // applies five migrations behaves like five runs that apply one each. (Session defaults
+    // include the application_name plat connected with.)
+    client.batch_execute("RESET ALL").await.map_err(RunError::Bookkeeping)?;
+    let started = Instant::now();
+    if no_transaction {
+        client.batch_execute(sql).await.map_err(RunError::Sql)?;
+        let took = started.elapsed();
+        record.write(history, &*client, took).await.map_err(RunError::Bookkeeping)?;
+        return Ok(took);
+    }
+    let transaction = client.transaction().await.map_err(RunError::Bookkeeping)?;
+    transaction.batch_execute(sql).await.map_err(RunError::Sql)?;
+    let took = started.elapsed();
+    record.write(history, &transaction, took).await.map_err(RunError::Bookkeeping)?;
+    // A deferred constraint fails here, at COMMIT: the file's doing, not plat's.
+    transaction.commit().await.map_err(RunError::Sql)?;
+    Ok(took)
+}
+
+fn failure(
+    error: RunError,
+    file: &std::path::Path,
+    version: i64,
+    sql: &str,
+    no_transaction: bool,
+    applied_before: usize,
+    undoing: bool,
+) -> MigrateError {
+    let (error, ours) = match error {
+        RunError::Sql(error) => (error, false),
+        RunError::Bookkeeping(error) => (error, true),
+    };
+    let mut failure = Failure {
+        file: file.to_path_buf(),
+        version,
+        position: None,
+        source_line: None,
+        code: error.code().map(|code| code.code().to_owned()),
+        message: db::describe(&error),
+        detail: None,
+        hint: None,
+        context: None,
+        no_transaction,
+        applied_before,
+        undoing,
+    };
+    if ours && no_transaction {
+        failure.message = format!(
+            "the file ran outside a transaction and succeeded, but updating the history table failed: {}",
+            failure.message
+        );
+    } else if ours {
+        failure.message =
+            format!("updating the history table failed, so nothing of the file was kept: {}", failure.message);
+    }
+    if let Some(db) = error.as_db_error() {
+        failure.detail = db.detail().map(str::to_owned);
+        failure.hint = db.hint().map(str::to_owned);
+        failure.context = db.where_().map(str::to_owned);
+        if let (false, Some(tokio_postgres::error::ErrorPosition::Original(position))) = (ours, db.position()) {
+            failure.position = sql::line_col(sql, *position as usize);
+            failure.source_line = failure.position.and_then(|(line, _)| sql.lines().nth(line - 1).map(str::to_owned));
+        }
+    }
+    MigrateError::Failed(Box::new(failure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `plat up` may migrate several services at once on a multi-threaded runtime: the futures
+    /// must be `Send`. This only has to compile.
+    #[allow(dead_code, clippy::let_underscore_future)]
+    fn futures_are_send(
+        target: &DatabaseTarget,
+        migrations: &Migrations,
+        options: &MigrateOptions,
+        on_event: OnEvent<'_>,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(migrate(target, migrations, options, on_event));
+        send(history(target));
+        send(repair(target, migrations, options, on_event));
+        send(down(target, migrations, 0, DownMode::List, options, on_event));
+    }
+}

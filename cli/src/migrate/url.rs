@@ -1,0 +1,253 @@
+//! Where a service's database is: its URL, from the command line or the environment, and how
+//! to show it without its password.
+//!
+//! Architecture invariant: [`resolve`] is the one place that decides a service's database URL;
+//! `plat up` extends it with the containers it starts. No URL text is ever shown as given:
+//! [`DatabaseTarget::display`] rebuilds it from the parsed parts with the password as `****`.
+
+use std::fmt::Write as _;
+
+use tokio_postgres::Config;
+use tokio_postgres::config::Host;
+
+use crate::manifest::Service;
+
+/// Where URLs come from, highest priority first.
+pub struct UrlSources<'a> {
+    /// `--database-url`: applies to every selected service.
+    pub explicit: Option<&'a str>,
+    /// Reads an environment variable (`std::env::var` in the CLI, a map in tests).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Where a URL came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlOrigin {
+    /// `--database-url`.
+    Flag,
+    /// An environment variable, by name.
+    Env(String),
+}
+
+impl std::fmt::Display for UrlOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlOrigin::Flag => f.write_str("--database-url"),
+            UrlOrigin::Env(name) => f.write_str(name),
+        }
+    }
+}
+
+/// The database one service migrates: connection settings and its name.
+#[derive(Clone)]
+pub struct DatabaseTarget {
+    /// The service.
+    pub service: String,
+    /// Connection settings, with the database name set.
+    pub config: Config,
+    /// The database: the URL's when it names one, else the manifest's `database.name`.
+    pub database: String,
+    /// Where the URL came from.
+    pub origin: UrlOrigin,
+    /// Whether the URL itself named the database.
+    pub named_in_url: bool,
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the Config: its Debug shows the password.
+        f.debug_struct("DatabaseTarget")
+            .field("service", &self.service)
+            .field("url", &self.display())
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl DatabaseTarget {
+    /// The URL with the password masked: `postgres://app:****@db:5432/user_service`.
+    pub fn display(&self) -> String {
+        display(&self.config)
+    }
+
+    /// The same server, `dbname` replaced: for the maintenance database.
+    pub fn with_database(&self, database: &str) -> Config {
+        let mut config = self.config.clone();
+        config.dbname(database);
+        config
+    }
+}
+
+/// Why no usable URL was found.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// Nothing names the service's database.
+    #[error("no database URL for {service}: pass --database-url or set {env}")]
+    Missing {
+        /// The service.
+        service: String,
+        /// The environment variable that would name it.
+        env: String,
+    },
+    /// The URL does not parse. The text is not repeated: it may hold a password.
+    #[error("the database URL for {service} from {origin} is not valid: {reason}")]
+    Invalid {
+        /// The service.
+        service: String,
+        /// Where the URL came from.
+        origin: UrlOrigin,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The service has no `database` in workspace.toml.
+    #[error("{0} has no database in workspace.toml")]
+    NoDatabase(String),
+}
+
+/// The environment variable holding a service's URL: `DATABASE_URL_USER_SERVICE`.
+pub fn env_var(service: &str) -> String {
+    format!("DATABASE_URL_{}", service.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The database `service` migrates, from the first source that has a URL for it.
+pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTarget, UrlError> {
+    let database = service.database.as_ref().ok_or_else(|| UrlError::NoDatabase(service.name.clone()))?;
+    let env = env_var(&service.name);
+    let (text, origin) = match (sources.explicit, (sources.env)(&env)) {
+        (Some(url), _) => (url.to_owned(), UrlOrigin::Flag),
+        (None, Some(url)) if !url.trim().is_empty() => (url, UrlOrigin::Env(env)),
+        _ => return Err(UrlError::Missing { service: service.name.clone(), env }),
+    };
+    let mut config: Config = text.trim().parse().map_err(|error: tokio_postgres::Error| UrlError::Invalid {
+        service: service.name.clone(),
+        origin: origin.clone(),
+        reason: error.to_string(),
+    })?;
+    let named_in_url = config.get_dbname().is_some_and(|name| !name.is_empty());
+    let database = if named_in_url { config.get_dbname().expect("named").to_owned() } else { database.name.clone() };
+    config.dbname(&database);
+    Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url })
+}
+
+/// A URL rebuilt from `config`, the password as `****`.
+pub fn display(config: &Config) -> String {
+    let mut out = String::from("postgres://");
+    if let Some(user) = config.get_user() {
+        out.push_str(&encode(user));
+        if config.get_password().is_some() {
+            out.push_str(":****");
+        }
+        out.push('@');
+    }
+    let ports = config.get_ports();
+    for (index, host) in config.get_hosts().iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        match host {
+            Host::Tcp(name) if name.contains(':') => {
+                let _ = write!(out, "[{name}]");
+            }
+            Host::Tcp(name) => out.push_str(name),
+            #[cfg(unix)]
+            Host::Unix(path) => out.push_str(&encode(&path.to_string_lossy())),
+        }
+        let port = ports.get(index).or(ports.first());
+        if let Some(port) = port {
+            let _ = write!(out, ":{port}");
+        }
+    }
+    if let Some(database) = config.get_dbname() {
+        out.push('/');
+        out.push_str(&encode(database));
+    }
+    out
+}
+
+/// Percent-encodes what would break a URL's user, host or path part.
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Database, DatabaseEngine, RelPath};
+
+    fn service(name: &str) -> Service {
+        let text = format!("[workspace]\nname = \"p\"\n[services.{name}]\ndatabase = {{ engine = \"postgres\" }}\n");
+        let workspace = crate::manifest::load(std::path::Path::new("/w/workspace.toml"), &text).unwrap();
+        let service = workspace.services[0].clone();
+        assert_eq!(
+            service.database,
+            Some(Database {
+                engine: DatabaseEngine::Postgres,
+                name: name.replace('-', "_"),
+                migrations: RelPath::new("migrations").unwrap()
+            })
+        );
+        service
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_flag_wins_then_the_environment() {
+        let env = |name: &str| (name == "DATABASE_URL_USER_SERVICE").then(|| "postgres://env@h/envdb".to_owned());
+        let user = service("user-service");
+        let target = resolve(&user, &UrlSources { explicit: Some("postgres://flag@h"), env: &env }).unwrap();
+        assert_eq!(
+            (target.origin, target.database.as_str(), target.named_in_url),
+            (UrlOrigin::Flag, "user_service", false)
+        );
+        let target = resolve(&user, &UrlSources { explicit: None, env: &env }).unwrap();
+        assert_eq!(target.origin, UrlOrigin::Env("DATABASE_URL_USER_SERVICE".into()));
+        assert_eq!((target.database.as_str(), target.named_in_url), ("envdb", true));
+    }
+
+    #[test]
+    fn no_url_names_the_variable() {
+        let error = resolve(&service("user-service"), &UrlSources { explicit: None, env: &no_env }).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no database URL for user-service: pass --database-url or set DATABASE_URL_USER_SERVICE"
+        );
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let secret = "s3cr%40t";
+        for url in [
+            format!("postgres://app:{secret}@db.internal:6432/orders"),
+            format!("postgresql://app:{secret}@db.internal/orders?sslmode=disable"),
+            format!("host=db.internal user=app password={secret} dbname=orders"),
+            format!("postgres://app@db.internal/orders?password={secret}"),
+        ] {
+            let target = resolve(&service("orders"), &UrlSources { explicit: Some(&url), env: &no_env }).unwrap();
+            let shown = format!("{} {target:?}", target.display());
+            assert!(!shown.contains("s3cr"), "{shown}");
+            assert!(shown.contains("postgres://app:****@db.internal"), "{shown}");
+        }
+        let error = resolve(
+            &service("orders"),
+            &UrlSources { explicit: Some("postgres://app:s3cr@h:notaport/x"), env: &no_env },
+        );
+        assert!(!error.unwrap_err().to_string().contains("s3cr"));
+    }
+
+    #[test]
+    fn displays_every_part() {
+        let config: Config = "postgres://u@[::1]:5433,other/db%20name".parse().unwrap();
+        assert_eq!(display(&config), "postgres://u@[::1]:5433,other:5432/db%20name");
+    }
+}
