@@ -4,6 +4,12 @@
 //! | module | for |
 //! |---|---|
 //! | [`config`] | typed environment variables, every problem reported at once |
+//! | [`telemetry`] | JSON logs on stdout, spans exported over OTLP when configured |
+//! | [`trace`] | W3C `traceparent`: parsing, server extraction layer, client injection layer |
+//! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
 
+pub mod body;
 pub mod config;
+pub mod telemetry;
+pub mod trace;
 
