@@ -6,10 +6,13 @@
 //! | [`config`] | typed environment variables, every problem reported at once |
 //! | [`telemetry`] | JSON logs on stdout, spans exported over OTLP when configured |
 //! | [`trace`] | W3C `traceparent`: parsing, server extraction layer, client injection layer |
+//! | [`error`] | one [`Error`] that becomes a gRPC status or an HTTP JSON response |
 //! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
 
 pub mod body;
 pub mod config;
+pub mod error;
 pub mod telemetry;
 pub mod trace;
 
+pub use error::{Error, ErrorKind};
