@@ -6,12 +6,14 @@
 //! | [`config`] | typed environment variables, every problem reported at once |
 //! | [`telemetry`] | JSON logs on stdout, spans exported over OTLP when configured |
 //! | [`trace`] | W3C `traceparent`: parsing, server extraction layer, client injection layer |
+//! | [`metrics`] | Prometheus request counter and latency histogram, `/metrics` |
 //! | [`error`] | one [`Error`] that becomes a gRPC status or an HTTP JSON response |
 //! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
 
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod telemetry;
 pub mod trace;
 
