@@ -8,9 +8,11 @@
 //! | [`trace`] | W3C `traceparent`: parsing, server extraction layer, client injection layer |
 //! | [`metrics`] | Prometheus request counter and latency histogram, `/metrics` |
 //! | [`error`] | one [`Error`] that becomes a gRPC status or an HTTP JSON response |
+//! | [`client`] | gRPC upstream calls with timeouts, retries and a circuit breaker |
 //! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
 
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod metrics;
