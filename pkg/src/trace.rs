@@ -1,0 +1,528 @@
+//! W3C trace context (`traceparent`) carried across HTTP and gRPC calls.
+//!
+//! - [`TraceParent`] parses and formats the header (version 00 of the W3C Trace Context spec).
+//! - [`TraceLayer`] goes on servers, axum routers and tonic servers alike (both are tower
+//!   services over `http::Request`): it opens a `request` span per request, makes an incoming
+//!   `traceparent` its parent (or starts a new trace), and logs one line when the response ends.
+//! - [`InjectLayer`] goes on clients, a tonic `Channel` or any HTTP client service: it opens a
+//!   client span per call, child of the current span, and sends it as `traceparent`.
+//!
+//! The ids come from the OpenTelemetry layer that [`telemetry`](crate::telemetry) installs,
+//! whether or not spans are exported: log lines carry `trace_id` without a collector. Without
+//! that layer (no [`telemetry::init`](crate::telemetry::init)), spans have no trace context;
+//! incoming headers are then ignored and nothing is injected.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+pub use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::body::{ObservedBody, Observer, Outcome, Protocol, route_of};
+
+/// The `traceparent` header name.
+pub const TRACEPARENT: &str = "traceparent";
+/// The `tracestate` header name.
+pub const TRACESTATE: &str = "tracestate";
+
+/// A parsed `traceparent` header: `00-<trace-id>-<parent-id>-<flags>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceParent {
+    /// The trace every span of one request belongs to; never all zeros.
+    pub trace_id: TraceId,
+    /// The caller's span; never all zeros.
+    pub parent_id: SpanId,
+    /// Trace flags; bit 0 is "sampled".
+    pub flags: TraceFlags,
+}
+
+impl TraceParent {
+    /// Whether the caller recorded this trace.
+    pub fn sampled(&self) -> bool {
+        self.flags.is_sampled()
+    }
+
+    /// The traceparent that names `context` as the parent, if it is valid.
+    pub fn from_span_context(context: &SpanContext) -> Option<TraceParent> {
+        context.is_valid().then(|| TraceParent {
+            trace_id: context.trace_id(),
+            parent_id: context.span_id(),
+            flags: context.trace_flags(),
+        })
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            self.trace_id,
+            self.parent_id,
+            self.flags.to_u8()
+        )
+    }
+}
+
+/// Why a `traceparent` value was rejected; a rejected header starts a new trace.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseTraceParentError {
+    /// Shorter than the 55 characters of version 00.
+    #[error("traceparent is too short: {0} characters, expected 55")]
+    TooShort(usize),
+    /// Not lowercase hex, or `ff` (forbidden).
+    #[error("traceparent has an invalid version")]
+    InvalidVersion,
+    /// Dashes are missing or misplaced, or version 00 has extra characters.
+    #[error("traceparent is not of the form 00-<32 hex>-<16 hex>-<2 hex>")]
+    Malformed,
+    /// The trace id is not 32 lowercase hex digits.
+    #[error("traceparent trace-id is not 32 lowercase hex digits")]
+    InvalidTraceId,
+    /// The trace id is all zeros.
+    #[error("traceparent trace-id is all zeros")]
+    ZeroTraceId,
+    /// The parent id is not 16 lowercase hex digits.
+    #[error("traceparent parent-id is not 16 lowercase hex digits")]
+    InvalidParentId,
+    /// The parent id is all zeros.
+    #[error("traceparent parent-id is all zeros")]
+    ZeroParentId,
+    /// The flags are not 2 lowercase hex digits.
+    #[error("traceparent flags are not 2 lowercase hex digits")]
+    InvalidFlags,
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl FromStr for TraceParent {
+    type Err = ParseTraceParentError;
+
+    /// Parses per W3C Trace Context: lowercase hex only; a version other than 00 may carry
+    /// more fields after the flags (forward compatibility), 00 may not.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        use ParseTraceParentError as E;
+        let value = value.trim_matches([' ', '\t']);
+        let b = value.as_bytes();
+        if b.len() < 55 {
+            return Err(E::TooShort(b.len()));
+        }
+        let version = &b[0..2];
+        if !is_lower_hex(version) || version == b"ff" {
+            return Err(E::InvalidVersion);
+        }
+        if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return Err(E::Malformed);
+        }
+        if version == b"00" && b.len() != 55 || b.len() > 55 && b[55] != b'-' {
+            return Err(E::Malformed);
+        }
+        let (trace, parent, flags) = (&b[3..35], &b[36..52], &b[53..55]);
+        if !is_lower_hex(trace) {
+            return Err(E::InvalidTraceId);
+        }
+        if !is_lower_hex(parent) {
+            return Err(E::InvalidParentId);
+        }
+        if !is_lower_hex(flags) {
+            return Err(E::InvalidFlags);
+        }
+        // All three are ASCII hex now, so the slices are valid UTF-8 and the parses succeed.
+        let trace_id = TraceId::from_hex(&value[3..35]).map_err(|_| E::InvalidTraceId)?;
+        let parent_id = SpanId::from_hex(&value[36..52]).map_err(|_| E::InvalidParentId)?;
+        let flags = u8::from_str_radix(&value[53..55], 16).map_err(|_| E::InvalidFlags)?;
+        if trace_id == TraceId::INVALID {
+            return Err(E::ZeroTraceId);
+        }
+        if parent_id == SpanId::INVALID {
+            return Err(E::ZeroParentId);
+        }
+        Ok(TraceParent {
+            trace_id,
+            parent_id,
+            flags: TraceFlags::new(flags),
+        })
+    }
+}
+
+/// The remote parent named by the `traceparent` (and `tracestate`) headers, if valid. Two
+/// `traceparent` headers are as good as none: the spec says to ignore an ambiguous parent.
+pub fn extract(headers: &HeaderMap) -> Option<opentelemetry::Context> {
+    let mut values = headers.get_all(TRACEPARENT).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let parent: TraceParent = value.to_str().ok()?.parse().ok()?;
+    let state = headers
+        .get(TRACESTATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TraceState::from_str(v).ok())
+        .unwrap_or_default();
+    let remote = SpanContext::new(parent.trace_id, parent.parent_id, parent.flags, true, state);
+    Some(opentelemetry::Context::new().with_remote_span_context(remote))
+}
+
+/// Writes the `traceparent` (and `tracestate`) naming `context`'s span as the parent; does
+/// nothing when the context has no valid span.
+pub fn inject(context: &opentelemetry::Context, headers: &mut HeaderMap) {
+    let span = context.span();
+    let span_context = span.span_context();
+    let Some(parent) = TraceParent::from_span_context(span_context) else {
+        return;
+    };
+    if let Ok(value) = HeaderValue::from_str(&parent.to_string()) {
+        headers.insert(TRACEPARENT, value);
+    }
+    let state = span_context.trace_state().header();
+    if !state.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&state) {
+            headers.insert(TRACESTATE, value);
+        }
+    }
+}
+
+/// Writes the current span's `traceparent` into `headers`: for clients that are not tower
+/// services (prefer [`InjectLayer`] for those that are).
+pub fn inject_current(headers: &mut HeaderMap) {
+    inject(&tracing::Span::current().context(), headers);
+}
+
+/// The trace id of the current span, if it has a trace context.
+pub fn current_trace_id() -> Option<TraceId> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.trace_id())
+}
+
+/// The traceparent a call made now would carry: the current span as parent.
+pub fn current_traceparent() -> Option<TraceParent> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    TraceParent::from_span_context(span.span_context())
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Server layer: a `request` span per request, child of the caller's `traceparent`.
+///
+/// Add it with `Router::layer` (not around the whole router) so that the span and log line
+/// name the matched route template, and with `Server::builder().layer` for tonic. Routes merged
+/// after the layer (`/metrics`, probes) are left out, which keeps scrapes out of the logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceLayer {
+    _private: (),
+}
+
+impl TraceLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        TraceLayer { _private: () }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> TraceService<S> {
+        TraceService { inner }
+    }
+}
+
+/// The service [`TraceLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TraceService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: fmt::Display + 'static,
+    ResBody: http_body::Body + Send + 'static,
+{
+    type Response = Response<ObservedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let protocol = Protocol::of(&request);
+        let route = route_of(&request, protocol);
+        let method = request.method().clone();
+        let name = match protocol {
+            Protocol::Grpc => route.trim_start_matches('/').to_owned(),
+            Protocol::Http => format!("{method} {route}"),
+        };
+        let span = tracing::info_span!(
+            target: "pkg::trace",
+            "request",
+            otel.name = %name,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            protocol = protocol.as_str(),
+            method = %method,
+            route = %route,
+            status = tracing::field::Empty,
+        );
+        if let Some(parent) = extract(request.headers()) {
+            // Fails only when no OpenTelemetry layer is installed: then there is no trace to join.
+            let _ = span.set_parent(parent);
+        }
+        let start = Instant::now();
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let response_span = span.clone();
+        Box::pin(
+            async move {
+                match future.await {
+                    Ok(response) => {
+                        let on_end_span = response_span.clone();
+                        let observer = Observer::new(
+                            protocol,
+                            &response,
+                            Box::new(move |outcome| finished(&on_end_span, outcome, start)),
+                        );
+                        Ok(response.map(|body| ObservedBody::new(body, observer, response_span)))
+                    }
+                    Err(error) => {
+                        tracing::error!(target: "pkg::trace", %error, "request failed");
+                        Err(error)
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Records the status on the request span and logs the request's one line.
+fn finished(span: &tracing::Span, outcome: Outcome, start: Instant) {
+    let status = outcome.label();
+    span.record("status", &*status);
+    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if outcome.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        tracing::warn!(target: "pkg::trace", status = %status, duration_ms, "request completed");
+    } else {
+        tracing::info!(target: "pkg::trace", status = %status, duration_ms, "request completed");
+    }
+}
+
+/// Client layer: a client span per call, sent to the server as `traceparent`.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tonic::transport::Error> {
+/// let channel = tonic::transport::Endpoint::from_static("http://user-service:50051").connect_lazy();
+/// let channel = tower::ServiceBuilder::new().layer(pkg::trace::InjectLayer::new()).service(channel);
+/// // UserServiceClient::new(channel) now propagates the trace of whatever span calls it.
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InjectLayer {
+    _private: (),
+}
+
+impl InjectLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        InjectLayer { _private: () }
+    }
+}
+
+impl<S> Layer<S> for InjectLayer {
+    type Service = Inject<S>;
+
+    fn layer(&self, inner: S) -> Inject<S> {
+        Inject { inner }
+    }
+}
+
+/// The service [`InjectLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Inject<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Inject<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // Span names must stay few: the gRPC method, or just the HTTP method (paths carry ids).
+        let name = match Protocol::of(&request) {
+            Protocol::Grpc => request.uri().path().trim_start_matches('/').to_owned(),
+            Protocol::Http => request.method().to_string(),
+        };
+        let span = tracing::info_span!(
+            target: "pkg::trace",
+            "client request",
+            otel.name = %name,
+            otel.kind = "client",
+            peer = %request.uri().authority().map(|a| a.as_str()).unwrap_or(""),
+        );
+        inject(&span.context(), request.headers_mut());
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        future.instrument(span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_and_formats_the_spec_example() {
+        let parent: TraceParent = VALID.parse().unwrap();
+        assert_eq!(
+            parent.trace_id,
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+        );
+        assert_eq!(
+            parent.parent_id,
+            SpanId::from_hex("00f067aa0ba902b7").unwrap()
+        );
+        assert!(parent.sampled());
+        assert_eq!(parent.to_string(), VALID);
+        let unsampled: TraceParent = VALID.replace("-01", "-00").parse().unwrap();
+        assert!(!unsampled.sampled());
+    }
+
+    #[test]
+    fn rejects_what_the_spec_rejects() {
+        use ParseTraceParentError as E;
+        let cases = [
+            ("", E::TooShort(0)),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                E::TooShort(52),
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                E::InvalidVersion,
+            ),
+            (
+                "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                E::InvalidVersion,
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                E::InvalidTraceId,
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                E::ZeroTraceId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                E::ZeroParentId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9z2b7-01",
+                E::InvalidParentId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+                E::InvalidFlags,
+            ),
+            (
+                "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                E::Malformed,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                E::Malformed,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01é",
+                E::Malformed,
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(value.parse::<TraceParent>(), Err(expected), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn later_versions_may_append_fields() {
+        let parent: TraceParent =
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next"
+                .parse()
+                .unwrap();
+        // We speak version 00, so that is what we send on.
+        assert_eq!(parent.to_string(), VALID);
+        assert!(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"
+                .parse::<TraceParent>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        assert!(format!("  {VALID}\t").parse::<TraceParent>().is_ok());
+    }
+
+    #[test]
+    fn extract_ignores_duplicates_and_garbage() {
+        let mut headers = HeaderMap::new();
+        assert!(extract(&headers).is_none());
+        headers.insert(TRACEPARENT, HeaderValue::from_static("garbage"));
+        assert!(extract(&headers).is_none());
+        headers.insert(TRACEPARENT, HeaderValue::from_static(VALID));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=value"));
+        let context = extract(&headers).unwrap();
+        let span = context.span();
+        let remote = span.span_context();
+        assert!(remote.is_remote());
+        assert_eq!(
+            remote.trace_id(),
+            VALID.parse::<TraceParent>().unwrap().trace_id
+        );
+        assert_eq!(remote.trace_state().get("vendor"), Some("value"));
+        headers.append(TRACEPARENT, HeaderValue::from_static(VALID));
+        assert!(extract(&headers).is_none());
+    }
+
+    #[test]
+    fn inject_writes_what_extract_reads() {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static(VALID));
+        let context = extract(&headers).unwrap();
+        let mut out = HeaderMap::new();
+        inject(&context, &mut out);
+        assert_eq!(out.get(TRACEPARENT).unwrap(), VALID);
+        let mut none = HeaderMap::new();
+        inject(&opentelemetry::Context::new(), &mut none);
+        assert!(none.is_empty());
+    }
+}
