@@ -1,0 +1,113 @@
+//! Where a descriptor element is in its `.proto` file, from the SourceCodeInfo protox keeps.
+//!
+//! Lint and breaking findings point where buf points: at a path into the file's descriptor
+//! (e.g. `[4, 0, 2, 1, 1]`, the name of the second field of the first message).
+
+use std::collections::HashMap;
+
+use prost_types::FileDescriptorProto;
+
+/// Field numbers of descriptor.proto used to build source paths.
+pub mod tag {
+    /// FileDescriptorProto.
+    pub const FILE_PACKAGE: i32 = 2;
+    pub const FILE_DEPENDENCY: i32 = 3;
+    pub const FILE_MESSAGE: i32 = 4;
+    pub const FILE_ENUM: i32 = 5;
+    pub const FILE_SERVICE: i32 = 6;
+    pub const FILE_OPTIONS: i32 = 8;
+    pub const FILE_SYNTAX: i32 = 12;
+    /// DescriptorProto.
+    pub const MESSAGE_NAME: i32 = 1;
+    pub const MESSAGE_FIELD: i32 = 2;
+    pub const MESSAGE_NESTED: i32 = 3;
+    pub const MESSAGE_ENUM: i32 = 4;
+    pub const MESSAGE_ONEOF: i32 = 8;
+    /// FieldDescriptorProto.
+    pub const FIELD_NAME: i32 = 1;
+    pub const FIELD_TYPE: i32 = 5;
+    pub const FIELD_TYPE_NAME: i32 = 6;
+    pub const FIELD_JSON_NAME: i32 = 10;
+    /// OneofDescriptorProto.
+    pub const ONEOF_NAME: i32 = 1;
+    /// EnumDescriptorProto.
+    pub const ENUM_NAME: i32 = 1;
+    pub const ENUM_VALUE: i32 = 2;
+    pub const ENUM_OPTIONS: i32 = 3;
+    pub const ENUM_OPTION_ALLOW_ALIAS: i32 = 2;
+    /// EnumValueDescriptorProto.
+    pub const ENUM_VALUE_NAME: i32 = 1;
+    pub const ENUM_VALUE_NUMBER: i32 = 2;
+    /// ServiceDescriptorProto.
+    pub const SERVICE_NAME: i32 = 1;
+    pub const SERVICE_METHOD: i32 = 2;
+    /// MethodDescriptorProto.
+    pub const METHOD_NAME: i32 = 1;
+    pub const METHOD_INPUT: i32 = 2;
+    pub const METHOD_OUTPUT: i32 = 3;
+    pub const METHOD_OPTIONS: i32 = 4;
+    pub const METHOD_OPTION_IDEMPOTENCY: i32 = 34;
+}
+
+/// A position in a file: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Pos {
+    /// Where buf points when it has no element to point at: the top of the file.
+    pub const FILE: Pos = Pos { line: 1, column: 1 };
+}
+
+/// The spans and leading comments of one file, by source path.
+#[derive(Debug, Default)]
+pub struct Spans {
+    starts: HashMap<Vec<i32>, (Pos, Pos)>,
+}
+
+impl Spans {
+    pub fn new(file: &FileDescriptorProto) -> Spans {
+        let mut starts: HashMap<Vec<i32>, (Pos, Pos)> = HashMap::new();
+        for location in file.source_code_info.iter().flat_map(|info| &info.location) {
+            let span = &location.span;
+            let (start, end) = match span.len() {
+                3 => ((span[0], span[1]), (span[0], span[2])),
+                4 => ((span[0], span[1]), (span[2], span[3])),
+                _ => continue,
+            };
+            let start = Pos { line: start.0 as u32 + 1, column: start.1 as u32 + 1 };
+            let end = Pos { line: end.0 as u32 + 1, column: end.1 as u32 + 1 };
+            // A path can have several spans (`json_name = "x"` and then `"x"` alone). buf takes the
+            // first protoc writes, which is the widest: the one that starts first and ends last.
+            let widest = |(s, e): (Pos, Pos)| ((s.line, s.column), std::cmp::Reverse((e.line, e.column)));
+            starts
+                .entry(location.path.clone())
+                .and_modify(|existing| {
+                    if widest((start, end)) < widest(*existing) {
+                        *existing = (start, end);
+                    }
+                })
+                .or_insert((start, end));
+        }
+        Spans { starts }
+    }
+
+    /// Where the element at `path` starts.
+    pub fn get(&self, path: &[i32]) -> Option<Pos> {
+        self.starts.get(path).map(|(start, _)| *start)
+    }
+
+    /// Where the element at `path` starts, or the top of the file when protox kept no span.
+    pub fn at(&self, path: &[i32]) -> Pos {
+        self.get(path).unwrap_or(Pos::FILE)
+    }
+}
+
+/// `path` with `more` appended.
+pub fn child(path: &[i32], more: &[i32]) -> Vec<i32> {
+    let mut path = path.to_vec();
+    path.extend_from_slice(more);
+    path
+}
