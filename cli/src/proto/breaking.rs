@@ -216,7 +216,7 @@ impl<'a> Side<'a> {
             }
             let mut index = FileIndex {
                 desc: file,
-                spans: Spans::new(file),
+                spans: Spans::new(file, &compiled.sources[name]),
                 messages: BTreeMap::new(),
                 enums: BTreeMap::new(),
                 services: BTreeMap::new(),
@@ -426,13 +426,19 @@ fn check_packages(checker: &mut Checker) {
             continue;
         }
         let qualify = |nested: &str| if package.is_empty() { nested.to_owned() } else { format!("{package}.{nested}") };
+        // buf 1.75 indexes messages and enums by package and skips a package that has none left,
+        // so deleting the last message (or enum) of a package is not reported; plat gives the
+        // same verdict (FILE's MESSAGE_NO_DELETE / ENUM_NO_DELETE still catch it).
+        let new_files = &new_packages[package];
+        let has = |kind: fn(&FileIndex) -> bool| new_files.iter().any(|file| kind(&checker.new.files[file.as_str()]));
+        let (messages_left, enums_left) = (has(|file| !file.messages.is_empty()), has(|file| !file.enums.is_empty()));
         let mut found = Vec::new();
         for file in files {
             let old = &checker.old.files[file.as_str()];
-            for nested in old.messages.keys().filter(|nested| !checker.new.messages.contains_key(&qualify(nested))) {
+            for nested in old.messages.keys().filter(|nested| messages_left && !checker.new.messages.contains_key(&qualify(nested))) {
                 found.push(("PACKAGE_MESSAGE_NO_DELETE", file.clone(), nested.clone(), format!("Previously present message \"{nested}\" was deleted from package \"{package}\".")));
             }
-            for nested in old.enums.keys().filter(|nested| !checker.new.enums.contains_key(&qualify(nested))) {
+            for nested in old.enums.keys().filter(|nested| enums_left && !checker.new.enums.contains_key(&qualify(nested))) {
                 found.push(("PACKAGE_ENUM_NO_DELETE", file.clone(), nested.clone(), format!("Previously present enum \"{nested}\" was deleted from package \"{package}\".")));
             }
             for name in old.services.keys().filter(|name| !checker.new.services.contains_key(&qualify(name))) {

@@ -128,23 +128,26 @@ pub fn lint(compiled: &load::Compiled, config: &LintConfig, config_path: &Path) 
     let files: Vec<&FileDescriptorProto> =
         compiled.descriptors.file.iter().filter(|file| compiled.sources.contains_key(file.name())).collect();
     let all: BTreeMap<&str, &FileDescriptorProto> = compiled.descriptors.file.iter().map(|file| (file.name(), file)).collect();
+    let spans: BTreeMap<&str, Spans> =
+        files.iter().map(|file| (file.name(), Spans::new(file, &compiled.sources[file.name()]))).collect();
     for file in &files {
-        lint_file(&mut linter, file, &all);
+        lint_file(&mut linter, file, &spans[file.name()], &all);
     }
-    lint_across_files(&mut linter, &files);
+    lint_across_files(&mut linter, &files, &spans);
     let mut findings = linter.findings;
     findings.sort();
     findings.dedup();
     Ok((findings, unchecked))
 }
 
-fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, all: &BTreeMap<&str, &FileDescriptorProto>) {
+fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all: &BTreeMap<&str, &FileDescriptorProto>) {
     let name = file.name();
-    let spans = Spans::new(file);
     let package = file.package();
     let package_pos = spans.at(&[tag::FILE_PACKAGE]);
 
-    if file.syntax.is_none() {
+    // protoc leaves `syntax` unset for proto2 whether or not the file says so: whether the
+    // statement is there is in the source info.
+    if spans.get(&[tag::FILE_SYNTAX]).is_none() {
         linter.add(
             "SYNTAX_SPECIFIED",
             name,
@@ -192,16 +195,17 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, all: &BTreeMap<&st
         if file.public_dependency.contains(&(index as i32)) {
             linter.add("IMPORT_NO_PUBLIC", name, pos, format!("Import \"{dependency}\" must not be public."));
         }
-        if !import_used(dependency, all, &used) {
+        // A public import re-exports the file: it is there for the importers' sake.
+        if !file.public_dependency.contains(&(index as i32)) && !import_used(dependency, all, &used) {
             linter.add("IMPORT_USED", name, pos, format!("Import \"{dependency}\" is unused."));
         }
     }
 
     for (i, message) in file.message_type.iter().enumerate() {
-        lint_message(linter, name, &spans, message, vec![tag::FILE_MESSAGE, i as i32]);
+        lint_message(linter, name, spans, message, vec![tag::FILE_MESSAGE, i as i32]);
     }
     for (i, enumeration) in file.enum_type.iter().enumerate() {
-        lint_enum(linter, name, &spans, enumeration, vec![tag::FILE_ENUM, i as i32]);
+        lint_enum(linter, name, spans, enumeration, vec![tag::FILE_ENUM, i as i32]);
     }
     for (s, service) in file.service.iter().enumerate() {
         let path = vec![tag::FILE_SERVICE, s as i32];
@@ -355,9 +359,9 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
 
 /// Rules that look at several files at once: packages and directories, shared options, and
 /// request/response types used by more than one RPC.
-fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto]) {
+fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans: &BTreeMap<&str, Spans>) {
     let dir_of = |file: &FileDescriptorProto| file.name().rsplit_once('/').map_or(".", |(dir, _)| dir).to_owned();
-    let package_pos = |file: &FileDescriptorProto| Spans::new(file).at(&[tag::FILE_PACKAGE]);
+    let package_pos = |file: &FileDescriptorProto| spans[file.name()].at(&[tag::FILE_PACKAGE]);
 
     let mut by_dir: BTreeMap<String, Vec<&FileDescriptorProto>> = BTreeMap::new();
     let mut by_package: BTreeMap<&str, Vec<&FileDescriptorProto>> = BTreeMap::new();
@@ -411,7 +415,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto]) {
                 format!("Files in package \"{package}\" have multiple values \"{joined}\" for option \"{option}\" and all values must be equal.")
             };
             for file in package_files {
-                let pos = Spans::new(file).at(&[tag::FILE_OPTIONS, number]);
+                let pos = spans[file.name()].at(&[tag::FILE_OPTIONS, number]);
                 linter.add(rule, file.name(), pos, message.clone());
             }
         }
@@ -427,7 +431,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto]) {
     }
     let mut rpcs = Vec::new();
     for file in files {
-        let spans = Spans::new(file);
+        let spans = &spans[file.name()];
         for (s, service) in file.service.iter().enumerate() {
             for (m, method) in service.method.iter().enumerate() {
                 rpcs.push(Rpc {

@@ -68,7 +68,15 @@ pub struct Spans {
 }
 
 impl Spans {
-    pub fn new(file: &FileDescriptorProto) -> Spans {
+    /// The spans of `file`, whose text is `source` (to count columns the way buf does).
+    pub fn new(file: &FileDescriptorProto, source: &str) -> Spans {
+        let lines: Vec<&str> = source.split('\n').collect();
+        let column = |line: i32, byte: i32| -> u32 {
+            match lines.get(line as usize) {
+                Some(text) => display_column(text, byte as usize),
+                None => byte as u32 + 1,
+            }
+        };
         let mut starts: HashMap<Vec<i32>, (Pos, Pos)> = HashMap::new();
         for location in file.source_code_info.iter().flat_map(|info| &info.location) {
             let span = &location.span;
@@ -77,8 +85,8 @@ impl Spans {
                 4 => ((span[0], span[1]), (span[2], span[3])),
                 _ => continue,
             };
-            let start = Pos { line: start.0 as u32 + 1, column: start.1 as u32 + 1 };
-            let end = Pos { line: end.0 as u32 + 1, column: end.1 as u32 + 1 };
+            let start = Pos { line: start.0 as u32 + 1, column: column(start.0, start.1) };
+            let end = Pos { line: end.0 as u32 + 1, column: column(end.0, end.1) };
             // A path can have several spans (`json_name = "x"` and then `"x"` alone). buf takes the
             // first protoc writes, which is the widest: the one that starts first and ends last.
             let widest = |(s, e): (Pos, Pos)| ((s.line, s.column), std::cmp::Reverse((e.line, e.column)));
@@ -105,9 +113,50 @@ impl Spans {
     }
 }
 
+/// The 1-based column buf reports for byte `byte` of `line`. protox counts bytes; buf counts
+/// what a terminal shows: a tab moves to the next multiple of 4, a wide (CJK) character takes 2,
+/// any other character 1.
+pub fn display_column(line: &str, byte: usize) -> u32 {
+    let mut column = 0u32;
+    for (offset, c) in line.char_indices() {
+        if offset >= byte {
+            break;
+        }
+        column = match c {
+            '\t' => (column / 4 + 1) * 4,
+            c if is_wide(c) => column + 2,
+            _ => column + 1,
+        };
+    }
+    column + 1
+}
+
+/// East Asian wide and fullwidth characters (the common ranges).
+fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F | 0x1F900..=0x1F9FF | 0x20000..=0x3FFFD)
+}
+
 /// `path` with `more` appended.
 pub fn child(path: &[i32], more: &[i32]) -> Vec<i32> {
     let mut path = path.to_vec();
     path.extend_from_slice(more);
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_like_buf() {
+        // Measured with buf 1.75: tabs stop at multiples of 4, é is 1 wide, 日本 4.
+        assert_eq!(display_column("\t\tstring A1 = 1;", 9), 16);
+        assert_eq!(display_column("  a.v1.M\tB1 = 2;", 9), 13);
+        assert_eq!(display_column("  /* é */ string C1 = 3;", 19), 18);
+        assert_eq!(display_column("  /* 日本 */\tstring D1 = 4;", 22), 24);
+        assert_eq!(display_column(" int32\t\tE1 = 5;", 8), 13);
+    }
 }
