@@ -106,22 +106,26 @@ const fn rule(id: &'static str, categories: &'static [&'static str], builtin: bo
 
 /// Checks `proto_dir` against its state at `options.against`.
 pub fn check(proto_dir: &Path, options: &BreakingOptions) -> Result<CheckReport, ProtoError> {
-    let engine = options.engine.resolve()?;
+    let buf = options.engine.resolve()?;
     let old = read_against(proto_dir, &options.against)?;
-    match engine {
+    check_sources(proto_dir, &old, buf.as_deref(), &options.against)
+}
+
+/// Checks `proto_dir` against `old` (the files as they were at `rev`, which is for messages)
+/// with buf when `buf` is given, with plat's own engine otherwise.
+pub fn check_sources(proto_dir: &Path, old: &load::Sources, buf: Option<&Path>, rev: &str) -> Result<CheckReport, ProtoError> {
+    match buf {
         Some(buf) => {
-            let mut findings = buf::breaking(&buf, proto_dir, &old)?;
-            fill_deleted_paths(&mut findings, &old);
+            let mut findings = buf::breaking(buf, proto_dir, old)?;
+            fill_deleted_paths(&mut findings, old);
             findings.sort();
-            Ok(CheckReport { ran: Ran::Buf(buf), findings, unchecked: Vec::new() })
+            Ok(CheckReport { ran: Ran::Buf(buf.to_path_buf()), findings, unchecked: Vec::new() })
         }
         None => {
             let config = config::read(proto_dir)?;
             let new = load::compile(load::read_dir(proto_dir)?)?;
-            let old = load::compile(old).map_err(|error| match error {
-                ProtoError::Compile { location, message } => {
-                    ProtoError::Compile { location: format!("{location} (at {})", options.against), message }
-                }
+            let old = load::compile(old.clone()).map_err(|error| match error {
+                ProtoError::Compile { location, message } => ProtoError::Compile { location: format!("{location} (at {rev})"), message },
                 other => other,
             })?;
             let (findings, unchecked) = compare(&old, &new, &config.breaking, &config::path_in(proto_dir))?;
@@ -145,28 +149,40 @@ fn read_against(proto_dir: &Path, rev: &str) -> Result<load::Sources, ProtoError
     load::read_git(&repo, rev, &subdir)
 }
 
-/// buf reports a deleted file or package with no path; plat names the file it was in.
+/// buf reports a deleted file, a deleted package, and an element deleted along with its file
+/// with no path; plat names the old file it was in, as its own engine does.
 fn fill_deleted_paths(findings: &mut [Finding], old: &load::Sources) {
-    for finding in findings.iter_mut().filter(|finding| finding.path.is_empty()) {
-        let quoted = finding.message.split('"').nth(1).unwrap_or_default().to_owned();
-        finding.path = match finding.rule.as_str() {
-            "FILE_NO_DELETE" => quoted,
-            // buf names the first file (in path order) that declared the package.
-            "PACKAGE_NO_DELETE" => old
-                .iter()
-                .find(|(_, text)| declares_package(text, &quoted))
-                .map(|(path, _)| path.clone())
-                .unwrap_or_default(),
-            _ => continue,
-        };
+    if !findings.iter().any(|finding| finding.path.is_empty()) {
+        return;
     }
-}
-
-fn declares_package(text: &str, package: &str) -> bool {
-    text.lines().any(|line| {
-        let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
-        line == format!("package{package};")
-    })
+    // Only to find where things were; if the old files do not compile, buf's own verdict stands.
+    let compiled = load::compile(old.clone()).ok();
+    let side = compiled.as_ref().map(Side::new);
+    for finding in findings.iter_mut().filter(|finding| finding.path.is_empty()) {
+        let quoted: Vec<&str> = finding.message.split('"').skip(1).step_by(2).collect();
+        let name = quoted.first().copied().unwrap_or_default();
+        let package = quoted.get(1).copied().unwrap_or_default();
+        let in_package = |file: &FileIndex| file.desc.package() == package;
+        let found = match (finding.rule.as_str(), &side) {
+            ("FILE_NO_DELETE", _) => Some(name.to_owned()),
+            ("PACKAGE_NO_DELETE", Some(side)) => {
+                side.files.iter().find(|(_, file)| file.desc.package() == name).map(|(path, _)| (*path).to_owned())
+            }
+            ("PACKAGE_MESSAGE_NO_DELETE", Some(side)) => {
+                side.files.iter().find(|(_, file)| in_package(file) && file.messages.contains_key(name)).map(|(path, _)| (*path).to_owned())
+            }
+            ("PACKAGE_ENUM_NO_DELETE", Some(side)) => {
+                side.files.iter().find(|(_, file)| in_package(file) && file.enums.contains_key(name)).map(|(path, _)| (*path).to_owned())
+            }
+            ("PACKAGE_SERVICE_NO_DELETE", Some(side)) => {
+                side.files.iter().find(|(_, file)| in_package(file) && file.services.contains_key(name)).map(|(path, _)| (*path).to_owned())
+            }
+            _ => None,
+        };
+        if let Some(path) = found {
+            finding.path = path;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1012,11 +1028,5 @@ mod tests {
         let found = missing_ranges(&[(1, 10)], &[(3, 4), (8, 8)], 536_870_911, "message", "M");
         assert_eq!(found[0], "Previously present reserved range \"[1,10]\" on message \"M\" is missing values: [1,2], [5,7], [9,10] were removed.");
         assert!(missing_ranges(&[(5, 9)], &[(1, 20)], 536_870_911, "message", "M").is_empty());
-    }
-
-    #[test]
-    fn deleted_packages_are_found_in_the_old_files() {
-        assert!(declares_package("syntax = \"proto3\";\npackage  b.v1 ;\n", "b.v1"));
-        assert!(!declares_package("package b.v10;\n", "b.v1"));
     }
 }

@@ -89,8 +89,13 @@ pub struct LintOptions {
 
 /// Lints every `.proto` file of `proto_dir`.
 pub fn check(proto_dir: &Path, options: LintOptions) -> Result<CheckReport, ProtoError> {
-    match options.engine.resolve()? {
-        Some(buf) => Ok(CheckReport { findings: buf::lint(&buf, proto_dir)?, ran: Ran::Buf(buf), unchecked: Vec::new() }),
+    check_with(proto_dir, options.engine.resolve()?.as_deref())
+}
+
+/// Lints with buf when `buf` is given, with plat's own engine otherwise.
+pub fn check_with(proto_dir: &Path, buf: Option<&Path>) -> Result<CheckReport, ProtoError> {
+    match buf {
+        Some(buf) => Ok(CheckReport { findings: buf::lint(buf, proto_dir)?, ran: Ran::Buf(buf.to_path_buf()), unchecked: Vec::new() }),
         None => {
             let config = config::read(proto_dir)?;
             let compiled = load::compile(load::read_dir(proto_dir)?)?;

@@ -155,7 +155,7 @@ mod tests {
         // Measured with buf 1.75: tabs stop at multiples of 4, é is 1 wide, 日本 4.
         assert_eq!(display_column("\t\tstring A1 = 1;", 9), 16);
         assert_eq!(display_column("  a.v1.M\tB1 = 2;", 9), 13);
-        assert_eq!(display_column("  /* é */ string C1 = 3;", 19), 18);
+        assert_eq!(display_column("  /* é */ string C1 = 3;", 18), 18);
         assert_eq!(display_column("  /* 日本 */\tstring D1 = 4;", 22), 24);
         assert_eq!(display_column(" int32\t\tE1 = 5;", 8), 13);
     }

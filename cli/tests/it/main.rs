@@ -4,6 +4,8 @@
 mod context;
 mod cli;
 mod graph;
+mod proto_checks;
+mod proto_corpus;
 mod proto_gen;
 mod status;
 mod sync;
