@@ -137,7 +137,7 @@ fn run_lint(global: &GlobalArgs, args: &ProtoLintArgs) -> Result<ExitStatus, Cli
     let workspace = load_workspace(global)?;
     let proto_dir = workspace.proto_dir.under(&workspace.root);
     let report = lint::check(&proto_dir, LintOptions { engine: engine(args.engine) }).map_err(proto_error)?;
-    render_findings(&report, args.json, "lint finding", "", "fix them, or silence a rule with `lint.except` / `lint.ignore` in buf.yaml")
+    render_findings(&report, args.json, &workspace.proto_dir.to_string(), "lint finding", "", "fix them, or silence a rule with `lint.except` / `lint.ignore` in buf.yaml")
 }
 
 fn run_breaking(global: &GlobalArgs, args: &ProtoBreakingArgs) -> Result<ExitStatus, CliError> {
@@ -149,6 +149,7 @@ fn run_breaking(global: &GlobalArgs, args: &ProtoBreakingArgs) -> Result<ExitSta
     render_findings(
         &report,
         args.json,
+        &workspace.proto_dir.to_string(),
         "breaking change",
         &context,
         "keep the old field, number or name (reserve what you delete), or, if the break is intended, say so in buf.yaml (`breaking.ignore` / `except`)",
@@ -156,7 +157,7 @@ fn run_breaking(global: &GlobalArgs, args: &ProtoBreakingArgs) -> Result<ExitSta
 }
 
 /// Findings on stdout (`file:line:column RULE_ID message`, or a JSON array); exit 1 if any.
-fn render_findings(report: &CheckReport, json: bool, noun: &str, context: &str, hint: &str) -> Result<ExitStatus, CliError> {
+fn render_findings(report: &CheckReport, json: bool, dir: &str, noun: &str, context: &str, hint: &str) -> Result<ExitStatus, CliError> {
     if !report.unchecked.is_empty() {
         tracing::info!("rules plat's built-in engine does not check: {}", report.unchecked.join(", "));
     }
@@ -179,6 +180,6 @@ fn render_findings(report: &CheckReport, json: bool, noun: &str, context: &str, 
         let plural = if count == 1 { "" } else { "s" };
         return Err(CliError::failure(format!("{count} {noun}{plural}{context} (checked with {}{skipped})", ran(&report.ran))).hint(hint));
     }
-    ui::status("Checked", style::GOOD, format!("no {noun}s{context}, with {}{skipped}", ran(&report.ran)));
+    ui::status("Checked", style::GOOD, format!("{dir}: no {noun}s{context} (with {}{skipped})", ran(&report.ran)));
     Ok(ExitStatus::Success)
 }
