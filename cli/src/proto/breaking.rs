@@ -34,17 +34,17 @@ const CSR: &str = "CSR";
 
 /// buf 1.75's breaking rules and their categories (`buf config ls-breaking-rules --version v2`).
 pub const RULES: &[RuleInfo] = &[
-    rule("EXTENSION_NO_DELETE", &[FILE], false),
+    rule("EXTENSION_NO_DELETE", &[FILE], true),
     rule("SERVICE_NO_DELETE", &[FILE], true),
     rule("ENUM_NO_DELETE", &[CSR, FILE], true),
     rule("FILE_NO_DELETE", &[CSR, FILE], true),
     rule("MESSAGE_NO_DELETE", &[CSR, FILE], true),
-    rule("ENUM_SAME_TYPE", &[FILE, PACKAGE], false),
+    rule("ENUM_SAME_TYPE", &[FILE, PACKAGE], true),
     rule("FIELD_SAME_CARDINALITY", &[FILE, PACKAGE], true),
-    rule("FIELD_SAME_CPP_STRING_TYPE", &[FILE, PACKAGE], false),
-    rule("FIELD_SAME_JAVA_UTF8_VALIDATION", &[FILE, PACKAGE], false),
-    rule("FIELD_SAME_JSTYPE", &[FILE, PACKAGE], false),
-    rule("FIELD_SAME_UTF8_VALIDATION", &[FILE, PACKAGE], false),
+    rule("FIELD_SAME_CPP_STRING_TYPE", &[FILE, PACKAGE], true),
+    rule("FIELD_SAME_JAVA_UTF8_VALIDATION", &[FILE, PACKAGE], true),
+    rule("FIELD_SAME_JSTYPE", &[FILE, PACKAGE], true),
+    rule("FIELD_SAME_UTF8_VALIDATION", &[FILE, PACKAGE], true),
     rule("FILE_SAME_CC_ENABLE_ARENAS", &[FILE, PACKAGE], true),
     rule("FILE_SAME_CC_GENERIC_SERVICES", &[FILE, PACKAGE], true),
     rule("FILE_SAME_CSHARP_NAMESPACE", &[FILE, PACKAGE], true),
@@ -63,17 +63,17 @@ pub const RULES: &[RuleInfo] = &[
     rule("FILE_SAME_SWIFT_PREFIX", &[FILE, PACKAGE], true),
     rule("RPC_NO_DELETE", &[FILE, PACKAGE], true),
     rule("ENUM_VALUE_NO_DELETE", &[CSR, FILE, PACKAGE], true),
-    rule("EXTENSION_MESSAGE_NO_DELETE", &[CSR, FILE, PACKAGE], false),
+    rule("EXTENSION_MESSAGE_NO_DELETE", &[CSR, FILE, PACKAGE], true),
     rule("FIELD_NO_DELETE", &[CSR, FILE, PACKAGE], true),
     rule("FIELD_SAME_TYPE", &[CSR, FILE, PACKAGE], true),
     rule("FILE_SAME_SYNTAX", &[CSR, FILE, PACKAGE], true),
-    rule("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", &[CSR, FILE, PACKAGE], false),
+    rule("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", &[CSR, FILE, PACKAGE], true),
     rule("ONEOF_NO_DELETE", &[CSR, FILE, PACKAGE], true),
-    rule("ENUM_SAME_JSON_FORMAT", &[CSR, FILE, PACKAGE, WIRE_JSON], false),
+    rule("ENUM_SAME_JSON_FORMAT", &[CSR, FILE, PACKAGE, WIRE_JSON], true),
     rule("ENUM_VALUE_SAME_NAME", &[CSR, FILE, PACKAGE, WIRE_JSON], true),
     rule("FIELD_SAME_JSON_NAME", &[CSR, FILE, PACKAGE, WIRE_JSON], true),
     rule("FIELD_SAME_NAME", &[CSR, FILE, PACKAGE, WIRE_JSON], true),
-    rule("MESSAGE_SAME_JSON_FORMAT", &[CSR, FILE, PACKAGE, WIRE_JSON], false),
+    rule("MESSAGE_SAME_JSON_FORMAT", &[CSR, FILE, PACKAGE, WIRE_JSON], true),
     rule("FIELD_SAME_DEFAULT", &[CSR, FILE, PACKAGE, WIRE_JSON, WIRE], false),
     rule("FIELD_SAME_ONEOF", &[CSR, FILE, PACKAGE, WIRE_JSON, WIRE], true),
     rule("FILE_SAME_PACKAGE", &[CSR, FILE, PACKAGE, WIRE_JSON, WIRE], true),
@@ -86,7 +86,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("RPC_SAME_RESPONSE_TYPE", &[CSR, FILE, PACKAGE, WIRE_JSON, WIRE], true),
     rule("RPC_SAME_SERVER_STREAMING", &[CSR, FILE, PACKAGE, WIRE_JSON, WIRE], true),
     rule("PACKAGE_ENUM_NO_DELETE", &[PACKAGE], true),
-    rule("PACKAGE_EXTENSION_NO_DELETE", &[PACKAGE], false),
+    rule("PACKAGE_EXTENSION_NO_DELETE", &[PACKAGE], true),
     rule("PACKAGE_MESSAGE_NO_DELETE", &[PACKAGE], true),
     rule("PACKAGE_NO_DELETE", &[PACKAGE], true),
     rule("PACKAGE_SERVICE_NO_DELETE", &[PACKAGE], true),
@@ -204,6 +204,8 @@ struct FileIndex<'a> {
     messages: BTreeMap<String, Element<'a, DescriptorProto>>,
     enums: BTreeMap<String, Element<'a, EnumDescriptorProto>>,
     services: BTreeMap<String, Element<'a, ServiceDescriptorProto>>,
+    /// Extensions by name inside the package (`ext`, or `Outer.ext` when declared in a message).
+    extensions: BTreeSet<String>,
 }
 
 /// A message, enum or service, with where it is.
@@ -236,6 +238,7 @@ impl<'a> Side<'a> {
                 messages: BTreeMap::new(),
                 enums: BTreeMap::new(),
                 services: BTreeMap::new(),
+                extensions: file.extension.iter().map(|extension| extension.name().to_owned()).collect(),
             };
             for (i, message) in file.message_type.iter().enumerate() {
                 index_message(&mut index, name, message, vec![tag::FILE_MESSAGE, i as i32], "");
@@ -280,6 +283,7 @@ impl<'a> Side<'a> {
 
 fn index_message<'a>(index: &mut FileIndex<'a>, file: &'a str, message: &'a DescriptorProto, path: Vec<i32>, prefix: &str) {
     let nested = format!("{prefix}{}", message.name());
+    index.extensions.extend(message.extension.iter().map(|extension| format!("{nested}.{}", extension.name())));
     for (i, inner) in message.nested_type.iter().enumerate() {
         index_message(index, file, inner, child(&path, &[tag::MESSAGE_NESTED, i as i32]), &format!("{nested}."));
     }
@@ -394,6 +398,9 @@ fn check_files(checker: &mut Checker) {
         for nested in old.enums.keys().filter(|nested| !new.enums.contains_key(*nested)) {
             found.push(("ENUM_NO_DELETE", Pos::FILE, format!("Previously present enum \"{nested}\" was deleted from file.")));
         }
+        for nested in old.extensions.iter().filter(|nested| !new.extensions.contains(*nested)) {
+            found.push(("EXTENSION_NO_DELETE", Pos::FILE, format!("Previously present extension \"{nested}\" was deleted from file.")));
+        }
         for name in old.services.keys().filter(|name| !new.services.contains_key(*name)) {
             found.push(("SERVICE_NO_DELETE", Pos::FILE, format!("Previously present service \"{name}\" was deleted from file.")));
         }
@@ -413,7 +420,7 @@ fn check_files(checker: &mut Checker) {
         }
         for (rule, pos, message) in found {
             let pos = match rule {
-                "MESSAGE_NO_DELETE" | "ENUM_NO_DELETE" => {
+                "MESSAGE_NO_DELETE" | "ENUM_NO_DELETE" | "EXTENSION_NO_DELETE" => {
                     let nested = message.split('"').nth(1).unwrap_or_default().to_owned();
                     deleted_element_pos(checker, path, &nested)
                 }
@@ -448,6 +455,8 @@ fn check_packages(checker: &mut Checker) {
         let new_files = &new_packages[package];
         let has = |kind: fn(&FileIndex) -> bool| new_files.iter().any(|file| kind(&checker.new.files[file.as_str()]));
         let (messages_left, enums_left) = (has(|file| !file.messages.is_empty()), has(|file| !file.enums.is_empty()));
+        let extensions_left = has(|file| !file.extensions.is_empty());
+        let new_extensions: BTreeSet<&String> = new_files.iter().flat_map(|file| &checker.new.files[file.as_str()].extensions).collect();
         let mut found = Vec::new();
         for file in files {
             let old = &checker.old.files[file.as_str()];
@@ -456,6 +465,9 @@ fn check_packages(checker: &mut Checker) {
             }
             for nested in old.enums.keys().filter(|nested| enums_left && !checker.new.enums.contains_key(&qualify(nested))) {
                 found.push(("PACKAGE_ENUM_NO_DELETE", file.clone(), nested.clone(), format!("Previously present enum \"{nested}\" was deleted from package \"{package}\".")));
+            }
+            for nested in old.extensions.iter().filter(|nested| extensions_left && !new_extensions.contains(nested)) {
+                found.push(("PACKAGE_EXTENSION_NO_DELETE", file.clone(), nested.clone(), format!("Previously present extension \"{nested}\" was deleted from package \"{package}\".")));
             }
             for name in old.services.keys().filter(|name| !checker.new.services.contains_key(&qualify(name))) {
                 found.push(("PACKAGE_SERVICE_NO_DELETE", file.clone(), String::new(), format!("Previously present service \"{name}\" was deleted from package \"{package}\".")));
@@ -661,6 +673,16 @@ fn json_name(field: &FieldDescriptorProto) -> String {
     out
 }
 
+/// How strings are checked for UTF-8 when parsed: proto3 verifies, proto2 does not.
+fn utf8_validation(syntax: &str) -> &'static str {
+    if syntax == "proto3" { "VERIFY" } else { "NONE" }
+}
+
+/// Whether JSON is fully supported: proto3 yes (ALLOW), proto2 only best effort.
+fn json_format(syntax: &str) -> &'static str {
+    if syntax == "proto3" { "ALLOW" } else { "LEGACY_BEST_EFFORT" }
+}
+
 fn is_synthetic_oneof(message: &DescriptorProto, index: i32) -> bool {
     let members: Vec<&FieldDescriptorProto> = message.field.iter().filter(|field| field.oneof_index == Some(index)).collect();
     members.len() == 1 && members[0].proto3_optional()
@@ -783,6 +805,42 @@ fn check_message_pair(checker: &mut Checker, old: &Element<DescriptorProto>, new
             found.push(("FIELD_WIRE_JSON_COMPATIBLE_TYPE", type_name_pos, name_changed));
         }
 
+        // What proto2 and proto3 (and options) decide about strings and 64-bit numbers.
+        let (old_syntax, new_syntax) = (checker.old.syntax(old.file), checker.new.syntax(new.file));
+        if was == Type::String && is == Type::String {
+            let (a, b) = (utf8_validation(old_syntax), utf8_validation(new_syntax));
+            if a != b {
+                found.push(("FIELD_SAME_UTF8_VALIDATION", field_pos, format!("{describe_new} changed UTF8 validation from {a} to {b}.")));
+            }
+            let java = |side: &Side, file: &str, syntax: &str| {
+                let checked = side.files[file].desc.options.as_ref().and_then(|options| options.java_string_check_utf8);
+                if checked == Some(true) { "VERIFY" } else { utf8_validation(syntax) }
+            };
+            let (a, b) = (java(&checker.old, old.file, old_syntax), java(&checker.new, new.file, new_syntax));
+            if a != b {
+                let pos = checker.new.spans(new.file).get(&[tag::FILE_OPTIONS, 27]).unwrap_or(field_pos);
+                found.push(("FIELD_SAME_JAVA_UTF8_VALIDATION", pos, format!("{describe_new} changed Java string UTF8 validation from \"{a}\" to \"{b}\".")));
+            }
+        }
+        let sixty_four = |kind: Type| matches!(kind, Type::Int64 | Type::Sint64 | Type::Uint64 | Type::Fixed64 | Type::Sfixed64);
+        if sixty_four(was) && sixty_four(is) {
+            let jstype = |f: &FieldDescriptorProto| f.options.as_ref().map(|options| options.jstype()).unwrap_or_default().as_str_name();
+            if jstype(before) != jstype(field) {
+                let pos = spans.get(&child(&path, &[tag::FIELD_OPTIONS, 6])).unwrap_or(field_pos);
+                found.push(("FIELD_SAME_JSTYPE", pos, format!("{describe_new} changed option \"jstype\" from \"{}\" to \"{}\".", jstype(before), jstype(field))));
+            }
+        }
+        let stringy = |kind: Type| matches!(kind, Type::String | Type::Bytes);
+        if stringy(was) && stringy(is) && !both_map_entries {
+            let ctype = |f: &FieldDescriptorProto| f.options.as_ref().map(|options| options.ctype()).unwrap_or_default();
+            let (a, b) = (ctype(before), ctype(field));
+            // Moving from STRING_PIECE to STRING is allowed.
+            if a != b && !(a == prost_types::field_options::CType::StringPiece && b == prost_types::field_options::CType::String) {
+                let pos = spans.get(&child(&path, &[tag::FIELD_OPTIONS, 1])).unwrap_or(field_pos);
+                found.push(("FIELD_SAME_CPP_STRING_TYPE", pos, format!("{describe_new} changed C++ string type from \"{}\" to \"{}\".", a.as_str_name(), b.as_str_name())));
+            }
+        }
+
         // Oneof membership.
         match (real_oneof(old_desc, before), real_oneof(new_desc, field)) {
             (None, None) => {}
@@ -812,6 +870,29 @@ fn check_message_pair(checker: &mut Checker, old: &Element<DescriptorProto>, new
         if !new_oneofs.contains(oneof.name()) && !is_synthetic_oneof(old_desc, index as i32) {
             found.push(("ONEOF_NO_DELETE", message_pos, format!("Previously present oneof \"{}\" on message \"{}\" was deleted.", oneof.name(), new_desc.name())));
         }
+    }
+
+    // JSON support and the descriptor accessor.
+    let (old_syntax, new_syntax) = (checker.old.syntax(old.file), checker.new.syntax(new.file));
+    if json_format(old_syntax) == "ALLOW" && json_format(new_syntax) != "ALLOW" {
+        found.push((
+            "MESSAGE_SAME_JSON_FORMAT",
+            message_pos,
+            format!("Message \"{}\" JSON format support changed from ALLOW to {}.", new_desc.name(), json_format(new_syntax)),
+        ));
+    }
+    let accessor = |desc: &DescriptorProto| desc.options.as_ref().and_then(|options| options.no_standard_descriptor_accessor).unwrap_or(false);
+    if !accessor(old_desc) && accessor(new_desc) {
+        found.push((
+            "MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR",
+            spans.at(&child(&new.path, &[tag::MESSAGE_OPTIONS, 2])),
+            "Message option \"no_standard_descriptor_accessor\" changed from \"false\" to \"true\".".to_owned(),
+        ));
+    }
+    let extension_ranges = |desc: &DescriptorProto| -> Vec<(i32, i32)> { desc.extension_range.iter().map(|range| (range.start(), range.end() - 1)).collect() };
+    let max_tag = if new_desc.options.as_ref().and_then(|options| options.message_set_wire_format).unwrap_or(false) { 2_147_483_646 } else { 536_870_911 };
+    for message in missing_ranges(&extension_ranges(old_desc), &extension_ranges(new_desc), max_tag, "message", new_desc.name()) {
+        found.push(("EXTENSION_MESSAGE_NO_DELETE", message_pos, message.replacen("reserved range", "extension range", 1)));
     }
 
     // Reserved numbers and names.
@@ -939,6 +1020,21 @@ fn check_enums(checker: &mut Checker) {
                     ));
                 }
             }
+        }
+
+        let (old_syntax, new_syntax) = (checker.old.syntax(old.file), checker.new.syntax(new.file));
+        // proto3 enums are open (unknown values are kept), proto2 enums closed.
+        let open = |syntax: &str| syntax == "proto3";
+        if open(old_syntax) != open(new_syntax) {
+            let (a, b) = if open(old_syntax) { ("open", "closed") } else { ("closed", "open") };
+            found.push(("ENUM_SAME_TYPE", enum_pos, format!("Enum \"{}\" changed from {a} to {b}.", new_desc.name())));
+        }
+        if json_format(old_syntax) == "ALLOW" && json_format(new_syntax) != "ALLOW" {
+            found.push((
+                "ENUM_SAME_JSON_FORMAT",
+                enum_pos,
+                format!("Enum \"{}\" JSON format support changed from ALLOW to {}.", new_desc.name(), json_format(new_syntax)),
+            ));
         }
 
         let ranges = |desc: &EnumDescriptorProto| -> Vec<(i32, i32)> { desc.reserved_range.iter().map(|range| (range.start(), range.end())).collect() };

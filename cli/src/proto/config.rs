@@ -46,6 +46,21 @@ pub struct LintConfig {
     pub rpc_allow_google_protobuf_empty_responses: bool,
     /// SERVICE_SUFFIX's suffix.
     pub service_suffix: String,
+    /// v2: turns `// buf:lint:ignore RULE` comments off.
+    pub disallow_comment_ignores: bool,
+    /// v1: turns `// buf:lint:ignore RULE` comments on (off by default in v1).
+    pub allow_comment_ignores: bool,
+    /// The buf.yaml version, which decides the default for comment ignores.
+    #[serde(skip)]
+    pub version: String,
+}
+
+impl LintConfig {
+    /// Whether `// buf:lint:ignore RULE` comments silence findings: on in v2 unless disallowed,
+    /// off in v1 unless allowed.
+    pub fn comment_ignores(&self) -> bool {
+        if self.version == "v2" { !self.disallow_comment_ignores } else { self.allow_comment_ignores }
+    }
 }
 
 impl Default for LintConfig {
@@ -60,6 +75,9 @@ impl Default for LintConfig {
             rpc_allow_google_protobuf_empty_requests: false,
             rpc_allow_google_protobuf_empty_responses: false,
             service_suffix: "Service".to_owned(),
+            disallow_comment_ignores: false,
+            allow_comment_ignores: false,
+            version: "v2".to_owned(),
         }
     }
 }
@@ -123,10 +141,9 @@ pub fn parse(text: &str, path: &Path) -> Result<BufConfig, ProtoError> {
     }
     let module = raw.modules.into_iter().find(|module| matches!(module.path.as_deref(), None | Some("." | "")));
     let (module_lint, module_breaking) = module.map(|module| (module.lint, module.breaking)).unwrap_or_default();
-    Ok(BufConfig {
-        lint: module_lint.or(raw.lint).unwrap_or_default(),
-        breaking: module_breaking.or(raw.breaking).unwrap_or_default(),
-    })
+    let mut lint = module_lint.or(raw.lint).unwrap_or_default();
+    lint.version = raw.version.unwrap_or_else(|| "v1beta1".to_owned());
+    Ok(BufConfig { lint, breaking: module_breaking.or(raw.breaking).unwrap_or_default() })
 }
 
 /// One rule a check knows: its ID, the categories it belongs to, and whether plat implements it.

@@ -12,7 +12,7 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto};
 
 use super::config::{self, LintConfig, RuleInfo};
-use super::source::{Pos, Spans, child, tag};
+use super::source::{Loc, Pos, Spans, child, tag};
 use super::{CheckReport, Engine, Finding, ProtoError, Ran, buf, load};
 
 const MINIMAL: &str = "MINIMAL";
@@ -32,7 +32,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("DIRECTORY_SAME_PACKAGE", M, true),
     rule("PACKAGE_DEFINED", M, true),
     rule("PACKAGE_DIRECTORY_MATCH", M, true),
-    rule("PACKAGE_NO_IMPORT_CYCLE", M, false),
+    rule("PACKAGE_NO_IMPORT_CYCLE", M, true),
     rule("PACKAGE_SAME_DIRECTORY", M, true),
     rule("ENUM_FIRST_VALUE_ZERO", B, true),
     rule("ENUM_NO_ALLOW_ALIAS", B, true),
@@ -112,8 +112,10 @@ struct Linter<'a> {
 }
 
 impl Linter<'_> {
-    fn add(&mut self, rule: &'static str, file: &str, pos: Pos, message: String) {
+    fn add(&mut self, rule: &'static str, file: &str, loc: impl Into<Loc>, message: String) {
+        let Loc { pos, ignored } = loc.into();
         if self.rules.contains(rule)
+            && !(self.config.comment_ignores() && ignored.iter().any(|ignored| ignored == rule))
             && !config::silenced(RULES, rule, &[file], &self.config.ignore, &self.config.ignore_only)
         {
             self.findings.push(Finding { path: file.to_owned(), line: pos.line, column: pos.column, rule: rule.to_owned(), message });
@@ -139,6 +141,7 @@ pub fn lint(compiled: &load::Compiled, config: &LintConfig, config_path: &Path) 
         lint_file(&mut linter, file, &spans[file.name()], &all);
     }
     lint_across_files(&mut linter, &files, &spans);
+    lint_import_cycles(&mut linter, &files, &spans, &all);
     let mut findings = linter.findings;
     findings.sort();
     findings.dedup();
@@ -148,7 +151,7 @@ pub fn lint(compiled: &load::Compiled, config: &LintConfig, config_path: &Path) 
 fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all: &BTreeMap<&str, &FileDescriptorProto>) {
     let name = file.name();
     let package = file.package();
-    let package_pos = spans.at(&[tag::FILE_PACKAGE]);
+    let package_pos = spans.loc(&[tag::FILE_PACKAGE]);
 
     // protoc leaves `syntax` unset for proto2 whether or not the file says so: whether the
     // statement is there is in the source info.
@@ -175,13 +178,13 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all
             linter.add(
                 "PACKAGE_DIRECTORY_MATCH",
                 name,
-                package_pos,
+                package_pos.clone(),
                 format!("Files with package \"{package}\" must be within a directory \"{expected_dir}\" relative to root but were in directory \"{dir}\"."),
             );
         }
         let expected = package.split('.').map(to_lower_snake_case).collect::<Vec<_>>().join(".");
         if package != expected {
-            linter.add("PACKAGE_LOWER_SNAKE_CASE", name, package_pos, format!("Package name \"{package}\" should be lower_snake.case, such as \"{expected}\"."));
+            linter.add("PACKAGE_LOWER_SNAKE_CASE", name, package_pos.clone(), format!("Package name \"{package}\" should be lower_snake.case, such as \"{expected}\"."));
         }
         if !has_version_suffix(package) {
             linter.add(
@@ -196,9 +199,9 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all
     // Imports.
     let used = used_types(file);
     for (index, dependency) in file.dependency.iter().enumerate() {
-        let pos = spans.at(&[tag::FILE_DEPENDENCY, index as i32]);
+        let pos = spans.loc(&[tag::FILE_DEPENDENCY, index as i32]);
         if file.public_dependency.contains(&(index as i32)) {
-            linter.add("IMPORT_NO_PUBLIC", name, pos, format!("Import \"{dependency}\" must not be public."));
+            linter.add("IMPORT_NO_PUBLIC", name, pos.clone(), format!("Import \"{dependency}\" must not be public."));
         }
         // A public import re-exports the file: it is there for the importers' sake.
         if !file.public_dependency.contains(&(index as i32)) && !import_used(dependency, all, &used) {
@@ -216,9 +219,9 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all
         let path = vec![tag::FILE_SERVICE, s as i32];
         let service_name = service.name();
         let expected = to_pascal_case(service_name);
-        let name_pos = spans.at(&child(&path, &[tag::SERVICE_NAME]));
+        let name_pos = spans.loc(&child(&path, &[tag::SERVICE_NAME]));
         if service_name != expected {
-            linter.add("SERVICE_PASCAL_CASE", name, name_pos, format!("Service name \"{service_name}\" should be PascalCase, such as \"{expected}\"."));
+            linter.add("SERVICE_PASCAL_CASE", name, name_pos.clone(), format!("Service name \"{service_name}\" should be PascalCase, such as \"{expected}\"."));
         }
         let suffix = linter.config.service_suffix.clone();
         if !service_name.ends_with(&suffix) {
@@ -232,15 +235,15 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all
                 linter.add(
                     "RPC_PASCAL_CASE",
                     name,
-                    spans.at(&child(&path, &[tag::METHOD_NAME])),
+                    spans.loc(&child(&path, &[tag::METHOD_NAME])),
                     format!("RPC name \"{method_name}\" should be PascalCase, such as \"{expected}\"."),
                 );
             }
             if method.client_streaming() {
-                linter.add("RPC_NO_CLIENT_STREAMING", name, spans.at(&path), format!("RPC \"{method_name}\" is client streaming."));
+                linter.add("RPC_NO_CLIENT_STREAMING", name, spans.loc(&path), format!("RPC \"{method_name}\" is client streaming."));
             }
             if method.server_streaming() {
-                linter.add("RPC_NO_SERVER_STREAMING", name, spans.at(&path), format!("RPC \"{method_name}\" is server streaming."));
+                linter.add("RPC_NO_SERVER_STREAMING", name, spans.loc(&path), format!("RPC \"{method_name}\" is server streaming."));
             }
             for (rule, type_name, kind, tag, allow_empty) in [
                 ("RPC_REQUEST_STANDARD_NAME", method.input_type(), "request", tag::METHOD_INPUT, linter.config.rpc_allow_google_protobuf_empty_requests),
@@ -258,7 +261,7 @@ fn lint_file(linter: &mut Linter, file: &FileDescriptorProto, spans: &Spans, all
                     linter.add(
                         rule,
                         name,
-                        spans.at(&child(&path, &[tag])),
+                        spans.loc(&child(&path, &[tag])),
                         format!("RPC {kind} type \"{short}\" should be named \"{first}\" or \"{second}\"."),
                     );
                 }
@@ -276,16 +279,16 @@ fn lint_message(linter: &mut Linter, file: &str, spans: &Spans, message: &Descri
             linter.add(
                 "MESSAGE_PASCAL_CASE",
                 file,
-                spans.at(&child(&path, &[tag::MESSAGE_NAME])),
+                spans.loc(&child(&path, &[tag::MESSAGE_NAME])),
                 format!("Message name \"{name}\" should be PascalCase, such as \"{expected}\"."),
             );
         }
         for (i, field) in message.field.iter().enumerate() {
-            let name_pos = spans.at(&child(&path, &[tag::MESSAGE_FIELD, i as i32, tag::FIELD_NAME]));
+            let name_pos = spans.loc(&child(&path, &[tag::MESSAGE_FIELD, i as i32, tag::FIELD_NAME]));
             let field_name = field.name();
             let expected = to_lower_snake_case(field_name);
             if field_name != expected {
-                linter.add("FIELD_LOWER_SNAKE_CASE", file, name_pos, format!("Field name \"{field_name}\" should be lower_snake_case, such as \"{expected}\"."));
+                linter.add("FIELD_LOWER_SNAKE_CASE", file, name_pos.clone(), format!("Field name \"{field_name}\" should be lower_snake_case, such as \"{expected}\"."));
             }
             if field.label() == Label::Required {
                 linter.add("FIELD_NOT_REQUIRED", file, name_pos, format!("Field named \"{field_name}\" should not be required."));
@@ -302,7 +305,7 @@ fn lint_message(linter: &mut Linter, file: &str, spans: &Spans, message: &Descri
             linter.add(
                 "ONEOF_LOWER_SNAKE_CASE",
                 file,
-                spans.at(&child(&path, &[tag::MESSAGE_ONEOF, i as i32, tag::ONEOF_NAME])),
+                spans.loc(&child(&path, &[tag::MESSAGE_ONEOF, i as i32, tag::ONEOF_NAME])),
                 format!("Oneof name \"{oneof_name}\" should be lower_snake_case, such as \"{expected}\"."),
             );
         }
@@ -322,7 +325,7 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
         linter.add(
             "ENUM_PASCAL_CASE",
             file,
-            spans.at(&child(&path, &[tag::ENUM_NAME])),
+            spans.loc(&child(&path, &[tag::ENUM_NAME])),
             format!("Enum name \"{name}\" should be PascalCase, such as \"{expected}\"."),
         );
     }
@@ -330,7 +333,7 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
         linter.add(
             "ENUM_NO_ALLOW_ALIAS",
             file,
-            spans.at(&child(&path, &[tag::ENUM_OPTIONS, tag::ENUM_OPTION_ALLOW_ALIAS])),
+            spans.loc(&child(&path, &[tag::ENUM_OPTIONS, tag::ENUM_OPTION_ALLOW_ALIAS])),
             format!("Enum option \"allow_alias\" on enum \"{name}\" must be false."),
         );
     }
@@ -339,7 +342,7 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
             linter.add(
                 "ENUM_FIRST_VALUE_ZERO",
                 file,
-                spans.at(&child(&path, &[tag::ENUM_VALUE, 0, tag::ENUM_VALUE_NUMBER])),
+                spans.loc(&child(&path, &[tag::ENUM_VALUE, 0, tag::ENUM_VALUE_NUMBER])),
                 format!("First enum value \"{}\" should have a numeric value of 0", first.name()),
             );
         }
@@ -348,13 +351,13 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
     let suffix = linter.config.enum_zero_value_suffix.clone();
     for (i, value) in enumeration.value.iter().enumerate() {
         let value_name = value.name();
-        let pos = spans.at(&child(&path, &[tag::ENUM_VALUE, i as i32, tag::ENUM_VALUE_NAME]));
+        let pos = spans.loc(&child(&path, &[tag::ENUM_VALUE, i as i32, tag::ENUM_VALUE_NAME]));
         let expected = to_upper_snake_case(value_name);
         if value_name != expected {
-            linter.add("ENUM_VALUE_UPPER_SNAKE_CASE", file, pos, format!("Enum value name \"{value_name}\" should be UPPER_SNAKE_CASE, such as \"{expected}\"."));
+            linter.add("ENUM_VALUE_UPPER_SNAKE_CASE", file, pos.clone(), format!("Enum value name \"{value_name}\" should be UPPER_SNAKE_CASE, such as \"{expected}\"."));
         }
         if !value_name.starts_with(&prefix) {
-            linter.add("ENUM_VALUE_PREFIX", file, pos, format!("Enum value name \"{value_name}\" should be prefixed with \"{prefix}\"."));
+            linter.add("ENUM_VALUE_PREFIX", file, pos.clone(), format!("Enum value name \"{value_name}\" should be prefixed with \"{prefix}\"."));
         }
         if value.number() == 0 && !value_name.ends_with(&suffix) {
             linter.add("ENUM_ZERO_VALUE_SUFFIX", file, pos, format!("Enum zero value name \"{value_name}\" should be suffixed with \"{suffix}\"."));
@@ -366,7 +369,7 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
 /// request/response types used by more than one RPC.
 fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans: &BTreeMap<&str, Spans>) {
     let dir_of = |file: &FileDescriptorProto| file.name().rsplit_once('/').map_or(".", |(dir, _)| dir).to_owned();
-    let package_pos = |file: &FileDescriptorProto| spans[file.name()].at(&[tag::FILE_PACKAGE]);
+    let package_pos = |file: &FileDescriptorProto| spans[file.name()].loc(&[tag::FILE_PACKAGE]);
 
     let mut by_dir: BTreeMap<String, Vec<&FileDescriptorProto>> = BTreeMap::new();
     let mut by_package: BTreeMap<&str, Vec<&FileDescriptorProto>> = BTreeMap::new();
@@ -420,7 +423,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
                 format!("Files in package \"{package}\" have multiple values \"{joined}\" for option \"{option}\" and all values must be equal.")
             };
             for file in package_files {
-                let pos = spans[file.name()].at(&[tag::FILE_OPTIONS, number]);
+                let pos = spans[file.name()].loc(&[tag::FILE_OPTIONS, number]);
                 linter.add(rule, file.name(), pos, message.clone());
             }
         }
@@ -432,7 +435,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
         name: &'a str,
         input: &'a str,
         output: &'a str,
-        pos: Pos,
+        pos: Loc,
     }
     let mut rpcs = Vec::new();
     for file in files {
@@ -444,7 +447,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
                     name: method.name(),
                     input: method.input_type().trim_start_matches('.'),
                     output: method.output_type().trim_start_matches('.'),
-                    pos: spans.at(&[tag::FILE_SERVICE, s as i32, tag::SERVICE_METHOD, m as i32]),
+                    pos: spans.loc(&[tag::FILE_SERVICE, s as i32, tag::SERVICE_METHOD, m as i32]),
                 });
             }
         }
@@ -458,7 +461,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
                 linter.add(
                     "RPC_REQUEST_RESPONSE_UNIQUE",
                     rpc.file,
-                    rpc.pos,
+                    rpc.pos.clone(),
                     format!("RPC \"{}\" has the same type \"{}\" for the request and response.", rpc.name, rpc.input),
                 );
             }
@@ -473,7 +476,7 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
     for (type_name, indices) in users.iter().filter(|(_, indices)| indices.len() > 1) {
         let mut flag = |indices: Vec<usize>, message: String| {
             for index in indices {
-                linter.add("RPC_REQUEST_RESPONSE_UNIQUE", rpcs[index].file, rpcs[index].pos, message.clone());
+                linter.add("RPC_REQUEST_RESPONSE_UNIQUE", rpcs[index].file, rpcs[index].pos.clone(), message.clone());
             }
         };
         if *type_name == EMPTY && (allow_requests || allow_responses) {
@@ -490,6 +493,65 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
             }
         } else {
             flag(indices.clone(), format!("\"{type_name}\" is used as the request or response type for multiple RPCs."));
+        }
+    }
+}
+
+/// PACKAGE_NO_IMPORT_CYCLE: an import from package P of a file in package D, when D's imports
+/// lead back to P. Reported on the import, with the shortest cycle.
+fn lint_import_cycles(
+    linter: &mut Linter,
+    files: &[&FileDescriptorProto],
+    spans: &BTreeMap<&str, Spans>,
+    all: &BTreeMap<&str, &FileDescriptorProto>,
+) {
+    let package_of = |name: &str| all.get(name).map(|file| file.package()).unwrap_or_default();
+    let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for file in all.values() {
+        for dependency in &file.dependency {
+            let (from, to) = (file.package(), package_of(dependency));
+            if !from.is_empty() && !to.is_empty() && from != to {
+                graph.entry(from).or_default().insert(to);
+            }
+        }
+    }
+    // The shortest path from `start` to `goal`, packages in name order on ties.
+    let path = |start: &str, goal: &str| -> Option<Vec<String>> {
+        let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut seen = BTreeSet::from([start]);
+        while let Some(package) = queue.pop_front() {
+            if package == goal {
+                let mut path = vec![goal.to_owned()];
+                let mut at = goal;
+                while let Some(before) = previous.get(at) {
+                    path.push((*before).to_owned());
+                    at = before;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for next in graph.get(package).into_iter().flatten() {
+                if seen.insert(next) {
+                    previous.insert(next, package);
+                    queue.push_back(next);
+                }
+            }
+        }
+        None
+    };
+    for file in files {
+        let from = file.package();
+        for (index, dependency) in file.dependency.iter().enumerate() {
+            let to = package_of(dependency);
+            if from.is_empty() || to.is_empty() || from == to {
+                continue;
+            }
+            if let Some(back) = path(to, from) {
+                let cycle = std::iter::once(from.to_owned()).chain(back).collect::<Vec<_>>().join(" -> ");
+                let loc = spans[file.name()].loc(&[tag::FILE_DEPENDENCY, index as i32]);
+                linter.add("PACKAGE_NO_IMPORT_CYCLE", file.name(), loc, format!("Package import cycle: {cycle}"));
+            }
         }
     }
 }

@@ -22,11 +22,13 @@ pub mod tag {
     pub const MESSAGE_FIELD: i32 = 2;
     pub const MESSAGE_NESTED: i32 = 3;
     pub const MESSAGE_ENUM: i32 = 4;
+    pub const MESSAGE_OPTIONS: i32 = 7;
     pub const MESSAGE_ONEOF: i32 = 8;
     /// FieldDescriptorProto.
     pub const FIELD_NAME: i32 = 1;
     pub const FIELD_TYPE: i32 = 5;
     pub const FIELD_TYPE_NAME: i32 = 6;
+    pub const FIELD_OPTIONS: i32 = 8;
     pub const FIELD_JSON_NAME: i32 = 10;
     /// OneofDescriptorProto.
     pub const ONEOF_NAME: i32 = 1;
@@ -61,10 +63,24 @@ impl Pos {
     pub const FILE: Pos = Pos { line: 1, column: 1 };
 }
 
+/// A position, and the rules `// buf:lint:ignore RULE` comments silence there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    pub pos: Pos,
+    pub ignored: Vec<String>,
+}
+
+impl From<Pos> for Loc {
+    fn from(pos: Pos) -> Loc {
+        Loc { pos, ignored: Vec::new() }
+    }
+}
+
 /// The spans and leading comments of one file, by source path.
 #[derive(Debug, Default)]
 pub struct Spans {
     starts: HashMap<Vec<i32>, (Pos, Pos)>,
+    comments: HashMap<Vec<i32>, String>,
 }
 
 impl Spans {
@@ -78,7 +94,11 @@ impl Spans {
             }
         };
         let mut starts: HashMap<Vec<i32>, (Pos, Pos)> = HashMap::new();
+        let mut comments: HashMap<Vec<i32>, String> = HashMap::new();
         for location in file.source_code_info.iter().flat_map(|info| &info.location) {
+            if let Some(comment) = &location.leading_comments {
+                comments.entry(location.path.clone()).or_insert_with(|| comment.clone());
+            }
             let span = &location.span;
             let (start, end) = match span.len() {
                 3 => ((span[0], span[1]), (span[0], span[2])),
@@ -99,7 +119,22 @@ impl Spans {
                 })
                 .or_insert((start, end));
         }
-        Spans { starts }
+        Spans { starts, comments }
+    }
+
+    /// Where the element at `path` starts, with the rules silenced by `buf:lint:ignore` lines in
+    /// the leading comments of the element or of any element around it (as buf does).
+    pub fn loc(&self, path: &[i32]) -> Loc {
+        let mut ignored = Vec::new();
+        for end in 1..=path.len() {
+            let Some(comment) = self.comments.get(&path[..end]) else { continue };
+            for line in comment.lines() {
+                if let Some(rule) = line.trim().strip_prefix("buf:lint:ignore") {
+                    ignored.push(rule.trim().to_owned());
+                }
+            }
+        }
+        Loc { pos: self.at(path), ignored }
     }
 
     /// Where the element at `path` starts.
