@@ -115,6 +115,8 @@ pub fn check(proto_dir: &Path, options: &BreakingOptions) -> Result<CheckReport,
 /// with buf when `buf` is given, with plat's own engine otherwise.
 pub fn check_sources(proto_dir: &Path, old: &load::Sources, buf: Option<&Path>, rev: &str) -> Result<CheckReport, ProtoError> {
     match buf {
+        // Nothing existed, so nothing can break; buf would refuse an empty module instead.
+        Some(buf) if old.is_empty() => Ok(CheckReport { ran: Ran::Buf(buf.to_path_buf()), findings: Vec::new(), unchecked: Vec::new() }),
         Some(buf) => {
             let mut findings = buf::breaking(buf, proto_dir, old)?;
             fill_deleted_paths(&mut findings, old);

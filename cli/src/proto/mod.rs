@@ -50,7 +50,7 @@ impl Engine {
 }
 
 /// One problem `lint` or `breaking` found, where buf would report it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Finding {
     /// File relative to the proto directory (for a deleted file or package: the file it was in).
     pub path: String,

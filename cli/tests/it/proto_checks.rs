@@ -148,6 +148,19 @@ fn breaking_honours_buf_yaml_settings() {
 }
 
 #[test]
+fn contracts_that_did_not_exist_at_the_ref_break_nothing() {
+    let context = TestContext::new();
+    context.manifest(MANIFEST);
+    context.git(&context.workspace, &["init", "--quiet", "--initial-branch=main"]);
+    commit(&context, "manifest only");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto"), &context.workspace.join("proto"));
+    commit(&context, "contracts");
+    for (engine, with_buf) in [("builtin", false), ("buf", true)] {
+        run(&context, &["proto", "breaking", "--against", "HEAD~1", "--engine", engine], with_buf).expect_code(0);
+    }
+}
+
+#[test]
 fn a_missing_ref_is_a_clear_error() {
     let context = repository();
     let run = run(&context, &["proto", "breaking", "--against", "no-such-branch", "--engine", "builtin"], false).expect_code(1);
