@@ -210,6 +210,30 @@ Examples:
   plat proto gen --engine builtin  do not use buf even if it is installed")]
     Gen(ProtoGenArgs),
 
+    /// Lint proto/ with buf's rules (buf lint, or plat's own checks without buf)
+    #[command(after_help = "\
+Findings print as `file:line:column RULE_ID message`, files relative to the proto directory; the
+exit status is 1 when there is any. Rules come from buf.yaml's `lint` section (STANDARD unless it
+says otherwise); `except`, `ignore` and `ignore_only` apply to both engines.
+
+Examples:
+  plat proto lint
+  plat proto lint --json | jq '.[].rule'
+  plat proto lint --engine builtin  do not use buf even if it is installed")]
+    Lint(ProtoLintArgs),
+
+    /// Check proto/ for breaking changes against a git ref (buf breaking, or plat's own checks)
+    #[command(after_help = "\
+The old files are read from the git object database: no checkout, no network. Rules come from
+buf.yaml's `breaking` section (category FILE unless it says otherwise: FILE, PACKAGE, WIRE_JSON,
+WIRE); the exit status is 1 when anything breaks.
+
+Examples:
+  plat proto breaking --against main
+  plat proto breaking --against HEAD~1 --engine builtin
+  plat proto breaking --against origin/main --json   (CI; in a shallow clone, fetch it first)")]
+    Breaking(ProtoBreakingArgs),
+
     /// Run as a buf/protoc plugin: CodeGeneratorRequest on stdin, response on stdout
     #[command(hide = true)]
     Plugin,
@@ -390,4 +414,29 @@ pub struct MigrateDownArgs {
     pub url: DatabaseUrlArgs,
     #[command(flatten)]
     pub lock: LockTimeoutArgs,
+}
+
+/// Arguments of `plat proto lint`.
+#[derive(Debug, Args)]
+pub struct ProtoLintArgs {
+    /// Which engine lints
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "PLAT_PROTO_ENGINE")]
+    pub engine: EngineChoice,
+    /// Print the findings as a JSON array of {path, line, column, rule, message}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `plat proto breaking`.
+#[derive(Debug, Args)]
+pub struct ProtoBreakingArgs {
+    /// The git ref to compare with: a branch, tag, commit, or e.g. HEAD~1
+    #[arg(long, value_name = "REF")]
+    pub against: String,
+    /// Which engine checks
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "PLAT_PROTO_ENGINE")]
+    pub engine: EngineChoice,
+    /// Print the findings as a JSON array of {path, line, column, rule, message}
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,10 +1,11 @@
-//! Running buf: finding it, and `buf generate` with plat as its local plugin.
+//! Running buf: finding it, `buf generate` with plat as its local plugin, and `buf lint` /
+//! `buf breaking` with their JSON output read back into [`Finding`]s.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::ProtoError;
 use super::codegen::GeneratedFile;
+use super::{Finding, ProtoError, load};
 use crate::manifest::Workspace;
 
 /// buf's path, when it is on PATH.
@@ -70,4 +71,83 @@ fn collect(root: &Path, dir: &Path, skip: &Path, files: &mut Vec<GeneratedFile>)
         }
     }
     Ok(())
+}
+
+/// Runs `buf lint` in `proto_dir` (buf reads its buf.yaml) and returns what it reports.
+pub fn lint(buf: &Path, proto_dir: &Path) -> Result<Vec<Finding>, ProtoError> {
+    let output = Command::new(buf)
+        .args(["lint", "--error-format", "json"])
+        .current_dir(proto_dir)
+        .stdin(Stdio::null())
+        .output()?;
+    findings("lint", &output)
+}
+
+/// Runs `buf breaking` on `proto_dir` against `old` (the files as they were), written to a
+/// temporary directory: buf needs no clone, no checkout and no network.
+pub fn breaking(buf: &Path, proto_dir: &Path, old: &load::Sources) -> Result<Vec<Finding>, ProtoError> {
+    let against = tempfile::tempdir()?;
+    for (path, text) in old {
+        let file = against.path().join(path);
+        if let Some(parent) = file.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::write(&file, text)?;
+    }
+    let output = Command::new(buf)
+        .args(["breaking", ".", "--error-format", "json", "--against"])
+        .arg(against.path())
+        .current_dir(proto_dir)
+        .stdin(Stdio::null())
+        .output()?;
+    findings("breaking", &output)
+}
+
+/// One line of buf's `--error-format json`.
+#[derive(serde::Deserialize)]
+struct BufAnnotation {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    start_line: u32,
+    #[serde(default)]
+    start_column: u32,
+    #[serde(rename = "type")]
+    rule: String,
+    message: String,
+}
+
+/// buf exits 0 when clean and 100 when it found something; anything else is a failure. A
+/// `COMPILE` annotation means the files do not compile, which is an error, not a finding.
+fn findings(command: &str, output: &std::process::Output) -> Result<Vec<Finding>, ProtoError> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !matches!(output.status.code(), Some(0 | 100)) {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let text = if stderr.trim().is_empty() { stdout.trim() } else { stderr.trim() };
+        return Err(ProtoError::Buf { command: command.to_owned(), stderr: text.to_owned() });
+    }
+    let mut findings = Vec::new();
+    for line in stdout.lines().filter(|line| !line.trim().is_empty()) {
+        let annotation: BufAnnotation = serde_json::from_str(line)
+            .map_err(|_| ProtoError::BufOutput { command: command.to_owned(), line: line.to_owned() })?;
+        if annotation.rule == "COMPILE" {
+            return Err(ProtoError::Compile {
+                location: format!("{}:{}:{}", annotation.path, annotation.start_line, annotation.start_column),
+                message: annotation.message,
+            });
+        }
+        findings.push(Finding {
+            path: annotation.path,
+            line: annotation.start_line.max(1),
+            column: annotation.start_column.max(1),
+            rule: annotation.rule,
+            message: annotation.message,
+        });
+    }
+    if findings.is_empty() && output.status.code() == Some(100) {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(ProtoError::Buf { command: command.to_owned(), stderr: stderr.trim().to_owned() });
+    }
+    findings.sort();
+    Ok(findings)
 }

@@ -5,11 +5,15 @@
 //! through the same code generator ([`codegen`]): with buf, plat is the local plugin that
 //! buf.gen.yaml names, so the two paths cannot produce different files.
 
+pub mod breaking;
 pub mod buf;
 pub mod codegen;
+pub mod config;
 pub mod generate;
+pub mod lint;
 pub mod load;
 pub mod plugin;
+mod source;
 
 use std::path::PathBuf;
 
@@ -43,6 +47,32 @@ impl Engine {
             Engine::Buf => buf::find().map(Some).ok_or(ProtoError::BufMissing),
         }
     }
+}
+
+/// One problem `lint` or `breaking` found, where buf would report it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Finding {
+    /// File relative to the proto directory (for a deleted file or package: the file it was in).
+    pub path: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in bytes.
+    pub column: u32,
+    /// buf's rule ID, e.g. `FIELD_NO_DELETE`.
+    pub rule: String,
+    /// What is wrong, in buf's words.
+    pub message: String,
+}
+
+/// What `lint` or `breaking` found, and how.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The engine that ran.
+    pub ran: Ran,
+    /// The findings, sorted by file, line, column and rule.
+    pub findings: Vec<Finding>,
+    /// Rules buf.yaml selects that plat's built-in engine does not implement (empty with buf).
+    pub unchecked: Vec<String>,
 }
 
 /// A proto operation failed.
@@ -79,6 +109,35 @@ pub enum ProtoError {
         command: String,
         /// What it printed.
         stderr: String,
+    },
+    /// buf.yaml cannot be read or says something plat does not understand.
+    #[error("{}: {message}", .path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// buf printed something plat cannot parse.
+    #[error("cannot read the output of `buf {command}`: {line}")]
+    BufOutput {
+        /// Its arguments.
+        command: String,
+        /// The line that did not parse.
+        line: String,
+    },
+    /// The proto directory is not inside a git repository.
+    #[error("{} is not inside a git repository", .0.display())]
+    NotARepository(PathBuf),
+    /// `--against` names nothing the repository holds.
+    #[error("`{rev}` is not a commit of the repository at {}{}", .repo.display(), if *.shallow { " (a shallow clone)" } else { "" })]
+    RevNotFound {
+        /// The ref as given.
+        rev: String,
+        /// The repository's working directory.
+        repo: PathBuf,
+        /// Whether the clone is shallow, so the commit may exist upstream.
+        shallow: bool,
     },
     /// A git ref could not be read.
     #[error(transparent)]

@@ -9,6 +9,8 @@ mod migrate_apply;
 mod migrate_commands;
 mod migrate_concurrency;
 mod migrate_safety;
+mod proto_checks;
+mod proto_corpus;
 mod proto_gen;
 mod status;
 mod sync;
