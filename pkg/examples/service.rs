@@ -27,10 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let metrics = pkg::metrics::Metrics::new("example-service");
     let (health, health_service) = pkg::health::Health::new("example.v1.Example").await;
-    let shutdown = Shutdown::on_signals(ShutdownConfig {
-        grace,
-        ..ShutdownConfig::default()
-    })?;
+    let shutdown = Shutdown::on_signals(ShutdownConfig { grace, ..ShutdownConfig::default() })?;
 
     let app = axum::Router::new()
         .route("/hello/{name}", axum::routing::get(hello))
@@ -39,8 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(pkg::trace::TraceLayer::new())
         .merge(metrics.router())
         .merge(health.router());
-    let http = axum::serve(tokio::net::TcpListener::bind(http_addr).await?, app)
-        .with_graceful_shutdown(shutdown.signalled());
+    let http =
+        axum::serve(tokio::net::TcpListener::bind(http_addr).await?, app).with_graceful_shutdown(shutdown.signalled());
     let grpc = tonic::transport::Server::builder()
         .layer(pkg::trace::TraceLayer::new())
         .layer(metrics.layer())
@@ -58,9 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     tracing::info!(%http_addr, %grpc_addr, "listening");
 
-    let (http, grpc) = shutdown
-        .drain(async { tokio::join!(http.into_future(), grpc) })
-        .await?;
+    let (http, grpc) = shutdown.drain(async { tokio::join!(http.into_future(), grpc) }).await?;
     http?;
     grpc?;
     Ok(())

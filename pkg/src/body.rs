@@ -120,12 +120,7 @@ pub fn grpc_code_name(code: Code) -> &'static str {
 }
 
 fn grpc_status_in(headers: &HeaderMap) -> Option<Code> {
-    let value = headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
+    let value = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
     Some(Code::from_i32(value))
 }
 
@@ -154,19 +149,12 @@ pub(crate) struct Observer {
 impl Observer {
     pub(crate) fn new<B>(protocol: Protocol, response: &Response<B>, on_end: OnEnd) -> Observer {
         let grpc_status = match protocol {
-            Protocol::Grpc if response.status() != StatusCode::OK => {
-                Some(grpc_code_for_http(response.status()))
-            }
+            Protocol::Grpc if response.status() != StatusCode::OK => Some(grpc_code_for_http(response.status())),
             // A trailers-only response (every error tonic sends) carries the status in headers.
             Protocol::Grpc => grpc_status_in(response.headers()),
             Protocol::Http => None,
         };
-        Observer {
-            protocol,
-            http_status: response.status(),
-            grpc_status,
-            on_end,
-        }
+        Observer { protocol, http_status: response.status(), grpc_status, on_end }
     }
 
     fn trailers(&mut self, trailers: &HeaderMap) {
@@ -227,12 +215,7 @@ impl<B> ObservedBody<B> {
         B: Body,
     {
         let at_end = inner.is_end_stream();
-        ObservedBody {
-            inner,
-            observer: Some(observer),
-            span,
-            at_end,
-        }
+        ObservedBody { inner, observer: Some(observer), span, at_end }
     }
 }
 
@@ -240,19 +223,14 @@ impl<B: Body> Body for ObservedBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let _entered = this.span.enter();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         *this.at_end = this.inner.is_end_stream();
         match &frame {
             Some(Ok(frame)) => {
-                if let (Some(trailers), Some(observer)) =
-                    (frame.trailers_ref(), this.observer.as_mut())
-                {
+                if let (Some(trailers), Some(observer)) = (frame.trailers_ref(), this.observer.as_mut()) {
                     observer.trailers(trailers);
                 }
             }

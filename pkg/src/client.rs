@@ -79,10 +79,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at an arbitrary instant.
     pub fn new() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            elapsed: Mutex::new(Duration::ZERO),
-        }
+        ManualClock { start: Instant::now(), elapsed: Mutex::new(Duration::ZERO) }
     }
 
     /// Moves the clock forward.
@@ -114,10 +111,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(5),
-        }
+        BreakerConfig { failure_threshold: 5, cool_down: Duration::from_secs(5) }
     }
 }
 
@@ -189,11 +183,7 @@ impl CircuitBreaker {
             upstream: upstream.into(),
             config,
             clock,
-            state: Mutex::new(State {
-                mode: Mode::Closed,
-                consecutive_failures: 0,
-                generation: 0,
-            }),
+            state: Mutex::new(State { mode: Mode::Closed, consecutive_failures: 0, generation: 0 }),
         }
     }
 
@@ -211,12 +201,7 @@ impl CircuitBreaker {
         let mut state = self.lock();
         let generation = state.generation;
         match state.mode {
-            Mode::Closed => Ok(Permit {
-                breaker: self,
-                generation,
-                probe: false,
-                settled: false,
-            }),
+            Mode::Closed => Ok(Permit { breaker: self, generation, probe: false, settled: false }),
             Mode::Open { since } => {
                 let now = self.clock.now();
                 let reopen = since + self.config.cool_down;
@@ -224,41 +209,20 @@ impl CircuitBreaker {
                     return Err(self.refusal(reopen - now));
                 }
                 state.generation += 1;
-                state.mode = Mode::HalfOpen {
-                    probe_in_flight: true,
-                };
+                state.mode = Mode::HalfOpen { probe_in_flight: true };
                 tracing::info!(target: "pkg::client", upstream = %self.upstream, "circuit half-open: letting one probe call through");
-                Ok(Permit {
-                    breaker: self,
-                    generation: state.generation,
-                    probe: true,
-                    settled: false,
-                })
+                Ok(Permit { breaker: self, generation: state.generation, probe: true, settled: false })
             }
-            Mode::HalfOpen {
-                probe_in_flight: true,
-            } => Err(self.refusal(Duration::ZERO)),
-            Mode::HalfOpen {
-                probe_in_flight: false,
-            } => {
-                state.mode = Mode::HalfOpen {
-                    probe_in_flight: true,
-                };
-                Ok(Permit {
-                    breaker: self,
-                    generation,
-                    probe: true,
-                    settled: false,
-                })
+            Mode::HalfOpen { probe_in_flight: true } => Err(self.refusal(Duration::ZERO)),
+            Mode::HalfOpen { probe_in_flight: false } => {
+                state.mode = Mode::HalfOpen { probe_in_flight: true };
+                Ok(Permit { breaker: self, generation, probe: true, settled: false })
             }
         }
     }
 
     fn refusal(&self, retry_in: Duration) -> CircuitOpen {
-        CircuitOpen {
-            upstream: self.upstream.clone(),
-            retry_in,
-        }
+        CircuitOpen { upstream: self.upstream.clone(), retry_in }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -278,9 +242,7 @@ impl CircuitBreaker {
                 state.consecutive_failures += 1;
                 if state.consecutive_failures >= self.config.failure_threshold {
                     state.generation += 1;
-                    state.mode = Mode::Open {
-                        since: self.clock.now(),
-                    };
+                    state.mode = Mode::Open { since: self.clock.now() };
                     tracing::warn!(
                         target: "pkg::client",
                         upstream = %self.upstream,
@@ -298,9 +260,7 @@ impl CircuitBreaker {
             }
             (Mode::HalfOpen { .. }, true) => {
                 state.generation += 1;
-                state.mode = Mode::Open {
-                    since: self.clock.now(),
-                };
+                state.mode = Mode::Open { since: self.clock.now() };
                 tracing::warn!(target: "pkg::client", upstream = %self.upstream, "circuit re-opened: probe failed");
             }
             // Open bumps the generation on entry, so no permit of the current one exists.
@@ -311,13 +271,8 @@ impl CircuitBreaker {
     fn abandon_probe(&self, generation: u64) {
         let mut state = self.lock();
         if state.generation == generation {
-            if let Mode::HalfOpen {
-                probe_in_flight: true,
-            } = state.mode
-            {
-                state.mode = Mode::HalfOpen {
-                    probe_in_flight: false,
-                };
+            if let Mode::HalfOpen { probe_in_flight: true } = state.mode {
+                state.mode = Mode::HalfOpen { probe_in_flight: false };
             }
         }
     }
@@ -379,11 +334,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-        }
+        RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(1) }
     }
 }
 
@@ -392,9 +343,7 @@ impl RetryPolicy {
     /// `min(max_backoff, initial_backoff * 2^retry)`.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
     }
 
     /// A random wait in `[0, backoff_ceiling(retry)]` (full jitter).
@@ -455,20 +404,12 @@ impl Call {
     /// A call that may safely be repeated (reads, upserts by key): retried when the upstream
     /// did not answer.
     pub fn idempotent() -> Self {
-        Call {
-            idempotent: true,
-            timeout: None,
-            max_attempts: None,
-        }
+        Call { idempotent: true, timeout: None, max_attempts: None }
     }
 
     /// A call made exactly once (creates, payments).
     pub fn not_idempotent() -> Self {
-        Call {
-            idempotent: false,
-            timeout: None,
-            max_attempts: None,
-        }
+        Call { idempotent: false, timeout: None, max_attempts: None }
     }
 
     /// Overrides the client's per-attempt timeout for this call.
@@ -518,10 +459,7 @@ pub struct Client<C> {
 
 impl<C> fmt::Debug for Client<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("upstream", &self.upstream)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("upstream", &self.upstream).field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -535,20 +473,12 @@ impl<C> Client<C> {
         config: ClientConfig,
         make: impl FnOnce(TracedChannel) -> C,
     ) -> Result<Self, InvalidAddress> {
-        let invalid = |reason: String| InvalidAddress {
-            upstream: upstream.to_owned(),
-            uri: uri.to_owned(),
-            reason,
-        };
-        let parsed: http::Uri = uri
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        let invalid = |reason: String| InvalidAddress { upstream: upstream.to_owned(), uri: uri.to_owned(), reason };
+        let parsed: http::Uri = uri.parse().map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
         match parsed.scheme_str() {
             Some("http") => {}
             Some("https") => {
-                return Err(invalid(
-                    "https needs TLS, which services are built without".to_owned(),
-                ));
+                return Err(invalid("https needs TLS, which services are built without".to_owned()));
             }
             _ => return Err(invalid("expected http://host:port".to_owned())),
         }
@@ -566,12 +496,7 @@ impl<C> Client<C> {
     /// A client over any `inner` client; its breaker uses the system clock.
     pub fn new(upstream: &str, inner: C, config: ClientConfig) -> Self {
         let breaker = CircuitBreaker::new(upstream, config.breaker, Arc::new(SystemClock));
-        Client {
-            upstream: upstream.into(),
-            inner,
-            breaker: Arc::new(breaker),
-            config,
-        }
+        Client { upstream: upstream.into(), inner, breaker: Arc::new(breaker), config }
     }
 
     /// Uses `breaker` instead of this client's own: to share one between clients of the same
@@ -599,12 +524,7 @@ impl<C> Client<C> {
     /// Makes a unary call: `f` gets a clone of the generated client and the request for one
     /// attempt (with its `grpc-timeout` set) and makes the call, like
     /// `|mut client, request| async move { client.get_user(request).await }`.
-    pub async fn call<M, R, F, Fut>(
-        &self,
-        call: Call,
-        message: M,
-        mut f: F,
-    ) -> Result<tonic::Response<R>, Status>
+    pub async fn call<M, R, F, Fut>(&self, call: Call, message: M, mut f: F) -> Result<tonic::Response<R>, Status>
     where
         C: Clone,
         M: Clone,
@@ -612,13 +532,8 @@ impl<C> Client<C> {
         Fut: Future<Output = Result<tonic::Response<R>, Status>>,
     {
         let timeout = call.timeout.unwrap_or(self.config.timeout);
-        let max_attempts = if call.idempotent {
-            call.max_attempts
-                .unwrap_or(self.config.retry.max_attempts)
-                .max(1)
-        } else {
-            1
-        };
+        let max_attempts =
+            if call.idempotent { call.max_attempts.unwrap_or(self.config.retry.max_attempts).max(1) } else { 1 };
         let mut attempt = 0;
         let mut last_failure: Option<Status> = None;
         loop {
@@ -673,9 +588,7 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
         };
-        let ceilings: Vec<u128> = (0..6)
-            .map(|r| policy.backoff_ceiling(r).as_millis())
-            .collect();
+        let ceilings: Vec<u128> = (0..6).map(|r| policy.backoff_ceiling(r).as_millis()).collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(policy.backoff_ceiling(200), Duration::from_millis(1000));
     }
@@ -695,13 +608,7 @@ mod tests {
     fn retryable_codes_are_the_ones_where_the_upstream_did_not_answer() {
         assert!(is_retryable(Code::Unavailable));
         assert!(is_retryable(Code::DeadlineExceeded));
-        for code in [
-            Code::ResourceExhausted,
-            Code::NotFound,
-            Code::Internal,
-            Code::InvalidArgument,
-            Code::Aborted,
-        ] {
+        for code in [Code::ResourceExhausted, Code::NotFound, Code::Internal, Code::InvalidArgument, Code::Aborted] {
             assert!(!is_retryable(code), "{code:?}");
         }
     }

@@ -53,47 +53,26 @@ pub struct Env {
 impl fmt::Debug for Env {
     // Values are left out: they include secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Env")
-            .field("vars", &self.vars.len())
-            .field("problems", &self.problems)
-            .finish()
+        f.debug_struct("Env").field("vars", &self.vars.len()).field("problems", &self.problems).finish()
     }
 }
 
 impl Env {
     /// A snapshot of this process's environment.
     pub fn from_process() -> Self {
-        let vars = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-            .collect();
-        Env {
-            vars,
-            problems: Vec::new(),
-        }
+        let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect();
+        Env { vars, problems: Vec::new() }
     }
 
     /// An environment made of the given pairs, for tests and tools.
-    pub fn from_pairs<K: Into<String>, V: Into<OsString>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        let vars = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Env {
-            vars,
-            problems: Vec::new(),
-        }
+    pub fn from_pairs<K: Into<String>, V: Into<OsString>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let vars = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Env { vars, problems: Vec::new() }
     }
 
     /// A variable to read, with an optional example and secrecy; see [`Var`].
     pub fn var(&mut self, name: &str) -> Var<'_> {
-        Var {
-            env: self,
-            name: name.to_owned(),
-            example: None,
-            secret: false,
-        }
+        Var { env: self, name: name.to_owned(), example: None, secret: false }
     }
 
     /// Reads a variable that must be set.
@@ -118,20 +97,12 @@ impl Env {
 
     /// Ends reading: `Ok` when every read succeeded, otherwise one error naming each problem.
     pub fn finish(self) -> Result<(), ConfigError> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError {
-                problems: self.problems,
-            })
-        }
+        if self.problems.is_empty() { Ok(()) } else { Err(ConfigError { problems: self.problems }) }
     }
 
     fn record(&mut self, problem: Problem) -> ConfigError {
         self.problems.push(problem.clone());
-        ConfigError {
-            problems: vec![problem],
-        }
+        ConfigError { problems: vec![problem] }
     }
 }
 
@@ -204,10 +175,7 @@ impl Var<'_> {
         Problem {
             name: self.name.clone(),
             kind,
-            example: self
-                .example
-                .clone()
-                .unwrap_or_else(|| T::EXAMPLE.to_owned()),
+            example: self.example.clone().unwrap_or_else(|| T::EXAMPLE.to_owned()),
         }
     }
 }
@@ -247,11 +215,7 @@ impl fmt::Display for Problem {
         match &self.kind {
             ProblemKind::Missing => write!(f, "{name} is not set")?,
             ProblemKind::NotUnicode => write!(f, "{name} is not valid UTF-8")?,
-            ProblemKind::Malformed {
-                value,
-                expected,
-                reason,
-            } => {
+            ProblemKind::Malformed { value, expected, reason } => {
                 match value {
                     Some(value) => write!(f, "{name}={value:?} is not {expected}")?,
                     None => write!(f, "{name} (secret, value not shown) is not {expected}")?,
@@ -283,11 +247,7 @@ impl fmt::Display for ConfigError {
         match self.problems.as_slice() {
             [one] => write!(f, "invalid configuration: {one}"),
             many => {
-                write!(
-                    f,
-                    "invalid configuration: {} environment variables are missing or malformed",
-                    many.len()
-                )?;
+                write!(f, "invalid configuration: {} environment variables are missing or malformed", many.len())?;
                 for problem in many {
                     write!(f, "\n  {problem}")?;
                 }
@@ -385,19 +345,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
             return Err(format!("expected a number at {rest:?}"));
         }
         let (number, after) = rest.split_at(number_len);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("{number:?} is not a number"))?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
+        let number: f64 = number.parse().map_err(|_| format!("{number:?} is not a number"))?;
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let seconds_per_unit = match unit {
             "us" | "µs" => 1e-6,
@@ -408,11 +362,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             "" => return Err("missing unit: add us, ms, s, m or h".to_owned()),
             other => return Err(format!("unknown unit {other:?}: use us, ms, s, m or h")),
         };
-        let part = Duration::try_from_secs_f64(number * seconds_per_unit)
-            .map_err(|_| "too large".to_owned())?;
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| "too large".to_owned())?;
+        let part = Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| "too large".to_owned())?;
+        total = total.checked_add(part).ok_or_else(|| "too large".to_owned())?;
         rest = after;
     }
     Ok(total)

@@ -107,9 +107,7 @@ impl ErrorKind {
     /// The kind a gRPC code maps to; see the module documentation for codes outside the list.
     pub fn from_grpc_code(code: Code) -> ErrorKind {
         match code {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-                ErrorKind::InvalidArgument
-            }
+            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => ErrorKind::InvalidArgument,
             Code::NotFound => ErrorKind::NotFound,
             Code::AlreadyExists | Code::Aborted => ErrorKind::AlreadyExists,
             Code::Unauthenticated => ErrorKind::Unauthenticated,
@@ -117,9 +115,7 @@ impl ErrorKind {
             Code::ResourceExhausted => ErrorKind::ResourceExhausted { retry_after: None },
             Code::Unavailable | Code::Cancelled => ErrorKind::Unavailable,
             Code::DeadlineExceeded => ErrorKind::DeadlineExceeded,
-            Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
-                ErrorKind::Internal
-            }
+            Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => ErrorKind::Internal,
         }
     }
 }
@@ -138,11 +134,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of the given kind; the message is what clients read (except for Internal).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Error { kind, message: message.into(), source: None }
     }
 
     /// See [`ErrorKind::InvalidArgument`].
@@ -218,10 +210,7 @@ impl Error {
     /// the request being served, when there is one.
     pub fn to_body(&self) -> ErrorBody {
         ErrorBody {
-            error: ErrorDetail {
-                code: self.kind.code().to_owned(),
-                message: self.public_message().to_owned(),
-            },
+            error: ErrorDetail { code: self.kind.code().to_owned(), message: self.public_message().to_owned() },
             request_id: crate::trace::current_trace_id().map(|id| id.to_string()),
         }
     }
@@ -230,10 +219,7 @@ impl Error {
     fn log_if_internal(&self) {
         if self.kind == ErrorKind::Internal {
             let mut causes = String::new();
-            let mut next = self
-                .source
-                .as_deref()
-                .map(|e| e as &(dyn std::error::Error + 'static));
+            let mut next = self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
             while let Some(cause) = next {
                 if !causes.is_empty() {
                     causes.push_str(": ");
@@ -265,9 +251,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -296,9 +280,7 @@ impl From<Error> for tonic::Status {
         let code = error.kind.grpc_code();
         match error.kind {
             // google.rpc.RetryInfo is how gRPC clients in every language learn when to retry.
-            ErrorKind::ResourceExhausted {
-                retry_after: Some(delay),
-            } => tonic::Status::with_error_details(
+            ErrorKind::ResourceExhausted { retry_after: Some(delay) } => tonic::Status::with_error_details(
                 code,
                 error.public_message(),
                 ErrorDetails::with_retry_info(Some(delay)),
@@ -312,9 +294,7 @@ impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Error {
         let kind = match ErrorKind::from_grpc_code(status.code()) {
             ErrorKind::ResourceExhausted { .. } => ErrorKind::ResourceExhausted {
-                retry_after: status
-                    .get_details_retry_info()
-                    .and_then(|info| info.retry_delay),
+                retry_after: status.get_details_retry_info().and_then(|info| info.retry_delay),
             },
             kind => kind,
         };
@@ -326,15 +306,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log_if_internal();
         let mut response = (self.kind.http_status(), axum::Json(self.to_body())).into_response();
-        if let ErrorKind::ResourceExhausted {
-            retry_after: Some(delay),
-        } = self.kind
-        {
+        if let ErrorKind::ResourceExhausted { retry_after: Some(delay) } = self.kind {
             // Retry-After counts whole seconds; round up so clients never come back too early.
             let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
     }
@@ -359,17 +334,8 @@ mod tests {
         ] {
             assert_eq!(ErrorKind::from_grpc_code(code).grpc_code(), code);
         }
-        assert_eq!(
-            ErrorKind::from_grpc_code(Code::FailedPrecondition),
-            ErrorKind::InvalidArgument
-        );
-        assert_eq!(
-            ErrorKind::from_grpc_code(Code::Aborted),
-            ErrorKind::AlreadyExists
-        );
-        assert_eq!(
-            ErrorKind::from_grpc_code(Code::Unknown),
-            ErrorKind::Internal
-        );
+        assert_eq!(ErrorKind::from_grpc_code(Code::FailedPrecondition), ErrorKind::InvalidArgument);
+        assert_eq!(ErrorKind::from_grpc_code(Code::Aborted), ErrorKind::AlreadyExists);
+        assert_eq!(ErrorKind::from_grpc_code(Code::Unknown), ErrorKind::Internal);
     }
 }

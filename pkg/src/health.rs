@@ -37,10 +37,7 @@ pub struct Health {
 
 impl fmt::Debug for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Health")
-            .field("service", &self.service)
-            .field("serving", &self.is_serving())
-            .finish()
+        f.debug_struct("Health").field("service", &self.service).field("serving", &self.is_serving()).finish()
     }
 }
 
@@ -50,11 +47,7 @@ impl Health {
     pub async fn new(service: &str) -> (Health, HealthServer<HealthService>) {
         let reporter = HealthReporter::new();
         let server = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-        let health = Health {
-            reporter,
-            service: service.into(),
-            serving: Arc::new(AtomicBool::new(false)),
-        };
+        let health = Health { reporter, service: service.into(), serving: Arc::new(AtomicBool::new(false)) };
         health.publish(false).await;
         (health, server)
     }
@@ -93,14 +86,8 @@ impl Health {
     }
 
     async fn publish(&self, serving: bool) {
-        let status = if serving {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        self.reporter
-            .set_service_status(&*self.service, status)
-            .await;
+        let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        self.reporter.set_service_status(&*self.service, status).await;
         self.reporter.set_service_status("", status).await;
     }
 
@@ -127,23 +114,14 @@ impl Health {
     /// HTTP services and HTTP probes.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         let health = self.clone();
-        axum::Router::new()
-            .route(
-                "/healthz",
-                axum::routing::get(|| async { (StatusCode::OK, "ok") }),
-            )
-            .route(
-                "/readyz",
-                axum::routing::get(move || {
-                    let serving = health.is_serving();
-                    async move {
-                        if serving {
-                            (StatusCode::OK, "ready")
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                        }
-                    }
-                }),
-            )
+        axum::Router::new().route("/healthz", axum::routing::get(|| async { (StatusCode::OK, "ok") })).route(
+            "/readyz",
+            axum::routing::get(move || {
+                let serving = health.is_serving();
+                async move {
+                    if serving { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+                }
+            }),
+        )
     }
 }

@@ -31,9 +31,7 @@ use std::time::Instant;
 
 use axum::response::IntoResponse;
 use http::{Request, Response, header};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use tonic::Code;
 use tower::{Layer, Service};
 
@@ -65,34 +63,17 @@ impl Metrics {
         let labels = HashMap::from([("service".to_owned(), service.to_owned())]);
         // Registration only fails on invalid or duplicate names; these are fixed and valid, and
         // the registry is new, so a failure here is a bug in this file.
-        let registry =
-            Registry::new_custom(None, Some(labels)).expect("the service label is a valid label");
-        let requests = IntCounterVec::new(
-            Opts::new("requests_total", "Requests served, by route and status"),
-            &LABELS,
-        )
-        .expect("requests_total is a valid metric");
+        let registry = Registry::new_custom(None, Some(labels)).expect("the service label is a valid label");
+        let requests = IntCounterVec::new(Opts::new("requests_total", "Requests served, by route and status"), &LABELS)
+            .expect("requests_total is a valid metric");
         let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "request_duration_seconds",
-                "Time to serve a request, until the response ends",
-            ),
+            HistogramOpts::new("request_duration_seconds", "Time to serve a request, until the response ends"),
             &LABELS,
         )
         .expect("request_duration_seconds is a valid metric");
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("requests_total is registered once");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("request_duration_seconds is registered once");
-        Metrics {
-            inner: Arc::new(Inner {
-                registry,
-                requests,
-                duration,
-            }),
-        }
+        registry.register(Box::new(requests.clone())).expect("requests_total is registered once");
+        registry.register(Box::new(duration.clone())).expect("request_duration_seconds is registered once");
+        Metrics { inner: Arc::new(Inner { registry, requests, duration }) }
     }
 
     /// The registry, to register a service's own metrics.
@@ -102,9 +83,7 @@ impl Metrics {
 
     /// The tower layer recording the request metrics; add it like [`TraceLayer`](crate::trace::TraceLayer).
     pub fn layer(&self) -> MetricsLayer {
-        MetricsLayer {
-            metrics: self.clone(),
-        }
+        MetricsLayer { metrics: self.clone() }
     }
 
     /// Every metric in the Prometheus text format.
@@ -126,38 +105,18 @@ impl Metrics {
             "/metrics",
             axum::routing::get(move || {
                 let metrics = metrics.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-                        metrics.render(),
-                    )
-                        .into_response()
-                }
+                async move { ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render()).into_response() }
             }),
         )
     }
 
-    fn record(
-        &self,
-        protocol: Protocol,
-        method: &str,
-        route: &str,
-        outcome: Outcome,
-        start: Instant,
-    ) {
+    fn record(&self, protocol: Protocol, method: &str, route: &str, outcome: Outcome, start: Instant) {
         // An unknown gRPC method path is client-chosen text: fold it, like unmatched HTTP paths.
-        let route = if outcome == Outcome::Grpc(Code::Unimplemented) {
-            UNMATCHED
-        } else {
-            route
-        };
+        let route = if outcome == Outcome::Grpc(Code::Unimplemented) { UNMATCHED } else { route };
         let status = outcome.label();
         let labels = [protocol.as_str(), method, route, &status];
         self.inner.requests.with_label_values(&labels).inc();
-        self.inner
-            .duration
-            .with_label_values(&labels)
-            .observe(start.elapsed().as_secs_f64());
+        self.inner.duration.with_label_values(&labels).observe(start.elapsed().as_secs_f64());
     }
 }
 
@@ -171,10 +130,7 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> MetricsService<S> {
-        MetricsService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
+        MetricsService { inner, metrics: self.metrics.clone() }
     }
 }
 
@@ -215,12 +171,9 @@ where
                     let observer = Observer::new(
                         protocol,
                         &response,
-                        Box::new(move |outcome| {
-                            metrics.record(protocol, &method, &route, outcome, start)
-                        }),
+                        Box::new(move |outcome| metrics.record(protocol, &method, &route, outcome, start)),
                     );
-                    Ok(response
-                        .map(|body| ObservedBody::new(body, observer, tracing::Span::none())))
+                    Ok(response.map(|body| ObservedBody::new(body, observer, tracing::Span::none())))
                 }
                 Err(error) => {
                     let outcome = match protocol {
@@ -242,7 +195,5 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, metrics.router::<()>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, metrics.router::<()>()).with_graceful_shutdown(shutdown).await
 }

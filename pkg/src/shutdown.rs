@@ -38,10 +38,7 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig {
-            grace: Duration::from_secs(5),
-            force_exit: true,
-        }
+        ShutdownConfig { grace: Duration::from_secs(5), force_exit: true }
     }
 }
 
@@ -70,10 +67,7 @@ struct Inner {
 
 impl fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shutdown")
-            .field("config", &self.inner.config)
-            .field("triggered", &self.is_triggered())
-            .finish()
+        f.debug_struct("Shutdown").field("config", &self.inner.config).field("triggered", &self.is_triggered()).finish()
     }
 }
 
@@ -82,9 +76,7 @@ impl Shutdown {
     /// that handle signals themselves.
     pub fn new(config: ShutdownConfig) -> Self {
         let (triggered, _) = watch::channel(false);
-        Shutdown {
-            inner: Arc::new(Inner { triggered, config }),
-        }
+        Shutdown { inner: Arc::new(Inner { triggered, config }) }
     }
 
     /// A switch flipped by SIGTERM or SIGINT (Ctrl-C). Needs a Tokio runtime.
@@ -188,10 +180,7 @@ struct Signals {
 impl Signals {
     fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-        })
+        Ok(Signals { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
     }
 
     async fn next(&mut self) -> &'static str {

@@ -49,9 +49,7 @@ pub enum TelemetryError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// `RUST_LOG` is not a valid filter.
-    #[error(
-        "RUST_LOG={value:?} is not a valid log filter: {reason} (example: RUST_LOG=info,user_service=debug)"
-    )]
+    #[error("RUST_LOG={value:?} is not a valid log filter: {reason} (example: RUST_LOG=info,user_service=debug)")]
     LogFilter {
         /// The filter as given.
         value: String,
@@ -64,9 +62,7 @@ pub enum TelemetryError {
     )]
     TlsEndpoint(String),
     /// The OTLP exporter needs a Tokio runtime to run in.
-    #[error(
-        "exporting spans over OTLP needs a Tokio runtime: call telemetry::init inside #[tokio::main]"
-    )]
+    #[error("exporting spans over OTLP needs a Tokio runtime: call telemetry::init inside #[tokio::main]")]
     NoRuntime,
     /// The OTLP exporter could not be built.
     #[error("cannot set up the OTLP exporter for {endpoint}: {reason}")]
@@ -132,14 +128,9 @@ impl TelemetryConfig {
     /// Reads `RUST_LOG` (default `info`) and `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn from_env(service_name: &str) -> Result<Self, TelemetryError> {
         let mut env = Env::from_process();
-        let log_filter = env
-            .var("RUST_LOG")
-            .example("info,user_service=debug")
-            .with_default("info".to_owned());
-        let otlp_endpoint = env
-            .var("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .example("http://otel-collector:4317")
-            .optional::<String>();
+        let log_filter = env.var("RUST_LOG").example("info,user_service=debug").with_default("info".to_owned());
+        let otlp_endpoint =
+            env.var("OTEL_EXPORTER_OTLP_ENDPOINT").example("http://otel-collector:4317").optional::<String>();
         env.finish()?;
         Ok(TelemetryConfig {
             service_name: service_name.to_owned(),
@@ -157,16 +148,10 @@ impl TelemetryConfig {
         let log_filter = EnvFilter::builder()
             .with_default_directive(LevelFilter::INFO.into())
             .parse(&self.log_filter)
-            .map_err(|e| TelemetryError::LogFilter {
-                value: self.log_filter.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| TelemetryError::LogFilter { value: self.log_filter.clone(), reason: e.to_string() })?;
 
-        let mut provider = SdkTracerProvider::builder().with_resource(
-            Resource::builder()
-                .with_service_name(self.service_name.clone())
-                .build(),
-        );
+        let mut provider = SdkTracerProvider::builder()
+            .with_resource(Resource::builder().with_service_name(self.service_name.clone()).build());
         if let Some(endpoint) = &self.otlp_endpoint {
             provider = provider.with_batch_exporter(otlp_exporter(endpoint)?);
         }
@@ -191,26 +176,18 @@ impl TelemetryConfig {
             .with_location(false)
             .with_filter(span_filter);
         let log_layer = tracing_subscriber::fmt::layer()
-            .event_format(JsonFormat {
-                service: self.service_name.clone(),
-            })
+            .event_format(JsonFormat { service: self.service_name.clone() })
             .fmt_fields(JsonFields::new())
             .with_writer(writer)
             .with_filter(log_filter);
         let subscriber = Registry::default().with(otel_layer).with(log_layer);
-        Ok((
-            Dispatch::new(subscriber),
-            TelemetryGuard {
-                provider: Some(provider),
-            },
-        ))
+        Ok((Dispatch::new(subscriber), TelemetryGuard { provider: Some(provider) }))
     }
 
     /// Installs the subscriber for the whole process, logging to stdout.
     pub fn init(&self) -> Result<TelemetryGuard, TelemetryError> {
         let (dispatch, guard) = self.build(io::stdout)?;
-        tracing::dispatcher::set_global_default(dispatch)
-            .map_err(|_| TelemetryError::AlreadyInitialised)?;
+        tracing::dispatcher::set_global_default(dispatch).map_err(|_| TelemetryError::AlreadyInitialised)?;
         Ok(guard)
     }
 }
@@ -222,10 +199,7 @@ pub fn init(service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
 }
 
 fn otlp_endpoint_error(endpoint: &str, reason: impl fmt::Display) -> TelemetryError {
-    TelemetryError::Exporter {
-        endpoint: endpoint.to_owned(),
-        reason: reason.to_string(),
-    }
+    TelemetryError::Exporter { endpoint: endpoint.to_owned(), reason: reason.to_string() }
 }
 
 fn otlp_exporter(endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
@@ -233,10 +207,7 @@ fn otlp_exporter(endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, Tel
         return Err(TelemetryError::TlsEndpoint(endpoint.to_owned()));
     }
     if !endpoint.starts_with("http://") {
-        return Err(otlp_endpoint_error(
-            endpoint,
-            "expected an http:// address, like http://otel-collector:4317",
-        ));
+        return Err(otlp_endpoint_error(endpoint, "expected an http:// address, like http://otel-collector:4317"));
     }
     // The tonic exporter spawns its connection onto the current runtime.
     tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NoRuntime)?;
@@ -258,12 +229,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let metadata = event.metadata();
         let mut timestamp = String::with_capacity(32);
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
@@ -291,11 +257,7 @@ where
             let extensions = span.extensions();
             // JsonFields stored the span's fields as one JSON object; splice its members in.
             if let Some(span_fields) = extensions.get::<FormattedFields<N>>() {
-                let inner = span_fields
-                    .fields
-                    .trim()
-                    .trim_start_matches('{')
-                    .trim_end_matches('}');
+                let inner = span_fields.fields.trim().trim_start_matches('{').trim_end_matches('}');
                 if !inner.trim().is_empty() {
                     line.push(',');
                     line.push_str(inner);
@@ -355,11 +317,7 @@ impl tracing::field::Visit for FieldVisitor {
         }
     }
 
-    fn record_error(
-        &mut self,
-        field: &tracing::field::Field,
-        value: &(dyn std::error::Error + 'static),
-    ) {
+    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
         let mut text = value.to_string();
         let mut source = value.source();
         while let Some(cause) = source {

@@ -62,13 +62,7 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            self.trace_id,
-            self.parent_id,
-            self.flags.to_u8()
-        )
+        write!(f, "00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags.to_u8())
     }
 }
 
@@ -147,11 +141,7 @@ impl FromStr for TraceParent {
         if parent_id == SpanId::INVALID {
             return Err(E::ZeroParentId);
         }
-        Ok(TraceParent {
-            trace_id,
-            parent_id,
-            flags: TraceFlags::new(flags),
-        })
+        Ok(TraceParent { trace_id, parent_id, flags: TraceFlags::new(flags) })
     }
 }
 
@@ -403,14 +393,8 @@ mod tests {
     #[test]
     fn parses_and_formats_the_spec_example() {
         let parent: TraceParent = VALID.parse().unwrap();
-        assert_eq!(
-            parent.trace_id,
-            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
-        );
-        assert_eq!(
-            parent.parent_id,
-            SpanId::from_hex("00f067aa0ba902b7").unwrap()
-        );
+        assert_eq!(parent.trace_id, TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap());
+        assert_eq!(parent.parent_id, SpanId::from_hex("00f067aa0ba902b7").unwrap());
         assert!(parent.sampled());
         assert_eq!(parent.to_string(), VALID);
         let unsampled: TraceParent = VALID.replace("-01", "-00").parse().unwrap();
@@ -422,50 +406,17 @@ mod tests {
         use ParseTraceParentError as E;
         let cases = [
             ("", E::TooShort(0)),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-                E::TooShort(52),
-            ),
-            (
-                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                E::InvalidVersion,
-            ),
-            (
-                "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                E::InvalidVersion,
-            ),
-            (
-                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-                E::InvalidTraceId,
-            ),
-            (
-                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-                E::ZeroTraceId,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-                E::ZeroParentId,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9z2b7-01",
-                E::InvalidParentId,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
-                E::InvalidFlags,
-            ),
-            (
-                "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                E::Malformed,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-                E::Malformed,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01é",
-                E::Malformed,
-            ),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", E::TooShort(52)),
+            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", E::InvalidVersion),
+            ("0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", E::InvalidVersion),
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", E::InvalidTraceId),
+            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", E::ZeroTraceId),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", E::ZeroParentId),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9z2b7-01", E::InvalidParentId),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x", E::InvalidFlags),
+            ("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", E::Malformed),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", E::Malformed),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01é", E::Malformed),
         ];
         for (value, expected) in cases {
             assert_eq!(value.parse::<TraceParent>(), Err(expected), "{value:?}");
@@ -475,16 +426,10 @@ mod tests {
     #[test]
     fn later_versions_may_append_fields() {
         let parent: TraceParent =
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next"
-                .parse()
-                .unwrap();
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next".parse().unwrap();
         // We speak version 00, so that is what we send on.
         assert_eq!(parent.to_string(), VALID);
-        assert!(
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"
-                .parse::<TraceParent>()
-                .is_err()
-        );
+        assert!("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x".parse::<TraceParent>().is_err());
     }
 
     #[test]
@@ -504,10 +449,7 @@ mod tests {
         let span = context.span();
         let remote = span.span_context();
         assert!(remote.is_remote());
-        assert_eq!(
-            remote.trace_id(),
-            VALID.parse::<TraceParent>().unwrap().trace_id
-        );
+        assert_eq!(remote.trace_id(), VALID.parse::<TraceParent>().unwrap().trace_id);
         assert_eq!(remote.trace_state().get("vendor"), Some("value"));
         headers.append(TRACEPARENT, HeaderValue::from_static(VALID));
         assert!(extract(&headers).is_none());

@@ -9,22 +9,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use pkg::client::{
-    BreakerConfig, BreakerState, Call, CircuitBreaker, CircuitOpen, Client, ClientConfig,
-    ManualClock, RetryPolicy,
+    BreakerConfig, BreakerState, Call, CircuitBreaker, CircuitOpen, Client, ClientConfig, ManualClock, RetryPolicy,
 };
 use tonic::{Code, Status};
 
 const COOL_DOWN: Duration = Duration::from_secs(10);
 
 fn breaker(clock: &Arc<ManualClock>) -> CircuitBreaker {
-    CircuitBreaker::new(
-        "user-service",
-        BreakerConfig {
-            failure_threshold: 3,
-            cool_down: COOL_DOWN,
-        },
-        clock.clone(),
-    )
+    CircuitBreaker::new("user-service", BreakerConfig { failure_threshold: 3, cool_down: COOL_DOWN }, clock.clone())
 }
 
 fn fail(breaker: &CircuitBreaker, times: usize) {
@@ -51,28 +43,13 @@ fn an_open_breaker_refuses_at_once_until_the_cool_down_ends() {
     let breaker = breaker(&clock);
     fail(&breaker, 3);
     let refusal = breaker.try_acquire().unwrap_err();
-    assert_eq!(
-        refusal,
-        CircuitOpen {
-            upstream: "user-service".to_owned(),
-            retry_in: COOL_DOWN
-        }
-    );
+    assert_eq!(refusal, CircuitOpen { upstream: "user-service".to_owned(), retry_in: COOL_DOWN });
     let status = Status::from(refusal);
     assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status
-            .message()
-            .starts_with("circuit open for user-service"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().starts_with("circuit open for user-service"), "{}", status.message());
 
     clock.advance(COOL_DOWN - Duration::from_millis(1));
-    assert_eq!(
-        breaker.try_acquire().unwrap_err().retry_in,
-        Duration::from_millis(1)
-    );
+    assert_eq!(breaker.try_acquire().unwrap_err().retry_in, Duration::from_millis(1));
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
@@ -85,10 +62,7 @@ fn half_open_lets_exactly_one_probe_through_and_its_success_closes() {
     let probe = breaker.try_acquire().unwrap();
     assert!(probe.is_probe());
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
-    assert!(
-        breaker.try_acquire().is_err(),
-        "a second call while the probe is out is refused"
-    );
+    assert!(breaker.try_acquire().is_err(), "a second call while the probe is out is refused");
     probe.success();
     assert_eq!(breaker.state(), BreakerState::Closed);
     let next = breaker.try_acquire().unwrap();
@@ -144,10 +118,7 @@ struct Scripted {
 }
 
 fn scripted(config: ClientConfig) -> Scripted {
-    Scripted {
-        client: Client::new("user-service", (), config),
-        attempts: Arc::default(),
-    }
+    Scripted { client: Client::new("user-service", (), config), attempts: Arc::default() }
 }
 
 impl Scripted {
@@ -157,17 +128,10 @@ impl Scripted {
         self.client
             .call(call, "request", move |(), request: tonic::Request<&str>| {
                 attempts.lock().unwrap().push(tokio::time::Instant::now());
-                assert!(
-                    request.metadata().get("grpc-timeout").is_some(),
-                    "every attempt sends its deadline"
-                );
+                assert!(request.metadata().get("grpc-timeout").is_some(), "every attempt sends its deadline");
                 let answer = {
                     let mut answers = answers.lock().unwrap();
-                    if answers.is_empty() {
-                        Code::Ok
-                    } else {
-                        answers.remove(0)
-                    }
+                    if answers.is_empty() { Code::Ok } else { answers.remove(0) }
                 };
                 async move {
                     match answer {
@@ -187,14 +151,8 @@ impl Scripted {
 
 fn config(max_attempts: u32) -> ClientConfig {
     ClientConfig {
-        retry: RetryPolicy {
-            max_attempts,
-            ..RetryPolicy::default()
-        },
-        breaker: BreakerConfig {
-            failure_threshold: 100,
-            cool_down: COOL_DOWN,
-        },
+        retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
+        breaker: BreakerConfig { failure_threshold: 100, cool_down: COOL_DOWN },
         ..ClientConfig::default()
     }
 }
@@ -202,54 +160,33 @@ fn config(max_attempts: u32) -> ClientConfig {
 #[tokio::test(start_paused = true)]
 async fn idempotent_calls_are_retried_on_unavailable_until_they_succeed() {
     let client = scripted(config(3));
-    client
-        .call(
-            Call::idempotent(),
-            &[Code::Unavailable, Code::DeadlineExceeded],
-        )
-        .await
-        .unwrap();
+    client.call(Call::idempotent(), &[Code::Unavailable, Code::DeadlineExceeded]).await.unwrap();
     assert_eq!(client.attempts(), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn attempts_are_bounded() {
     let client = scripted(config(3));
-    let error = client
-        .call(Call::idempotent(), &[Code::Unavailable; 10])
-        .await
-        .unwrap_err();
+    let error = client.call(Call::idempotent(), &[Code::Unavailable; 10]).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable);
     assert_eq!(client.attempts(), 3);
 
     let client = scripted(config(3));
-    client
-        .call(Call::idempotent().max_attempts(5), &[Code::Unavailable; 10])
-        .await
-        .unwrap_err();
+    client.call(Call::idempotent().max_attempts(5), &[Code::Unavailable; 10]).await.unwrap_err();
     assert_eq!(client.attempts(), 5, "a call may set its own bound");
 }
 
 #[tokio::test(start_paused = true)]
 async fn calls_not_marked_idempotent_are_never_retried() {
     let client = scripted(config(3));
-    let error = client
-        .call(Call::not_idempotent(), &[Code::Unavailable])
-        .await
-        .unwrap_err();
+    let error = client.call(Call::not_idempotent(), &[Code::Unavailable]).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable);
     assert_eq!(client.attempts(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn answers_other_than_unavailable_or_deadline_exceeded_are_not_retried() {
-    for code in [
-        Code::NotFound,
-        Code::InvalidArgument,
-        Code::ResourceExhausted,
-        Code::Internal,
-        Code::Aborted,
-    ] {
+    for code in [Code::NotFound, Code::InvalidArgument, Code::ResourceExhausted, Code::Internal, Code::Aborted] {
         let client = scripted(config(3));
         let error = client.call(Call::idempotent(), &[code]).await.unwrap_err();
         assert_eq!(error.code(), code);
@@ -264,35 +201,19 @@ async fn backoff_between_attempts_stays_under_its_ceiling() {
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
     };
-    let client = scripted(ClientConfig {
-        retry: policy,
-        ..config(6)
-    });
-    client
-        .call(Call::idempotent(), &[Code::Unavailable; 10])
-        .await
-        .unwrap_err();
+    let client = scripted(ClientConfig { retry: policy, ..config(6) });
+    client.call(Call::idempotent(), &[Code::Unavailable; 10]).await.unwrap_err();
     let attempts = client.attempts.lock().unwrap().clone();
     assert_eq!(attempts.len(), 6);
     for (retry, pair) in attempts.windows(2).enumerate() {
         let waited = pair[1] - pair[0];
-        assert!(
-            waited <= policy.backoff_ceiling(retry as u32),
-            "retry {retry} waited {waited:?}"
-        );
+        assert!(waited <= policy.backoff_ceiling(retry as u32), "retry {retry} waited {waited:?}");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_attempt_times_out_and_is_retried() {
-    let client = Client::new(
-        "user-service",
-        (),
-        ClientConfig {
-            timeout: Duration::from_millis(200),
-            ..config(2)
-        },
-    );
+    let client = Client::new("user-service", (), ClientConfig { timeout: Duration::from_millis(200), ..config(2) });
     let attempts = Arc::new(AtomicUsize::new(0));
     let counter = attempts.clone();
     let error = client
@@ -313,26 +234,13 @@ async fn a_slow_attempt_times_out_and_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn an_opening_circuit_ends_the_retries_and_then_fails_calls_without_trying() {
     let config = ClientConfig {
-        retry: RetryPolicy {
-            max_attempts: 5,
-            ..RetryPolicy::default()
-        },
-        breaker: BreakerConfig {
-            failure_threshold: 2,
-            cool_down: COOL_DOWN,
-        },
+        retry: RetryPolicy { max_attempts: 5, ..RetryPolicy::default() },
+        breaker: BreakerConfig { failure_threshold: 2, cool_down: COOL_DOWN },
         ..ClientConfig::default()
     };
     let client = scripted(config);
-    let error = client
-        .call(Call::idempotent(), &[Code::Unavailable; 10])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        error.message(),
-        "scripted",
-        "the upstream's error, not the breaker's"
-    );
+    let error = client.call(Call::idempotent(), &[Code::Unavailable; 10]).await.unwrap_err();
+    assert_eq!(error.message(), "scripted", "the upstream's error, not the breaker's");
     assert_eq!(client.attempts(), 2);
 
     let error = client.call(Call::idempotent(), &[]).await.unwrap_err();
@@ -345,14 +253,8 @@ async fn an_opening_circuit_ends_the_retries_and_then_fails_calls_without_trying
 async fn a_down_upstream_fails_fast_once_the_circuit_is_open() {
     let addr = crate::closed_port().await;
     let config = ClientConfig {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        },
-        breaker: BreakerConfig {
-            failure_threshold: 2,
-            cool_down: Duration::from_secs(30),
-        },
+        retry: RetryPolicy { max_attempts: 1, ..RetryPolicy::default() },
+        breaker: BreakerConfig { failure_threshold: 2, cool_down: Duration::from_secs(30) },
         ..ClientConfig::default()
     };
     let client = Client::connect_lazy(
@@ -363,11 +265,9 @@ async fn a_down_upstream_fails_fast_once_the_circuit_is_open() {
     )
     .unwrap();
     let check = || {
-        client.call(
-            Call::idempotent(),
-            tonic_health::pb::HealthCheckRequest::default(),
-            |mut c, r| async move { c.check(r).await },
-        )
+        client.call(Call::idempotent(), tonic_health::pb::HealthCheckRequest::default(), |mut c, r| async move {
+            c.check(r).await
+        })
     };
     for _ in 0..2 {
         let error = check().await.unwrap_err();
@@ -377,40 +277,21 @@ async fn a_down_upstream_fails_fast_once_the_circuit_is_open() {
 
     let started = Instant::now();
     let error = check().await.unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
     assert_eq!(error.code(), Code::Unavailable);
-    assert!(
-        error.message().starts_with("circuit open for user-service"),
-        "{}",
-        error.message()
-    );
+    assert!(error.message().starts_with("circuit open for user-service"), "{}", error.message());
 }
 
 #[test]
 fn client_addresses_are_checked_up_front() {
     let make = |_channel| ();
-    let error = Client::connect_lazy(
-        "user-service",
-        "user-service:50051",
-        ClientConfig::default(),
-        make,
-    )
-    .unwrap_err();
+    let error = Client::connect_lazy("user-service", "user-service:50051", ClientConfig::default(), make).unwrap_err();
     assert_eq!(
         error.to_string(),
         "user-service: invalid address \"user-service:50051\": expected http://host:port (example: http://user-service:50051)"
     );
-    let error = Client::connect_lazy(
-        "user-service",
-        "https://user-service:50051",
-        ClientConfig::default(),
-        make,
-    )
-    .unwrap_err();
+    let error =
+        Client::connect_lazy("user-service", "https://user-service:50051", ClientConfig::default(), make).unwrap_err();
     assert!(error.to_string().contains("https needs TLS"));
 }
 
@@ -423,10 +304,7 @@ struct Flaky<S> {
 
 impl<S> tower::Service<http::Request<tonic::body::Body>> for Flaky<S>
 where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-        >,
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -438,10 +316,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let fail = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+        let fail = self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         if fail {
             Box::pin(async { Ok(Status::unavailable("warming up").into_http()) })
         } else {
@@ -458,10 +333,7 @@ async fn retries_reach_a_real_server_that_recovers() {
     let failures = Arc::new(AtomicUsize::new(2));
     let flaky = {
         let failures = failures.clone();
-        tower::layer::layer_fn(move |inner| Flaky {
-            inner,
-            failures: failures.clone(),
-        })
+        tower::layer::layer_fn(move |inner| Flaky { inner, failures: failures.clone() })
     };
     tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -472,15 +344,6 @@ async fn retries_reach_a_real_server_that_recovers() {
             .unwrap()
     });
     let client = crate::trace::health_client(addr);
-    assert_eq!(
-        crate::trace::check(&client, "user.v1.UserService")
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        failures.load(Ordering::SeqCst),
-        0,
-        "both failures were retried through"
-    );
+    assert_eq!(crate::trace::check(&client, "user.v1.UserService").await.unwrap(), 1);
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "both failures were retried through");
 }

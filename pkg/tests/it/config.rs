@@ -17,19 +17,10 @@ struct ServiceConfig {
 }
 
 fn load(env: &mut Env) -> Result<ServiceConfig, ConfigError> {
-    let listen = env.with_default(
-        "LISTEN_ADDR",
-        "0.0.0.0:50051".parse::<SocketAddr>().unwrap(),
-    );
-    let database_url = env
-        .var("DATABASE_URL")
-        .example("postgres://user:secret@db:5432/orders")
-        .secret()
-        .required::<String>();
-    let user_service = env
-        .var("USER_SERVICE_ADDR")
-        .example("http://user-service:50051")
-        .required::<http::Uri>();
+    let listen = env.with_default("LISTEN_ADDR", "0.0.0.0:50051".parse::<SocketAddr>().unwrap());
+    let database_url =
+        env.var("DATABASE_URL").example("postgres://user:secret@db:5432/orders").secret().required::<String>();
+    let user_service = env.var("USER_SERVICE_ADDR").example("http://user-service:50051").required::<http::Uri>();
     let timeout = env.with_default("USER_SERVICE_TIMEOUT", Duration::from_millis(500));
     let max_connections = env.required::<u32>("DATABASE_MAX_CONNECTIONS");
     let metrics_port = env.optional::<u16>("METRICS_PORT");
@@ -96,11 +87,7 @@ fn every_problem_is_collected_into_one_error() {
         "  DATABASE_MAX_CONNECTIONS=\"-3\" is not a non-negative whole number: invalid digit found in string (example: DATABASE_MAX_CONNECTIONS=100)",
         "  METRICS_PORT=\"70000\" is not a whole number from 0 to 65535: number too large to fit in target type (example: METRICS_PORT=8080)",
     ];
-    assert_eq!(
-        message.lines().collect::<Vec<_>>(),
-        expected_lines,
-        "{message}"
-    );
+    assert_eq!(message.lines().collect::<Vec<_>>(), expected_lines, "{message}");
 }
 
 #[test]
@@ -131,9 +118,5 @@ fn each_read_also_fails_on_its_own() {
     let mut env = Env::from_pairs([("PORT", "eighty")]);
     let error = env.required::<u16>("PORT").unwrap_err();
     assert_eq!(error.problems().len(), 1);
-    assert!(
-        error
-            .to_string()
-            .starts_with("invalid configuration: PORT=\"eighty\" is not a whole number")
-    );
+    assert!(error.to_string().starts_with("invalid configuration: PORT=\"eighty\" is not a whole number"));
 }

@@ -10,9 +10,7 @@ const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
 
 async fn grpc_health(
-    health_service: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
+    health_service: tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
 ) -> std::net::SocketAddr {
     let (listener, addr) = crate::loopback().await;
     tokio::spawn(async move {
@@ -30,27 +28,14 @@ async fn a_service_starts_not_serving_and_flips_both_its_name_and_the_server() {
     let (health, service) = Health::new("user.v1.UserService").await;
     let client = crate::trace::health_client(grpc_health(service).await);
     for name in ["user.v1.UserService", ""] {
-        assert_eq!(
-            crate::trace::check(&client, name).await.unwrap(),
-            NOT_SERVING,
-            "{name:?}"
-        );
+        assert_eq!(crate::trace::check(&client, name).await.unwrap(), NOT_SERVING, "{name:?}");
     }
     health.set_serving().await;
     for name in ["user.v1.UserService", ""] {
-        assert_eq!(
-            crate::trace::check(&client, name).await.unwrap(),
-            SERVING,
-            "{name:?}"
-        );
+        assert_eq!(crate::trace::check(&client, name).await.unwrap(), SERVING, "{name:?}");
     }
     health.set_not_serving().await;
-    assert_eq!(
-        crate::trace::check(&client, "user.v1.UserService")
-            .await
-            .unwrap(),
-        NOT_SERVING
-    );
+    assert_eq!(crate::trace::check(&client, "user.v1.UserService").await.unwrap(), NOT_SERVING);
     assert!(!health.is_serving());
 }
 
@@ -70,11 +55,7 @@ async fn watch_follows_the_database() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
-                if crate::trace::check(&client, "user.v1.UserService")
-                    .await
-                    .unwrap()
-                    == expected
-                {
+                if crate::trace::check(&client, "user.v1.UserService").await.unwrap() == expected {
                     return;
                 }
                 assert!(Instant::now() < deadline, "status never became {expected}");

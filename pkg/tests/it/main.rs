@@ -34,19 +34,13 @@ impl LogCapture {
         String::from_utf8(buffer.clone())
             .unwrap()
             .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
-            })
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
             .collect()
     }
 
     /// The lines whose message is `message`.
     pub fn with_message(&self, message: &str) -> Vec<serde_json::Value> {
-        self.lines()
-            .into_iter()
-            .filter(|line| line["message"] == message)
-            .collect()
+        self.lines().into_iter().filter(|line| line["message"] == message).collect()
     }
 }
 
@@ -80,18 +74,11 @@ pub struct Telemetry {
 }
 
 pub fn telemetry(service: &str) -> Telemetry {
-    let config = TelemetryConfig {
-        service_name: service.to_owned(),
-        log_filter: "info".to_owned(),
-        otlp_endpoint: None,
-    };
+    let config =
+        TelemetryConfig { service_name: service.to_owned(), log_filter: "info".to_owned(), otlp_endpoint: None };
     let logs = LogCapture::default();
     let (dispatch, guard) = config.build(logs.clone()).unwrap();
-    Telemetry {
-        logs,
-        _default: tracing::dispatcher::set_default(&dispatch),
-        _guard: guard,
-    }
+    Telemetry { logs, _default: tracing::dispatcher::set_default(&dispatch), _guard: guard }
 }
 
 /// A listener on an ephemeral port of the loopback interface.
@@ -121,18 +108,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (http::StatusCode, http::
     use tower::{Service, ServiceExt};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let mut client = tower::ServiceBuilder::new()
-        .layer(pkg::trace::InjectLayer::new())
-        .service(client);
-    let request = http::Request::get(format!("http://{addr}{path}"))
-        .body(http_body_util::Empty::new())
-        .unwrap();
+    let mut client = tower::ServiceBuilder::new().layer(pkg::trace::InjectLayer::new()).service(client);
+    let request = http::Request::get(format!("http://{addr}{path}")).body(http_body_util::Empty::new()).unwrap();
     let response = client.ready().await.unwrap().call(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8(body.to_vec()).unwrap(),
-    )
+    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
 }

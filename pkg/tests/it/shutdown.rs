@@ -28,17 +28,11 @@ fn slow_router(started: Arc<Notify>, takes: Duration) -> axum::Router {
 
 #[tokio::test]
 async fn an_in_flight_request_completes_after_the_signal() {
-    let shutdown = Shutdown::new(ShutdownConfig {
-        grace: Duration::from_secs(10),
-        force_exit: false,
-    });
+    let shutdown = Shutdown::new(ShutdownConfig { grace: Duration::from_secs(10), force_exit: false });
     let started = Arc::new(Notify::new());
     let (listener, addr) = crate::loopback().await;
-    let server = axum::serve(
-        listener,
-        slow_router(started.clone(), Duration::from_millis(300)),
-    )
-    .with_graceful_shutdown(shutdown.signalled());
+    let server = axum::serve(listener, slow_router(started.clone(), Duration::from_millis(300)))
+        .with_graceful_shutdown(shutdown.signalled());
     let draining = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { shutdown.drain(server).await }
@@ -50,48 +44,25 @@ async fn an_in_flight_request_completes_after_the_signal() {
     assert!(shutdown.is_triggered());
 
     let (status, _, body) = request.await.unwrap();
-    assert_eq!(
-        (status.as_u16(), body.as_str()),
-        (200, "done"),
-        "the request in flight was answered"
-    );
-    draining
-        .await
-        .unwrap()
-        .expect("drained within the grace period")
-        .unwrap();
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "no new connections after shutdown"
-    );
+    assert_eq!((status.as_u16(), body.as_str()), (200, "done"), "the request in flight was answered");
+    draining.await.unwrap().expect("drained within the grace period").unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
 }
 
 #[tokio::test]
 async fn a_grpc_server_drains_too() {
-    let shutdown = Shutdown::new(ShutdownConfig {
-        grace: Duration::from_secs(10),
-        force_exit: false,
-    });
+    let shutdown = Shutdown::new(ShutdownConfig { grace: Duration::from_secs(10), force_exit: false });
     let (_health, service) = pkg::health::Health::new("user.v1.UserService").await;
     let (listener, addr) = crate::loopback().await;
     let server = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown.signalled(),
-        );
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown.signalled());
     let draining = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { shutdown.drain(server).await }
     });
     let client = crate::trace::health_client(addr);
-    assert_eq!(
-        crate::trace::check(&client, "user.v1.UserService")
-            .await
-            .unwrap(),
-        2,
-        "NOT_SERVING until told"
-    );
+    assert_eq!(crate::trace::check(&client, "user.v1.UserService").await.unwrap(), 2, "NOT_SERVING until told");
     shutdown.trigger();
     draining.await.unwrap().unwrap().unwrap();
 }
@@ -99,17 +70,11 @@ async fn a_grpc_server_drains_too() {
 #[tokio::test]
 async fn draining_is_bounded_by_the_grace_period() {
     let grace = Duration::from_millis(200);
-    let shutdown = Shutdown::new(ShutdownConfig {
-        grace,
-        force_exit: false,
-    });
+    let shutdown = Shutdown::new(ShutdownConfig { grace, force_exit: false });
     let started = Arc::new(Notify::new());
     let (listener, addr) = crate::loopback().await;
-    let server = axum::serve(
-        listener,
-        slow_router(started.clone(), Duration::from_secs(3600)),
-    )
-    .with_graceful_shutdown(shutdown.signalled());
+    let server = axum::serve(listener, slow_router(started.clone(), Duration::from_secs(3600)))
+        .with_graceful_shutdown(shutdown.signalled());
     let draining = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { shutdown.drain(server).await }
@@ -122,10 +87,7 @@ async fn draining_is_bounded_by_the_grace_period() {
     let result = draining.await.unwrap();
     assert_eq!(result.unwrap_err(), GraceExpired { grace });
     let took = signalled_at.elapsed();
-    assert!(
-        took >= grace && took < Duration::from_secs(5),
-        "took {took:?}"
-    );
+    assert!(took >= grace && took < Duration::from_secs(5), "took {took:?}");
 }
 
 #[tokio::test]
@@ -143,17 +105,10 @@ fn child_server_for_sigterm() {
     if std::env::var_os(CHILD_ENV).is_none() {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let shutdown = Shutdown::on_signals(ShutdownConfig {
-            grace: Duration::from_secs(5),
-            force_exit: true,
-        })
-        .unwrap();
+        let shutdown =
+            Shutdown::on_signals(ShutdownConfig { grace: Duration::from_secs(5), force_exit: true }).unwrap();
         let (listener, addr) = crate::loopback().await;
         let router = slow_router(Arc::new(Notify::new()), Duration::from_millis(500));
         println!("listening {addr}");
@@ -166,12 +121,7 @@ fn child_server_for_sigterm() {
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_then_the_process_exits() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "shutdown::child_server_for_sigterm",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "shutdown::child_server_for_sigterm", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -182,8 +132,7 @@ async fn sigterm_lets_the_request_in_flight_finish_then_the_process_exits() {
     let reading = tokio::task::spawn_blocking(move || {
         let mut lines = stdout.lines();
         let addr = lines.by_ref().map_while(Result::ok).find_map(|line| {
-            line.split_once("listening ")
-                .map(|(_, addr)| addr.trim().parse::<std::net::SocketAddr>().unwrap())
+            line.split_once("listening ").map(|(_, addr)| addr.trim().parse::<std::net::SocketAddr>().unwrap())
         });
         (addr, lines)
     });
@@ -220,15 +169,10 @@ async fn sigterm_lets_the_request_in_flight_finish_then_the_process_exits() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let exited_after = signalled_at.elapsed();
-    let (status, _, body) = answered
-        .expect("the request in flight was answered")
-        .unwrap();
+    let (status, _, body) = answered.expect("the request in flight was answered").unwrap();
     assert_eq!((status.as_u16(), body.as_str()), (200, "done"));
     let exit = exit.expect("the child exited after SIGTERM");
     assert!(exit.success(), "{exit:?}");
-    assert!(
-        exited_after < Duration::from_secs(5),
-        "exited {exited_after:?} after SIGTERM"
-    );
+    assert!(exited_after < Duration::from_secs(5), "exited {exited_after:?} after SIGTERM");
     assert!(stdout.any(|line| line.unwrap().contains("drained")));
 }

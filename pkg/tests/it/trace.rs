@@ -24,8 +24,7 @@ fn caller_span() -> tracing::Span {
     let span = tracing::info_span!("caller");
     let mut headers = HeaderMap::new();
     headers.insert("traceparent", CALLER.parse().unwrap());
-    span.set_parent(pkg::trace::extract(&headers).unwrap())
-        .unwrap();
+    span.set_parent(pkg::trace::extract(&headers).unwrap()).unwrap();
     span
 }
 
@@ -36,16 +35,12 @@ type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
 pub async fn grpc_server() -> (SocketAddr, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let capture =
-        tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
-            let header = request
-                .headers()
-                .get("traceparent")
-                .map(|v| v.to_str().unwrap().to_owned());
-            let trace_id = pkg::trace::current_trace_id().map(|id| id.to_string());
-            record.lock().unwrap().push((header, trace_id));
-            request
-        });
+    let capture = tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
+        let header = request.headers().get("traceparent").map(|v| v.to_str().unwrap().to_owned());
+        let trace_id = pkg::trace::current_trace_id().map(|id| id.to_string());
+        record.lock().unwrap().push((header, trace_id));
+        request
+    });
     let (health, service) = pkg::health::Health::new("test.v1.Test").await;
     health.set_serving().await;
     let (listener, addr) = crate::loopback().await;
@@ -62,27 +57,15 @@ pub async fn grpc_server() -> (SocketAddr, Seen) {
 }
 
 pub fn health_client(addr: SocketAddr) -> Client<HealthClient<pkg::client::TracedChannel>> {
-    Client::connect_lazy(
-        "test-service",
-        &format!("http://{addr}"),
-        ClientConfig::default(),
-        HealthClient::new,
-    )
-    .unwrap()
+    Client::connect_lazy("test-service", &format!("http://{addr}"), ClientConfig::default(), HealthClient::new).unwrap()
 }
 
 pub async fn check(
     client: &Client<HealthClient<pkg::client::TracedChannel>>,
     service: &str,
 ) -> Result<i32, tonic::Status> {
-    let request = HealthCheckRequest {
-        service: service.to_owned(),
-    };
-    let response = client
-        .call(Call::idempotent(), request, |mut c, r| async move {
-            c.check(r).await
-        })
-        .await?;
+    let request = HealthCheckRequest { service: service.to_owned() };
+    let response = client.call(Call::idempotent(), request, |mut c, r| async move { c.check(r).await }).await?;
     Ok(response.into_inner().status)
 }
 
@@ -92,9 +75,7 @@ fn http_router() -> axum::Router {
             "/users/{id}",
             axum::routing::get(|| async {
                 tracing::info!(user = 7, "loading user");
-                pkg::trace::current_trace_id()
-                    .map(|id| id.to_string())
-                    .unwrap_or_default()
+                pkg::trace::current_trace_id().map(|id| id.to_string()).unwrap_or_default()
             }),
         )
         .layer(TraceLayer::new())
@@ -105,15 +86,9 @@ async fn an_http_server_joins_the_callers_trace() {
     let telemetry = crate::telemetry("api-gateway");
     let addr = crate::serve_http(http_router()).await;
 
-    let (status, _, body) = crate::http_get(addr, "/users/7")
-        .instrument(caller_span())
-        .await;
+    let (status, _, body) = crate::http_get(addr, "/users/7").instrument(caller_span()).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        caller_trace_id(),
-        "the handler runs in the caller's trace"
-    );
+    assert_eq!(body, caller_trace_id(), "the handler runs in the caller's trace");
 
     // The handler's own log line and the request's line both carry the trace id.
     let handler_line = &telemetry.logs.with_message("loading user")[0];
@@ -124,15 +99,9 @@ async fn an_http_server_joins_the_callers_trace() {
     assert_eq!(done["target"], "pkg::trace");
     assert_eq!(done["fields"]["status"], "200");
     assert_eq!(done["span"]["name"], "request");
-    assert_eq!(
-        done["span"]["route"], "/users/{id}",
-        "the route template, not the path"
-    );
+    assert_eq!(done["span"]["route"], "/users/{id}", "the route template, not the path");
     assert_eq!(done["span"]["method"], "GET");
-    assert_eq!(
-        done["span_id"], handler_line["span_id"],
-        "both are lines of the request span"
-    );
+    assert_eq!(done["span_id"], handler_line["span_id"], "both are lines of the request span");
 }
 
 #[tokio::test]
@@ -142,19 +111,12 @@ async fn a_grpc_server_joins_the_callers_trace() {
     let client = health_client(addr);
 
     let caller = caller_span();
-    let status = check(&client, "test.v1.Test")
-        .instrument(caller.clone())
-        .await
-        .unwrap();
+    let status = check(&client, "test.v1.Test").instrument(caller.clone()).await.unwrap();
     assert_eq!(status, 1, "SERVING");
 
     let seen = seen.lock().unwrap();
     let (header, server_trace_id) = &seen[0];
-    let sent: TraceParent = header
-        .as_deref()
-        .expect("the client sent a traceparent")
-        .parse()
-        .unwrap();
+    let sent: TraceParent = header.as_deref().expect("the client sent a traceparent").parse().unwrap();
     assert_eq!(sent.trace_id.to_string(), caller_trace_id());
     assert!(sent.sampled());
     // The parent the server sees is the client call's own span, a child of the caller span.
@@ -174,12 +136,7 @@ async fn one_trace_spans_http_in_and_grpc_out() {
             "/health",
             axum::routing::get(move || {
                 let client = client.clone();
-                async move {
-                    check(&client, "test.v1.Test")
-                        .await
-                        .map(|s| s.to_string())
-                        .map_err(pkg::Error::from)
-                }
+                async move { check(&client, "test.v1.Test").await.map(|s| s.to_string()).map_err(pkg::Error::from) }
             }),
         )
         .layer(TraceLayer::new());
@@ -190,24 +147,17 @@ async fn one_trace_spans_http_in_and_grpc_out() {
         .header("traceparent", CALLER)
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
 
-    assert_eq!(
-        seen.lock().unwrap()[0].1.as_deref(),
-        Some(caller_trace_id().as_str())
-    );
+    assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some(caller_trace_id().as_str()));
     let lines = telemetry.logs.with_message("request completed");
     assert_eq!(lines.len(), 2, "one line per server: {lines:?}");
     for line in &lines {
         assert_eq!(line["trace_id"], caller_trace_id());
     }
-    let grpc_line = lines
-        .iter()
-        .find(|l| l["span"]["protocol"] == "grpc")
-        .unwrap();
+    let grpc_line = lines.iter().find(|l| l["span"]["protocol"] == "grpc").unwrap();
     assert_eq!(grpc_line["span"]["route"], "/grpc.health.v1.Health/Check");
     assert_eq!(grpc_line["fields"]["status"], "OK");
 }
@@ -230,14 +180,10 @@ async fn a_malformed_traceparent_starts_a_new_trace() {
     let _telemetry = crate::telemetry("api-gateway");
     let addr = crate::serve_http(http_router()).await;
     let request = http::Request::get(format!("http://{addr}/users/1"))
-        .header(
-            "traceparent",
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-        )
+        .header("traceparent", "00-00000000000000000000000000000000-b7ad6b7169203331-01")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let response = client.request(request).await.unwrap();
     use http_body_util::BodyExt;
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -254,11 +200,6 @@ async fn the_layers_work_without_telemetry() {
     assert_eq!(status, 200);
     assert_eq!(body, "");
     let (grpc_addr, seen) = grpc_server().await;
-    assert_eq!(
-        check(&health_client(grpc_addr), "test.v1.Test")
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(check(&health_client(grpc_addr), "test.v1.Test").await.unwrap(), 1);
     assert_eq!(seen.lock().unwrap()[0], (None, None));
 }
