@@ -1,0 +1,3 @@
+//! Calls to other services.
+
+pub mod user_client;
