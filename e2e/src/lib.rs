@@ -1,0 +1,15 @@
+//! The sample platform started for real: PostgreSQL databases migrated by `plat migrate`, NATS,
+//! and the three services as processes on loopback ports, for the end-to-end tests and the load
+//! check (`scripts/bench/gateway-load`).
+
+pub mod load;
+pub mod nats;
+pub mod platform;
+pub mod token;
+
+/// The platform's generated gRPC code (api-gateway's copy holds both packages).
+#[path = "../../services/api-gateway/src/proto/mod.rs"]
+#[allow(clippy::all)]
+pub mod proto;
+
+pub use platform::{Platform, PlatformOptions};
