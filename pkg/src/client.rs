@@ -550,7 +550,7 @@ impl<C> Client<C> {
                     permit.success();
                     return Ok(response);
                 }
-                Ok(Err(status)) => status,
+                Ok(Err(status)) => deadline_exceeded_as_such(status),
                 Err(_elapsed) => Status::deadline_exceeded(format!(
                     "{}: no response within {}ms",
                     self.upstream,
@@ -577,9 +577,29 @@ impl<C> Client<C> {
     }
 }
 
+/// A tonic server whose `grpc-timeout` expires answers CANCELLED "Timeout expired", where gRPC
+/// means DEADLINE_EXCEEDED. Left as CANCELLED, the call would be neither retried nor counted
+/// against the breaker, so an upstream that hangs would never open the circuit.
+pub fn deadline_exceeded_as_such(status: Status) -> Status {
+    if status.code() == Code::Cancelled && status.message() == "Timeout expired" {
+        Status::deadline_exceeded(format!("no response before the deadline ({})", status.message()))
+    } else {
+        status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_server_deadline_is_a_deadline_exceeded() {
+        let status = deadline_exceeded_as_such(Status::cancelled("Timeout expired"));
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert!(is_upstream_failure(status.code()) && is_retryable(status.code()));
+        let other = deadline_exceeded_as_such(Status::cancelled("the client went away"));
+        assert_eq!(other.code(), Code::Cancelled);
+    }
 
     #[test]
     fn backoff_ceiling_doubles_up_to_the_cap() {

@@ -61,7 +61,7 @@ impl Config {
         let breaker_failures = env.with_default("BREAKER_FAILURES", AtLeastOne(5));
         let breaker_cool_down = env.with_default("BREAKER_COOL_DOWN", NonZeroDuration(Duration::from_secs(5)));
         let ready_cache = env.with_default("READY_CACHE", Duration::from_secs(1));
-        let shutdown_grace = env.with_default("SHUTDOWN_GRACE", Duration::from_secs(10));
+        let shutdown_grace = env.with_default("SHUTDOWN_GRACE", Duration::from_secs(5));
         env.finish()?;
         Ok(Config {
             http_addr: http_addr?,
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(config.upstream_timeout, Duration::from_secs(1));
         assert_eq!(config.breaker, BreakerConfig { failure_threshold: 5, cool_down: Duration::from_secs(5) });
         assert_eq!(config.ready_cache, Duration::from_secs(1));
-        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(5));
         assert_eq!(config.jwt_secret.expose(), SECRET.as_bytes());
     }
 

@@ -61,7 +61,7 @@ impl Config {
         let user_service_timeout =
             env.var("USER_SERVICE_TIMEOUT").example("500ms").with_default(Duration::from_millis(500));
         let nats_url = env.var("NATS_URL").example("nats://nats:4222").secret().optional::<NatsUrl>();
-        let shutdown_grace = env.var("SHUTDOWN_GRACE").example("10s").with_default(Duration::from_secs(10));
+        let shutdown_grace = env.var("SHUTDOWN_GRACE").example("5s").with_default(Duration::from_secs(5));
         let log_filter = env.var("RUST_LOG").example("info,order_service=debug").with_default("info".to_owned());
         let otlp_endpoint =
             env.var("OTEL_EXPORTER_OTLP_ENDPOINT").example("http://otel-collector:4317").optional::<String>();
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(config.user_service_addr.0, "http://user-service:50051");
         assert_eq!(config.user_service_timeout, Duration::from_millis(500));
         assert_eq!(config.nats_url, None);
-        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(5));
     }
 
     #[test]

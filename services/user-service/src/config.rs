@@ -47,7 +47,7 @@ impl Config {
             .secret()
             .required::<DatabaseUrl>();
         let database_pool_size = env.var("DATABASE_POOL_SIZE").example("10").with_default(PoolSize(10));
-        let shutdown_grace = env.var("SHUTDOWN_GRACE").example("10s").with_default(Duration::from_secs(10));
+        let shutdown_grace = env.var("SHUTDOWN_GRACE").example("5s").with_default(Duration::from_secs(5));
         let log_filter = env.var("RUST_LOG").example("info,user_service=debug").with_default("info".to_owned());
         let otlp_endpoint =
             env.var("OTEL_EXPORTER_OTLP_ENDPOINT").example("http://otel-collector:4317").optional::<String>();
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(config.metrics_addr, "0.0.0.0:9090".parse().unwrap());
         assert_eq!(config.database.0.get_dbname(), Some("user_service"));
         assert_eq!(config.database_pool_size, 10);
-        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(5));
         assert_eq!(config.telemetry.log_filter, "info");
         assert_eq!(config.telemetry.otlp_endpoint, None);
     }

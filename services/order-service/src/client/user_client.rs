@@ -68,7 +68,7 @@ impl UserDirectory for GrpcUserDirectory {
         let result = self
             .client
             .call(Call::idempotent(), request, |mut client, request| async move {
-                client.get_user(request).await.map_err(deadline_exceeded_as_such)
+                client.get_user(request).await
             })
             .await;
         match result {
@@ -90,17 +90,6 @@ impl UserDirectory for GrpcUserDirectory {
                 }
             },
         }
-    }
-}
-
-/// A tonic server whose `grpc-timeout` expires answers CANCELLED "Timeout expired", where gRPC
-/// means DEADLINE_EXCEEDED. Left as CANCELLED, pkg's client would neither retry it nor count it
-/// against the breaker, so a user-service that hangs would never open the circuit.
-fn deadline_exceeded_as_such(status: Status) -> Status {
-    if status.code() == Code::Cancelled && status.message() == "Timeout expired" {
-        Status::deadline_exceeded(format!("{UPSTREAM}: no response before the deadline"))
-    } else {
-        status
     }
 }
 
@@ -157,15 +146,6 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_expired_server_deadline_is_a_deadline_exceeded() {
-        let status = deadline_exceeded_as_such(Status::cancelled("Timeout expired"));
-        assert_eq!(status.code(), Code::DeadlineExceeded);
-        assert!(pkg::client::is_upstream_failure(status.code()));
-        let other = deadline_exceeded_as_such(Status::cancelled("the client went away"));
-        assert_eq!(other.code(), Code::Cancelled);
-    }
 
     #[test]
     fn only_plain_http_addresses_are_accepted() {
