@@ -67,9 +67,7 @@ impl UserDirectory for GrpcUserDirectory {
         let request = GetUserRequest { id: id.to_string() };
         let result = self
             .client
-            .call(Call::idempotent(), request, |mut client, request| async move {
-                client.get_user(request).await
-            })
+            .call(Call::idempotent(), request, |mut client, request| async move { client.get_user(request).await })
             .await;
         match result {
             Ok(_) => Ok(true),
