@@ -20,11 +20,13 @@ pub struct PlatformOptions {
     pub nats: bool,
     /// Build and run release binaries (for the load check).
     pub release: bool,
+    /// The gateway's port; `None` picks a free one.
+    pub gateway_port: Option<u16>,
 }
 
 impl Default for PlatformOptions {
     fn default() -> Self {
-        PlatformOptions { rate_limit_rps: 5, rate_limit_burst: 10, nats: true, release: false }
+        PlatformOptions { rate_limit_rps: 5, rate_limit_burst: 10, nats: true, release: false, gateway_port: None }
     }
 }
 
@@ -79,7 +81,10 @@ impl Platform {
         let root = repo_root();
         let profile: &[&str] = if options.release { &["--release"] } else { &[] };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        run(Command::new(&cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).args(profile), "building plat");
+        run(
+            Command::new(&cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).args(profile),
+            "building plat",
+        );
         for service in ["user-service", "order-service", "api-gateway"] {
             run(
                 Command::new(&cargo)
@@ -122,7 +127,7 @@ impl Platform {
 
         let user_grpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let order_grpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let gateway = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let gateway = SocketAddr::from(([127, 0, 0, 1], options.gateway_port.unwrap_or_else(free_port)));
         let jwt_secret = format!("e2e-secret-for-the-platform-test-{run_id}");
         let common = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
             let mut env: BTreeMap<String, String> =

@@ -46,7 +46,8 @@ async fn orders_flow_through_the_gateway_and_survive_user_service_restarts() {
     assert_eq!(created["total"], json!({"amount_minor": 2 * 1999 + 850, "currency_code": "EUR"}));
 
     // The user's orders list it.
-    let response = http.get(url(&format!("/v1/users/{user_id}/orders"))).header("authorization", &alice).send().await.unwrap();
+    let response =
+        http.get(url(&format!("/v1/users/{user_id}/orders"))).header("authorization", &alice).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let orders: Value = response.json().await.unwrap();
     let ids: Vec<&str> = orders["orders"].as_array().unwrap().iter().filter_map(|order| order["id"].as_str()).collect();
@@ -69,7 +70,8 @@ async fn orders_flow_through_the_gateway_and_survive_user_service_restarts() {
     let bob = bearer("bob");
     let mut limited = None;
     for _ in 0..30 {
-        let response = http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", &bob).send().await.unwrap();
+        let response =
+            http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", &bob).send().await.unwrap();
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(response);
             break;
@@ -78,15 +80,20 @@ async fn orders_flow_through_the_gateway_and_survive_user_service_restarts() {
     let limited = limited.expect("30 requests at once exceed a burst of 10");
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
-    let response = http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", bearer("carol")).send().await.unwrap();
+    let response =
+        http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", bearer("carol")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "limits are per client");
 
     // user-service goes away: the gateway answers 503 within a second instead of hanging.
     tokio::task::block_in_place(|| platform.stop_service("user-service"));
     for attempt in 0..3 {
         let started = Instant::now();
-        let response =
-            http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", bearer(&format!("dave{attempt}"))).send().await.unwrap();
+        let response = http
+            .get(url(&format!("/v1/users/{user_id}")))
+            .header("authorization", bearer(&format!("dave{attempt}")))
+            .send()
+            .await
+            .unwrap();
         let took = started.elapsed();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "attempt {attempt}");
         assert!(took < Duration::from_secs(1), "attempt {attempt} took {took:?}");
@@ -96,8 +103,12 @@ async fn orders_flow_through_the_gateway_and_survive_user_service_restarts() {
     tokio::task::block_in_place(|| platform.start_service("user-service"));
     let started = Instant::now();
     loop {
-        let response =
-            http.get(url(&format!("/v1/users/{user_id}"))).header("authorization", bearer("erin")).send().await.unwrap();
+        let response = http
+            .get(url(&format!("/v1/users/{user_id}")))
+            .header("authorization", bearer("erin"))
+            .send()
+            .await
+            .unwrap();
         if response.status() == StatusCode::OK {
             let again: Value = response.json().await.unwrap();
             assert_eq!(again["email"], "ada@example.com");

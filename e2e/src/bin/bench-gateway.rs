@@ -19,7 +19,13 @@ async fn main() {
     let duration = Duration::from_secs(seconds);
 
     // The limiter would turn the load into 429s; the check measures the path, not the limit.
-    let options = PlatformOptions { rate_limit_rps: 1_000_000, rate_limit_burst: 1_000_000, nats: false, release: true };
+    let options = PlatformOptions {
+        rate_limit_rps: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        nats: false,
+        release: true,
+        gateway_port: None,
+    };
     let platform = tokio::task::spawn_blocking(|| Platform::start(options)).await.expect("the platform starts");
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {}", token::mint(&platform.jwt_secret, "bench", 3600));
