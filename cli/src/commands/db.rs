@@ -68,7 +68,7 @@ fn docker_error(workspace: &str, error: DockerError) -> CliError {
     let hint = match &error {
         DockerError::ImageMissing(_) => {
             "build it with scripts/images/postgres (in plat's repository): debootstrap and docker import, no \
-             registry, about 90 s"
+             registry, about a minute"
                 .to_owned()
         }
         DockerError::NotOurs { name, .. } => {
