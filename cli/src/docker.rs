@@ -158,6 +158,15 @@ pub async fn start_database_container(workspace: &str) -> Result<DatabaseContain
     let docker = connect().await?;
     let name = database_container_name(workspace);
     let labels = database_labels(workspace);
+    // Before anything is created: a missing image leaves no network or volume behind.
+    match docker.inspect_image(POSTGRES_IMAGE).await {
+        Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => {
+            return Err(DockerError::ImageMissing(POSTGRES_IMAGE.to_owned()));
+        }
+        other => {
+            other?;
+        }
+    }
     ensure_network(&docker, workspace).await?;
     docker
         .create_volume(VolumeCreateRequest {
