@@ -115,7 +115,8 @@ runs on one database wait for each other. Applied migrations that changed or dis
 pending ones older than the newest applied, stop the run before anything is applied.
 
 A service's database URL comes from --database-url, else DATABASE_URL_<SERVICE> (e.g.
-DATABASE_URL_USER_SERVICE). Its database is created when missing.
+DATABASE_URL_USER_SERVICE), else the workspace's running database container (`plat db start`
+starts it). Its database is created when missing.
 
 Examples:
   plat migrate                                 every service with a database
@@ -139,6 +140,13 @@ Examples:
     /// Generate code from the protobuf contracts, lint them, check them for breaking changes
     #[command(subcommand)]
     Proto(ProtoCommand),
+
+    /// Start or stop the platform's PostgreSQL container, until `plat up` does it
+    ///
+    /// Hidden from the command list: `plat up` will start the database with the rest of the
+    /// platform, and this stop-gap goes then.
+    #[command(subcommand, hide = true)]
+    Db(DbCommand),
 
     /// Print shell completions
     #[command(after_help = "\
@@ -194,6 +202,28 @@ pub struct StatusArgs {
     /// Print a JSON array, one object per service
     #[arg(long)]
     pub json: bool,
+}
+
+/// `plat db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Start the workspace's database container (or leave it running) and print its URL
+    #[command(after_help = "\
+Starts <workspace>-postgres from image plat/postgres:15 (scripts/images/postgres builds it) on
+the network <workspace>-net, with its data in the volume <workspace>-postgres-data, published
+on 127.0.0.1 at a port Docker picks, and waits until it accepts connections. `plat migrate`
+then finds it by its labels, for every service without --database-url or DATABASE_URL_<SERVICE>.
+
+Examples:
+  plat db start && plat migrate
+  psql \"$(plat db start)\"")]
+    Start {
+        /// How long to wait for PostgreSQL to accept connections, e.g. `30s`, `2m`
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Stop the workspace's database container; its data stays in its volume
+    Stop,
 }
 
 /// `plat proto` subcommands.

@@ -4,14 +4,15 @@
 use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
+use plat::docker;
 use plat::manifest::{Service, Workspace};
 use plat::migrate::{
     self, DatabaseTarget, DownMode, Entry, FilesError, MigrateError, MigrateEvent, MigrateOptions, Migrations,
-    OpenError, Plan, Problem, Repaired, State, UrlError, UrlSources,
+    OpenError, Plan, Problem, Repaired, State, UrlError, UrlOrigin, UrlSources,
 };
 use serde::Serialize;
 
-use super::{print_json, unknown_service};
+use super::{print_json, runtime, unknown_service};
 use crate::args::{
     DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateNewArgs, MigrateRepairArgs,
     MigrateStatusArgs,
@@ -36,25 +37,34 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
         ui::status("Fresh", style::GOOD, "no selected service has a database");
         return Ok(ExitStatus::Success);
     }
-    let targets = targets(&services, &args.url)?;
+    let runtime = runtime()?;
+    let targets = targets(workspace, &services, &args.url, &runtime)?;
     // Every service's files are read before any database is touched: a broken directory
     // stops the run before it starts.
     let loaded = load_all(workspace, &services)?;
     let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: args.allow_out_of_order };
-    let runtime = runtime()?;
     for (index, (target, migrations)) in targets.iter().zip(&loaded).enumerate() {
         let result = runtime.block_on(migrate::migrate(target, migrations, &options, &on_event));
         match result {
             Ok(report) => {
                 let total = report.already_applied + report.applied.len();
+                // A URL the user gave needs no comment; one plat found says where it found it.
+                let found = match &target.origin {
+                    UrlOrigin::Container(_) => format!(" ({})", target.origin),
+                    UrlOrigin::Flag | UrlOrigin::Env(_) => String::new(),
+                };
                 if report.applied.is_empty() {
-                    ui::status("Fresh", style::GOOD, format!("{}: {total} applied, none pending", target.service));
+                    ui::status(
+                        "Fresh",
+                        style::GOOD,
+                        format!("{}: {total} applied, none pending{found}", target.service),
+                    );
                 } else {
                     ui::status(
                         "Finished",
                         style::GOOD,
                         format!(
-                            "{}: {} applied now, {total} in all, on {}",
+                            "{}: {} applied now, {total} in all, on {}{found}",
                             target.service,
                             report.applied.len(),
                             target.display()
@@ -65,14 +75,14 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
             Err(error) => {
                 let rest: Vec<&str> = targets[index + 1..].iter().map(|target| target.service.as_str()).collect();
                 if !rest.is_empty() {
-                    ui::print_error(&migrate_error(&target.service, error));
+                    ui::print_error(&migrate_error(target, error));
                     return Err(CliError::failure(format!(
                         "not migrated: {} (after {} failed)",
                         rest.join(", "),
                         target.service
                     )));
                 }
-                return Err(migrate_error(&target.service, error));
+                return Err(migrate_error(target, error));
             }
         }
     }
@@ -137,9 +147,26 @@ fn select<'w>(workspace: &'w Workspace, names: &[String]) -> Result<Vec<&'w Serv
 }
 
 /// Each service's database, or a usage error naming every service without one.
-fn targets(services: &[&Service], args: &DatabaseUrlArgs) -> Result<Vec<DatabaseTarget>, CliError> {
+fn targets(
+    workspace: &Workspace,
+    services: &[&Service],
+    args: &DatabaseUrlArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<DatabaseTarget>, CliError> {
     let env = |name: &str| std::env::var(name).ok();
-    let sources = UrlSources { explicit: args.database_url.as_deref(), env: &env };
+    let mut sources = UrlSources { explicit: args.database_url.as_deref(), env: &env, container: None };
+    // The Engine is asked once, and only when a service has no URL otherwise: a run with URLs
+    // works without Docker.
+    let mut lookup_error = None;
+    let container = if services.iter().all(|service| sources.given(service)) {
+        None
+    } else {
+        runtime.block_on(docker::find_database_container(&workspace.name)).unwrap_or_else(|error| {
+            lookup_error = Some(error);
+            None
+        })
+    };
+    sources.container = container.as_ref();
     let mut targets = Vec::new();
     let mut errors = Vec::new();
     for service in services {
@@ -152,7 +179,29 @@ fn targets(services: &[&Service], args: &DatabaseUrlArgs) -> Result<Vec<Database
         for error in errors {
             ui::print_error(&CliError::usage(error));
         }
-        return Err(CliError::usage(last));
+        let hints = match &last {
+            UrlError::NotPublished { container, .. } => vec![format!(
+                "run it with `-p 127.0.0.1::{}`, or remove it (`docker rm -f {container}`) and run `plat db start`",
+                docker::POSTGRES_PORT
+            )],
+            UrlError::Missing { .. } => {
+                let mut hints = vec![format!(
+                    "plat migrate uses the workspace's running database container: one labelled {}={} and {}={} \
+                     (`plat db start` starts it from image {}, which scripts/images/postgres builds)",
+                    docker::label::WORKSPACE,
+                    workspace.name,
+                    docker::label::ROLE,
+                    docker::label::POSTGRES,
+                    docker::POSTGRES_IMAGE
+                )];
+                if let Some(error) = &lookup_error {
+                    hints.push(format!("could not ask the Docker Engine for it: {error}"));
+                }
+                hints
+            }
+            _ => Vec::new(),
+        };
+        return Err(hints.into_iter().fold(CliError::usage(last), CliError::hint));
     }
     if targets.len() > 1
         && targets.iter().any(|target| target.named_in_url && target.origin == migrate::UrlOrigin::Flag)
@@ -194,20 +243,17 @@ fn load_all(workspace: &Workspace, services: &[&Service]) -> Result<Vec<Migratio
         .collect()
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))
-}
-
 /// A migration error as the user reads it: what failed, where, and what to do.
-fn migrate_error(service: &str, error: MigrateError) -> CliError {
+fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> CliError {
+    let service = target.service.as_str();
     match error {
         MigrateError::Url(error) => CliError::usage(error),
         MigrateError::Files(error) => files_error(service, error),
         MigrateError::Open(error) => {
             let hint = match &error {
+                OpenError::Connect { .. } if matches!(target.origin, UrlOrigin::Container(_)) => {
+                    format!("is PostgreSQL in {} up yet? `docker ps` shows its health, `docker logs` why", target.origin)
+                }
                 OpenError::Connect { .. } => {
                     format!("is the server running? check the URL in --database-url or {}", migrate::url::env_var(service))
                 }
@@ -430,8 +476,8 @@ impl StatusJson {
 
 fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus, CliError> {
     let services = select(workspace, &args.services)?;
-    let targets = targets(&services, &args.url)?;
     let runtime = runtime()?;
+    let targets = targets(workspace, &services, &args.url, &runtime)?;
     let mut reports = Vec::new();
     let mut failed = false;
     for (service, target) in services.iter().zip(&targets) {
@@ -449,7 +495,7 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
             error: None,
         };
         let loaded = migrate::load(workspace, service).map_err(|error| files_error(&service.name, error));
-        let history = runtime.block_on(migrate::history(target)).map_err(|error| migrate_error(&service.name, error));
+        let history = runtime.block_on(migrate::history(target)).map_err(|error| migrate_error(target, error));
         match (loaded, history) {
             (Ok(migrations), Ok(history)) => {
                 report.database_exists = history.is_some();
@@ -584,14 +630,14 @@ fn new(workspace: &Workspace, args: &MigrateNewArgs) -> Result<ExitStatus, CliEr
 
 fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus, CliError> {
     let services = select(workspace, &args.services)?;
-    let targets = targets(&services, &args.url)?;
+    let runtime = runtime()?;
+    let targets = targets(workspace, &services, &args.url, &runtime)?;
     let loaded = load_all(workspace, &services)?;
     let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
-    let runtime = runtime()?;
     for (target, migrations) in targets.iter().zip(&loaded) {
         let repaired = runtime
             .block_on(migrate::repair(target, migrations, &options, &on_event))
-            .map_err(|error| migrate_error(&target.service, error))?;
+            .map_err(|error| migrate_error(target, error))?;
         if repaired.is_empty() {
             ui::status("Fresh", style::GOOD, format!("{}: nothing to repair", target.service));
         }
@@ -618,14 +664,14 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
 
 fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, CliError> {
     let services = select(workspace, std::slice::from_ref(&args.service))?;
-    let target = targets(&services, &args.url)?.remove(0);
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
     let migrations = load_all(workspace, &services)?.remove(0);
     let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
     let mode = if args.yes { DownMode::Apply } else { DownMode::List };
-    let runtime = runtime()?;
     let undos = runtime
         .block_on(migrate::down(&target, &migrations, args.to, mode, &options, &on_event))
-        .map_err(|error| migrate_error(&target.service, error))?;
+        .map_err(|error| migrate_error(&target, error))?;
     if undos.is_empty() {
         ui::status(
             "Fresh",

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each runs the engine and renders what it returns.
 
+mod db;
 mod doctor;
 mod graph;
 mod migrate;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Proto(command) => proto::run(&cli.global, command),
         Command::Migrate(args) => migrate::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Db(command) => db::run(&load_workspace(&cli.global)?, &command),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "plat", &mut script);
@@ -79,6 +81,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
     let text = serde_json::to_string_pretty(value).expect("plat's JSON output always serialises");
     ui::write_stdout(&format!("{text}\n"))?;
     Ok(ExitStatus::Success)
+}
+
+/// A single-threaded tokio runtime for a command that waits on the network.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))
 }
 
 /// An unknown service name on the command line, with the closest real one.

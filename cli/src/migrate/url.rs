@@ -1,15 +1,18 @@
-//! Where a service's database is: its URL, from the command line or the environment, and how
-//! to show it without its password.
+//! Where a service's database is: its URL, from the command line, the environment or the
+//! workspace's database container, and how to show it without its password.
 //!
-//! Architecture invariant: [`resolve`] is the one place that decides a service's database URL;
-//! `plat up` extends it with the containers it starts. No URL text is ever shown as given:
-//! [`DatabaseTarget::display`] rebuilds it from the parsed parts with the password as `****`.
+//! Architecture invariant: [`resolve`] is the one place that decides a service's database URL.
+//! It never talks to Docker itself: the caller finds the container once per run
+//! ([`crate::docker::find_database_container`]) and hands it over in [`UrlSources`]. No URL text
+//! is ever shown as given: [`DatabaseTarget::display`] rebuilds it from the parsed parts with
+//! the password as `****`.
 
 use std::fmt::Write as _;
 
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 
+use crate::docker::DatabaseContainer;
 use crate::manifest::Service;
 
 /// Where URLs come from, highest priority first.
@@ -18,6 +21,17 @@ pub struct UrlSources<'a> {
     pub explicit: Option<&'a str>,
     /// Reads an environment variable (`std::env::var` in the CLI, a map in tests).
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The workspace's running database container, for services that neither of the above
+    /// names: each gets its own database in it, as the image's `postgres` superuser.
+    pub container: Option<&'a DatabaseContainer>,
+}
+
+impl UrlSources<'_> {
+    /// Whether `--database-url` or the environment names `service`'s database, so that the
+    /// container is not needed for it.
+    pub fn given(&self, service: &Service) -> bool {
+        self.explicit.is_some() || (self.env)(&env_var(&service.name)).is_some_and(|url| !url.trim().is_empty())
+    }
 }
 
 /// Where a URL came from, for messages.
@@ -27,6 +41,8 @@ pub enum UrlOrigin {
     Flag,
     /// An environment variable, by name.
     Env(String),
+    /// The workspace's database container, by name.
+    Container(String),
 }
 
 impl std::fmt::Display for UrlOrigin {
@@ -34,6 +50,7 @@ impl std::fmt::Display for UrlOrigin {
         match self {
             UrlOrigin::Flag => f.write_str("--database-url"),
             UrlOrigin::Env(name) => f.write_str(name),
+            UrlOrigin::Container(name) => write!(f, "container {name}"),
         }
     }
 }
@@ -81,13 +98,28 @@ impl DatabaseTarget {
 /// Why no usable URL was found.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    /// Nothing names the service's database.
-    #[error("no database URL for {service}: pass --database-url or set {env}")]
+    /// Nothing names the service's database, and the workspace's database container does not
+    /// run (`plat db start` starts it until `plat up` does).
+    #[error(
+        "no database URL for {service}: pass --database-url, set {env}, or start the platform's database with \
+         `plat db start`"
+    )]
     Missing {
         /// The service.
         service: String,
         /// The environment variable that would name it.
         env: String,
+    },
+    /// The workspace's database container runs, but no port of this machine leads to it.
+    #[error(
+        "no database URL for {service}: container {container} publishes no port {} on 127.0.0.1",
+        crate::docker::POSTGRES_PORT
+    )]
+    NotPublished {
+        /// The service.
+        service: String,
+        /// The container.
+        container: String,
     },
     /// The URL does not parse. The text is not repeated: it may hold a password.
     #[error("the database URL for {service} from {origin} is not valid: {reason}")]
@@ -113,9 +145,10 @@ pub fn env_var(service: &str) -> String {
 pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTarget, UrlError> {
     let database = service.database.as_ref().ok_or_else(|| UrlError::NoDatabase(service.name.clone()))?;
     let env = env_var(&service.name);
-    let (text, origin) = match (sources.explicit, (sources.env)(&env)) {
-        (Some(url), _) => (url.to_owned(), UrlOrigin::Flag),
-        (None, Some(url)) if !url.trim().is_empty() => (url, UrlOrigin::Env(env)),
+    let (text, origin) = match (sources.explicit, (sources.env)(&env), sources.container) {
+        (Some(url), _, _) => (url.to_owned(), UrlOrigin::Flag),
+        (None, Some(url), _) if !url.trim().is_empty() => (url, UrlOrigin::Env(env)),
+        (None, _, Some(container)) => return in_container(service, &database.name, container),
         _ => return Err(UrlError::Missing { service: service.name.clone(), env }),
     };
     let mut config: Config = text.trim().parse().map_err(|error: tokio_postgres::Error| UrlError::Invalid {
@@ -127,6 +160,23 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
     let database = if named_in_url { config.get_dbname().expect("named").to_owned() } else { database.name.clone() };
     config.dbname(&database);
     Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url })
+}
+
+/// `postgres://postgres@127.0.0.1:<published port>/<database.name>`: the image trusts
+/// clients, and the port is published on loopback only (docs/images.md).
+fn in_container(service: &Service, database: &str, container: &DatabaseContainer) -> Result<DatabaseTarget, UrlError> {
+    let port = container
+        .port
+        .ok_or_else(|| UrlError::NotPublished { service: service.name.clone(), container: container.name.clone() })?;
+    let mut config = Config::new();
+    config.host("127.0.0.1").port(port).user("postgres").dbname(database);
+    Ok(DatabaseTarget {
+        service: service.name.clone(),
+        config,
+        database: database.to_owned(),
+        origin: UrlOrigin::Container(container.name.clone()),
+        named_in_url: false,
+    })
 }
 
 /// A URL rebuilt from `config`, the password as `****`.
@@ -205,22 +255,48 @@ mod tests {
     fn the_flag_wins_then_the_environment() {
         let env = |name: &str| (name == "DATABASE_URL_USER_SERVICE").then(|| "postgres://env@h/envdb".to_owned());
         let user = service("user-service");
-        let target = resolve(&user, &UrlSources { explicit: Some("postgres://flag@h"), env: &env }).unwrap();
+        let target =
+            resolve(&user, &UrlSources { explicit: Some("postgres://flag@h"), env: &env, container: None }).unwrap();
         assert_eq!(
             (target.origin, target.database.as_str(), target.named_in_url),
             (UrlOrigin::Flag, "user_service", false)
         );
-        let target = resolve(&user, &UrlSources { explicit: None, env: &env }).unwrap();
+        let target = resolve(&user, &UrlSources { explicit: None, env: &env, container: None }).unwrap();
         assert_eq!(target.origin, UrlOrigin::Env("DATABASE_URL_USER_SERVICE".into()));
         assert_eq!((target.database.as_str(), target.named_in_url), ("envdb", true));
     }
 
     #[test]
     fn no_url_names_the_variable() {
-        let error = resolve(&service("user-service"), &UrlSources { explicit: None, env: &no_env }).unwrap_err();
+        let error = resolve(&service("user-service"), &UrlSources { explicit: None, env: &no_env, container: None })
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "no database URL for user-service: pass --database-url or set DATABASE_URL_USER_SERVICE"
+            "no database URL for user-service: pass --database-url, set DATABASE_URL_USER_SERVICE, or start the \
+             platform's database with `plat db start`"
+        );
+    }
+
+    #[test]
+    fn the_container_comes_last() {
+        let container = DatabaseContainer { id: "c0ffee".into(), name: "p-postgres".into(), port: Some(32768) };
+        let env = |name: &str| (name == "DATABASE_URL_USER_SERVICE").then(|| "postgres://env@h/envdb".to_owned());
+        let (user, order) = (service("user-service"), service("order-service"));
+        let sources = UrlSources { explicit: None, env: &env, container: Some(&container) };
+        assert!(sources.given(&user) && !sources.given(&order));
+        assert_eq!(resolve(&user, &sources).unwrap().origin, UrlOrigin::Env("DATABASE_URL_USER_SERVICE".into()));
+        let target = resolve(&order, &sources).unwrap();
+        assert_eq!(target.origin.to_string(), "container p-postgres");
+        assert_eq!(target.display(), "postgres://postgres@127.0.0.1:32768/order_service");
+        assert_eq!((target.database.as_str(), target.named_in_url), ("order_service", false));
+        let flag = UrlSources { explicit: Some("postgres://flag@h"), env: &no_env, container: Some(&container) };
+        assert_eq!(resolve(&order, &flag).unwrap().origin, UrlOrigin::Flag);
+
+        let unpublished = DatabaseContainer { port: None, ..container.clone() };
+        let sources = UrlSources { explicit: None, env: &no_env, container: Some(&unpublished) };
+        assert_eq!(
+            resolve(&order, &sources).unwrap_err().to_string(),
+            "no database URL for order-service: container p-postgres publishes no port 5432 on 127.0.0.1"
         );
     }
 
@@ -233,14 +309,16 @@ mod tests {
             format!("host=db.internal user=app password={secret} dbname=orders"),
             format!("postgres://app@db.internal/orders?password={secret}"),
         ] {
-            let target = resolve(&service("orders"), &UrlSources { explicit: Some(&url), env: &no_env }).unwrap();
+            let target =
+                resolve(&service("orders"), &UrlSources { explicit: Some(&url), env: &no_env, container: None })
+                    .unwrap();
             let shown = format!("{} {target:?}", target.display());
             assert!(!shown.contains("s3cr"), "{shown}");
             assert!(shown.contains("postgres://app:****@db.internal"), "{shown}");
         }
         let error = resolve(
             &service("orders"),
-            &UrlSources { explicit: Some("postgres://app:s3cr@h:notaport/x"), env: &no_env },
+            &UrlSources { explicit: Some("postgres://app:s3cr@h:notaport/x"), env: &no_env, container: None },
         );
         assert!(!error.unwrap_err().to_string().contains("s3cr"));
     }

@@ -8,6 +8,7 @@ mod migrate;
 mod migrate_apply;
 mod migrate_commands;
 mod migrate_concurrency;
+mod migrate_container;
 mod migrate_safety;
 mod proto_checks;
 mod proto_corpus;

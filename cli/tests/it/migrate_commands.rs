@@ -245,10 +245,16 @@ fn urls_and_exit_codes() {
     let manifest = std::fs::read_to_string(context.context.workspace.join("workspace.toml")).unwrap();
     context.context.manifest(&format!("{manifest}[services.api-gateway]\n"));
 
+    // No URL, and no database container of workspace `p` runs (tests that start one name
+    // their workspaces uniquely): see migrate_container.rs.
     let run = context.run(&["migrate", "user-service"], &[]).expect_code(2);
-    assert_eq!(
-        run.stderr,
-        "error: no database URL for user-service: pass --database-url or set DATABASE_URL_USER_SERVICE\n"
+    assert!(
+        run.stderr.starts_with(
+            "error: no database URL for user-service: pass --database-url, set DATABASE_URL_USER_SERVICE, or start \
+             the platform's database with `plat db start`\n"
+        ),
+        "{}",
+        run.stderr
     );
     let run = context.run(&["migrate"], &[]).expect_code(2);
     assert!(

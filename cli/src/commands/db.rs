@@ -1,0 +1,86 @@
+//! `plat db start` and `plat db stop`: the workspace's database container by hand, until
+//! `plat up` starts it with the rest of the platform. Hidden from `plat --help`.
+
+use std::time::{Duration, Instant};
+
+use plat::docker::{self, DockerError};
+use plat::manifest::Workspace;
+
+use super::runtime;
+use crate::args::DbCommand;
+use crate::ui::{self, CliError, ExitStatus, style};
+
+pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, CliError> {
+    let runtime = runtime()?;
+    match command {
+        DbCommand::Start { timeout } => {
+            let started = Instant::now();
+            let container = runtime
+                .block_on(docker::start_database_container(&workspace.name))
+                .map_err(|error| docker_error(&workspace.name, error))?;
+            ui::status(
+                "Started",
+                style::GOOD,
+                format!("container {}; waiting until PostgreSQL is ready", container.name),
+            );
+            runtime
+                .block_on(docker::wait_healthy(&container, *timeout))
+                .map_err(|error| docker_error(&workspace.name, error))?;
+            let Some(port) = container.port else {
+                return Err(CliError::failure(format!(
+                    "container {} publishes no port {} on 127.0.0.1",
+                    container.name,
+                    docker::POSTGRES_PORT
+                )));
+            };
+            ui::status(
+                "Ready",
+                style::GOOD,
+                format!("{} on 127.0.0.1:{port} after {}", container.name, seconds(started.elapsed())),
+            );
+            ui::write_stdout(&format!("postgres://postgres@127.0.0.1:{port}/postgres\n"))?;
+        }
+        DbCommand::Stop => {
+            let stopped = runtime
+                .block_on(docker::stop_database_container(&workspace.name))
+                .map_err(|error| docker_error(&workspace.name, error))?;
+            if stopped.is_empty() {
+                ui::status(
+                    "Fresh",
+                    style::GOOD,
+                    format!("no database container of workspace `{}` runs", workspace.name),
+                );
+            }
+            for name in stopped {
+                ui::status("Stopped", style::GOOD, format!("container {name}; its data stays in its volume"));
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// A Docker error as the user reads it, with what to do.
+fn docker_error(workspace: &str, error: DockerError) -> CliError {
+    let hint = match &error {
+        DockerError::ImageMissing(_) => {
+            "build it with scripts/images/postgres (in plat's repository): debootstrap and docker import, no \
+             registry, about a minute"
+                .to_owned()
+        }
+        DockerError::NotOurs { name, .. } => {
+            format!("remove or rename that container (`docker rm -f {name}`), or give the workspace another name")
+        }
+        DockerError::Stopped { name, .. } => format!("`docker logs {name}` says why"),
+        DockerError::Unhealthy { name, .. } => {
+            format!("`docker logs {name}` shows what PostgreSQL is doing; --timeout waits longer")
+        }
+        DockerError::Api(_) | DockerError::Timeout => {
+            "is the Docker Engine running, and may you use it? `plat doctor` checks it".to_owned()
+        }
+    };
+    CliError::failure(format!("the database of workspace `{workspace}`: {error}")).hint(hint)
+}
