@@ -43,6 +43,8 @@ async fn main() {
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", platform.user_grpc))
         .expect("an endpoint")
+        // As pkg's client does: without it, small gRPC writes wait on delayed ACKs (~40 ms).
+        .tcp_nodelay(true)
         .connect()
         .await
         .expect("user-service answers");
