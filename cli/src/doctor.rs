@@ -87,6 +87,13 @@ const TOOLS: &[Tool] = &[
 /// Checks the Engine and every tool; `workspace` decides which of them are required.
 pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorReport {
     let has_services = workspace.is_some_and(|workspace| !workspace.services.is_empty());
+    // Remote-helper URLs (`ext::`, `s3://`, ...) are cloned by the git CLI, whatever the setting.
+    let has_cli_remotes = workspace.is_some_and(|workspace| {
+        workspace.services.iter().any(|service| match &service.source {
+            crate::manifest::Source::Git { repo, .. } => crate::git::needs_cli(repo),
+            crate::manifest::Source::Local => false,
+        })
+    });
     let has_cargo_builds = workspace
         .is_some_and(|workspace| workspace.services.iter().any(|service| matches!(service.build, Build::Cargo { .. })));
 
@@ -115,7 +122,7 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
 
     for tool in TOOLS {
         let required = match tool.name {
-            "git" => fetch_with_cli,
+            "git" => fetch_with_cli || has_cli_remotes,
             "cargo" => has_cargo_builds,
             _ => false,
         };

@@ -223,10 +223,14 @@ pub enum GitError {
 }
 
 /// Bounds every network wait, so an unreachable remote fails instead of hanging.
-fn set_timeouts() {
+///
+/// Call it before starting threads that use libgit2 (`sync` does): the options are process-wide
+/// and libgit2 does not guard them against concurrent use.
+pub fn set_timeouts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: called once, before any other libgit2 call of this process uses the options.
+        // SAFETY: the first call happens before any other thread uses libgit2 (see above), and
+        // `Once` keeps every later call from touching the options again.
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
             let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
@@ -370,6 +374,11 @@ fn auth_error(error: git2::Error, url: &str, attempts: &Cell<u32>) -> GitError {
         attempts: attempts.get().min(MAX_AUTH_ATTEMPTS),
         reason: error.message().to_owned(),
     }
+}
+
+/// Whether cloning `url` needs the git CLI (libgit2 has no transport for it).
+pub fn needs_cli(url: &str) -> bool {
+    !libgit2_speaks(url)
 }
 
 /// Whether libgit2 has a transport for `url`. The git CLI also knows remote helpers

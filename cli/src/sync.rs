@@ -139,6 +139,7 @@ pub fn sync(
 
     let results: Mutex<Vec<Option<Result<Synced, SyncError>>>> = Mutex::new(repos.iter().map(|_| None).collect());
     let next = AtomicUsize::new(0);
+    git::set_timeouts();
     let locked = if options.locked { lock.as_ref() } else { None };
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.clamp(1, repos.len().max(1)) {

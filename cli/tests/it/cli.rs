@@ -74,7 +74,12 @@ fn doctor_checks_the_engine_and_tools() {
 #[test]
 fn doctor_fails_when_a_required_tool_is_missing() {
     let context = TestContext::new();
-    context.manifest(include_str!("../../../workspace.toml"));
+    // A remote-helper URL makes the git CLI required too.
+    let manifest = format!(
+        "{}\n[services.helper]\nrepo = \"ext::git %s /srv/helper.git\"\n",
+        include_str!("../../../workspace.toml")
+    );
+    context.manifest(&manifest);
     // An Engine nobody listens on, and a PATH without cargo.
     let run = context
         .plat()
@@ -87,6 +92,7 @@ fn doctor_fails_when_a_required_tool_is_missing() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("MISSING  docker"), "{stdout}");
     assert!(stdout.contains("MISSING  cargo"), "{stdout}");
+    assert!(stdout.contains("MISSING  git"), "{stdout}");
     assert!(stdout.contains("hint:"), "{stdout}");
 }
 
