@@ -12,6 +12,8 @@
 //! | [`shutdown`] | SIGTERM/SIGINT, draining in-flight requests within a bound |
 //! | [`health`] | gRPC health protocol and HTTP `/healthz` `/readyz` from one switch |
 //! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
+//! | [`pagination`] | keyset pagination: page sizes, checked page tokens bound to a listing (and a scope), pages |
+//! | [`field`] | request fields in INVALID_ARGUMENT messages: quoting client values, UUID fields |
 //!
 //! The README beside this crate shows how a service wires them together.
 
@@ -19,8 +21,10 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod field;
 pub mod health;
 pub mod metrics;
+pub mod pagination;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

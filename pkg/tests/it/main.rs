@@ -7,8 +7,10 @@
 mod client;
 mod config;
 mod error;
+mod field;
 mod health;
 mod metrics;
+mod pagination;
 mod shutdown;
 mod telemetry;
 mod trace;
