@@ -9,9 +9,9 @@ pub mod postgres;
 use std::future::Future;
 use std::time::Duration;
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
-use crate::service::page_token::Cursor;
 use crate::service::{Order, OutboxEvent};
 
 /// A boxed error cause.

@@ -10,12 +10,12 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use pkg::pagination::Cursor;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{ClaimedEvent, OrderRepository, Outbox, RepositoryError};
-use crate::service::page_token::Cursor;
 use crate::service::{Currency, Money, Order, OrderItem, OrderStatus, OutboxEvent};
 
 /// How long to wait for a new connection, and for a free one when all are busy.

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
 use super::{RepositoryError, UserRepository};
 use crate::service::User;
-use crate::service::page_token::Cursor;
 
 /// Users in a vector behind a mutex. Clones share the same users.
 #[derive(Clone, Debug, Default)]

@@ -8,10 +8,10 @@ pub mod postgres;
 
 use std::future::Future;
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
 use crate::service::User;
-use crate::service::page_token::Cursor;
 
 /// A boxed error cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -8,13 +8,13 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use pkg::pagination::Cursor;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{RepositoryError, UserRepository};
 use crate::service::User;
-use crate::service::page_token::Cursor;
 
 /// How long to wait for a new connection, and for a free one when all are busy.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
