@@ -11,8 +11,10 @@ mod field;
 mod health;
 mod metrics;
 mod pagination;
+mod postgres;
 mod shutdown;
 mod telemetry;
+mod testing;
 mod trace;
 
 use std::io::Write;
