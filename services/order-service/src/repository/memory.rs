@@ -95,10 +95,6 @@ impl OrderRepository for InMemoryOrderRepository {
         orders.truncate(limit);
         Ok(orders)
     }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.state().map(|_| ())
-    }
 }
 
 impl Outbox for InMemoryOrderRepository {

@@ -61,11 +61,6 @@ impl<R: OrderRepository, U: UserDirectory> OrderService<R, U> {
         OrderService { repository, users, events }
     }
 
-    /// The repository, for the health probe.
-    pub fn repository(&self) -> &R {
-        &self.repository
-    }
-
     /// Places an order: checks its items (INVALID_ARGUMENT), then that its user exists
     /// (FAILED_PRECONDITION when not, UNAVAILABLE when the user-service does not answer), then
     /// stores it, with its OrderCreated event when events are on, in one transaction.

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use std::collections::HashSet;
 
-use order_service::config::{Config, DatabaseUrl, NatsUrl, UpstreamAddr};
+use order_service::config::{Config, NatsUrl, UpstreamAddr};
 use order_service::proto::order::v1::order_service_client::OrderServiceClient;
 use order_service::proto::user::v1::user_service_server::{UserService, UserServiceServer};
 use order_service::proto::user::v1::{
     CreateUserRequest, CreateUserResponse, GetUserRequest, GetUserResponse, ListUsersRequest, ListUsersResponse, User,
 };
 use order_service::server::RunError;
+use pkg::postgres::DatabaseUrl;
 use pkg::shutdown::{Shutdown, ShutdownConfig};
 use pkg::telemetry::TelemetryConfig;
 use tokio::net::{TcpListener, TcpStream};

@@ -1,7 +1,6 @@
 //! The gRPC face of the service: `user.v1.UserService` requests mapped to the service layer and
-//! back, errors mapped to status codes through [`pkg::Error`], and the health service.
-
-pub mod health;
+//! back, errors mapped to status codes through [`pkg::Error`]. Health is
+//! [`pkg::postgres::HealthProbe`]'s, started by [`crate::server`].
 
 use std::sync::Arc;
 

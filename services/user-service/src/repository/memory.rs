@@ -59,8 +59,4 @@ impl UserRepository for InMemoryUserRepository {
         users.truncate(limit);
         Ok(users)
     }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.users().map(|_| ())
-    }
 }

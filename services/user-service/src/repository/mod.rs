@@ -44,7 +44,4 @@ pub trait UserRepository: Send + Sync + 'static {
         after: Option<Cursor>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<User>, RepositoryError>> + Send;
-
-    /// Succeeds when the storage answers: what the health probe asks.
-    fn ping(&self) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }

@@ -55,11 +55,6 @@ impl<R: UserRepository> UserService<R> {
         UserService { repository }
     }
 
-    /// The repository, for the health probe.
-    pub fn repository(&self) -> &R {
-        &self.repository
-    }
-
     /// Registers a user: INVALID_ARGUMENT for a bad field, ALREADY_EXISTS when another user
     /// has the same email ignoring case.
     pub async fn create_user(&self, new: NewUser) -> Result<User, Error> {

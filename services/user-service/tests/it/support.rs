@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pkg::postgres::DatabaseUrl;
 use pkg::shutdown::{Shutdown, ShutdownConfig};
 use pkg::telemetry::TelemetryConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
-use user_service::config::{Config, DatabaseUrl};
+use user_service::config::Config;
 use user_service::proto::user::v1::user_service_client::UserServiceClient;
 use user_service::server::RunError;
 
