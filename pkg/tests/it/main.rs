@@ -7,10 +7,14 @@
 mod client;
 mod config;
 mod error;
+mod field;
 mod health;
 mod metrics;
+mod pagination;
+mod postgres;
 mod shutdown;
 mod telemetry;
+mod testing;
 mod trace;
 
 use std::io::Write;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use pkg::health::Health;
 use pkg::metrics::Metrics;
+use pkg::postgres::HealthProbe;
 use pkg::shutdown::{GraceExpired, Shutdown};
-use prometheus::IntGauge;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tonic::transport::server::TcpIncoming;
@@ -19,10 +19,9 @@ use crate::client::user_client::GrpcUserDirectory;
 use crate::config::{Config, SERVICE_NAME};
 use crate::events::nats::NatsPublisher;
 use crate::events::relay::{self, RelayConfig, RelayMetrics};
-use crate::handler::{OrderHandler, health};
-use crate::proto::order::v1::order_service_server::OrderServiceServer;
-use crate::repository::RepositoryError;
-use crate::repository::postgres::{PgOrderRepository, pool};
+use crate::handler::OrderHandler;
+use crate::proto::order::v1::order_service_server::{self, OrderServiceServer};
+use crate::repository::postgres::PgOrderRepository;
 use crate::service::{Events, OrderService};
 
 /// Why the service stopped other than by a clean shutdown.
@@ -30,7 +29,7 @@ use crate::service::{Events, OrderService};
 pub enum RunError {
     /// The database pool could not be set up.
     #[error("cannot set up the database pool")]
-    Pool(#[source] RepositoryError),
+    Pool(#[source] deadpool_postgres::BuildError),
     /// `USER_SERVICE_ADDR` cannot be used.
     #[error(transparent)]
     UserService(#[from] pkg::client::InvalidAddress),
@@ -52,12 +51,9 @@ pub enum RunError {
 /// NOT_SERVING, the listeners close, and in-flight requests get the shutdown's grace period.
 pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdown: Shutdown) -> Result<(), RunError> {
     let registry = Metrics::new(SERVICE_NAME);
-    let database_up = IntGauge::new("database_up", "1 while the service's database answers its health probe")
-        .expect("database_up is a valid metric");
-    registry.registry().register(Box::new(database_up.clone())).expect("database_up is registered once");
-
-    let repository =
-        PgOrderRepository::new(pool(&config.database.0, config.database_pool_size).map_err(RunError::Pool)?);
+    let pool =
+        pkg::postgres::pool(&config.database.0, SERVICE_NAME, config.database_pool_size).map_err(RunError::Pool)?;
+    let repository = PgOrderRepository::new(pool.clone());
     let users = GrpcUserDirectory::connect_lazy(&config.user_service_addr.0, config.user_service_timeout)?;
 
     // Events: the outbox and its relay when NATS_URL is set, nothing otherwise.
@@ -83,18 +79,13 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
     };
     let service = Arc::new(OrderService::new(repository, users, events));
 
-    let (health, health_service) = Health::new(health::SERVICE_NAME).await;
-    let probe = health::watch_database(&health, service.clone(), config.health_probe_interval, database_up);
-    // On shutdown the probe stops first, so it cannot turn a draining server back to SERVING.
-    let drain_health = tokio::spawn({
-        let (health, shutdown) = (health.clone(), shutdown.clone());
-        async move {
-            shutdown.signalled().await;
-            probe.abort();
-            let _ = probe.await;
-            health.set_not_serving().await;
-        }
-    });
+    // SERVING while the service's own database answers, NOT_SERVING from shutdown on;
+    // `database_up` follows. The user-service and NATS are left out on purpose: while the
+    // user-service is down the order-service still serves GetOrder and ListOrdersByUser, and
+    // answers CreateOrder with a fast UNAVAILABLE; while NATS is down events wait in the outbox.
+    // NOT_SERVING for either would only take it out of rotation, or get it restarted, for nothing.
+    let (health, health_service) = Health::new(order_service_server::SERVICE_NAME).await;
+    let _probe = HealthProbe::start(pool, &health, &registry, &shutdown, config.health_probe_interval);
 
     let grpc_server = tonic::transport::Server::builder()
         .layer(pkg::trace::TraceLayer::new())
@@ -115,6 +106,5 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
     for task in background {
         task.abort();
     }
-    drain_health.abort();
     result?
 }

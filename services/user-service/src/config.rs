@@ -3,12 +3,11 @@
 //! All variables go through one [`pkg::config::Env`], so a container missing three of them fails
 //! once with all three named rather than three deploys in a row.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
-use pkg::config::{ConfigError, Env, FromEnv};
+use pkg::config::{ConfigError, Env};
+use pkg::postgres::{DatabaseUrl, PoolSize};
 use pkg::telemetry::TelemetryConfig;
 
 /// The name the service logs, traces and labels its metrics with.
@@ -46,7 +45,7 @@ impl Config {
             .example("postgres://user_service:secret@postgres:5432/user_service")
             .secret()
             .required::<DatabaseUrl>();
-        let database_pool_size = env.var("DATABASE_POOL_SIZE").example("10").with_default(PoolSize(10));
+        let database_pool_size = env.var("DATABASE_POOL_SIZE").example("10").with_default(PoolSize::default());
         let shutdown_grace = env.var("SHUTDOWN_GRACE").example("5s").with_default(Duration::from_secs(5));
         let log_filter = env.var("RUST_LOG").example("info,user_service=debug").with_default("info".to_owned());
         let otlp_endpoint =
@@ -65,51 +64,6 @@ impl Config {
                 otlp_endpoint: otlp_endpoint?,
             },
         })
-    }
-}
-
-/// A PostgreSQL connection string, URL (`postgres://user@host/db`) or key-value
-/// (`host=db user=app`) form, checked when it is read rather than at the first connection.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub tokio_postgres::Config);
-
-impl fmt::Debug for DatabaseUrl {
-    // The password stays out of logs and panics.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseUrl")
-            .field("hosts", &self.0.get_hosts())
-            .field("dbname", &self.0.get_dbname())
-            .finish_non_exhaustive()
-    }
-}
-
-impl FromEnv for DatabaseUrl {
-    const EXPECTED: &'static str = "a PostgreSQL URL";
-    const EXAMPLE: &'static str = "postgres://user:secret@postgres:5432/dbname";
-
-    fn from_env(raw: &str) -> Result<Self, String> {
-        let config = tokio_postgres::Config::from_str(raw).map_err(|e| e.to_string())?;
-        if config.get_hosts().is_empty() {
-            return Err("it names no host".to_owned());
-        }
-        Ok(DatabaseUrl(config))
-    }
-}
-
-/// A connection pool size: at least one connection.
-#[derive(Clone, Copy, Debug)]
-struct PoolSize(usize);
-
-impl FromEnv for PoolSize {
-    const EXPECTED: &'static str = "a whole number from 1 to 1000";
-    const EXAMPLE: &'static str = "10";
-
-    fn from_env(raw: &str) -> Result<Self, String> {
-        match raw.parse::<usize>() {
-            Ok(size @ 1..=1000) => Ok(PoolSize(size)),
-            Ok(_) => Err(String::new()),
-            Err(e) => Err(e.to_string()),
-        }
     }
 }
 

@@ -8,16 +8,15 @@ use std::sync::Arc;
 
 use pkg::health::Health;
 use pkg::metrics::Metrics;
+use pkg::postgres::HealthProbe;
 use pkg::shutdown::{GraceExpired, Shutdown};
-use prometheus::IntGauge;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, SERVICE_NAME};
-use crate::handler::{UserHandler, health};
-use crate::proto::user::v1::user_service_server::UserServiceServer;
-use crate::repository::RepositoryError;
-use crate::repository::postgres::{PgUserRepository, pool};
+use crate::handler::UserHandler;
+use crate::proto::user::v1::user_service_server::{self, UserServiceServer};
+use crate::repository::postgres::PgUserRepository;
 use crate::service::UserService;
 
 /// Why the service stopped other than by a clean shutdown.
@@ -25,7 +24,7 @@ use crate::service::UserService;
 pub enum RunError {
     /// The database pool could not be set up.
     #[error("cannot set up the database pool")]
-    Pool(#[source] RepositoryError),
+    Pool(#[source] deadpool_postgres::BuildError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Grpc(#[source] tonic::transport::Error),
@@ -41,25 +40,13 @@ pub enum RunError {
 /// NOT_SERVING, the listeners close, and in-flight requests get the shutdown's grace period.
 pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdown: Shutdown) -> Result<(), RunError> {
     let registry = Metrics::new(SERVICE_NAME);
-    let database_up = IntGauge::new("database_up", "1 while the service's database answers its health probe")
-        .expect("database_up is a valid metric");
-    registry.registry().register(Box::new(database_up.clone())).expect("database_up is registered once");
+    let pool =
+        pkg::postgres::pool(&config.database.0, SERVICE_NAME, config.database_pool_size).map_err(RunError::Pool)?;
+    let service = Arc::new(UserService::new(PgUserRepository::new(pool.clone())));
 
-    let pool = pool(&config.database.0, config.database_pool_size).map_err(RunError::Pool)?;
-    let service = Arc::new(UserService::new(PgUserRepository::new(pool)));
-
-    let (health, health_service) = Health::new(health::SERVICE_NAME).await;
-    let probe = health::watch_database(&health, service.clone(), config.health_probe_interval, database_up);
-    // On shutdown the probe stops first, so it cannot turn a draining server back to SERVING.
-    let drain_health = tokio::spawn({
-        let (health, shutdown) = (health.clone(), shutdown.clone());
-        async move {
-            shutdown.signalled().await;
-            probe.abort();
-            let _ = probe.await;
-            health.set_not_serving().await;
-        }
-    });
+    // SERVING while the database answers, NOT_SERVING from shutdown on; `database_up` follows.
+    let (health, health_service) = Health::new(user_service_server::SERVICE_NAME).await;
+    let _probe = HealthProbe::start(pool, &health, &registry, &shutdown, config.health_probe_interval);
 
     let grpc_server = tonic::transport::Server::builder()
         .layer(pkg::trace::TraceLayer::new())
@@ -74,7 +61,5 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
         },)
         .map(|_| ())
     };
-    let result = shutdown.drain(servers).await;
-    drain_health.abort();
-    result?
+    shutdown.drain(servers).await?
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use pkg::Error;
 use pkg::client::{BreakerConfig, Call, Client, ClientConfig, InvalidAddress, RetryPolicy, TracedChannel};
-use tonic::{Code, Status};
+use tonic::Code;
 use uuid::Uuid;
 
 use crate::proto::user::v1::GetUserRequest;

@@ -1,18 +1,15 @@
 //! The gRPC face of the service: `order.v1.OrderService` requests mapped to the service layer
-//! and back, errors mapped to status codes through [`pkg::Error`], and the health service.
-
-pub mod health;
+//! and back, errors mapped to status codes through [`pkg::Error`]. Health is
+//! [`pkg::postgres::HealthProbe`]'s, started by [`crate::server`].
 
 use std::sync::Arc;
 
-use pkg::Error;
+use pkg::field;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::client::user_client::UserDirectory;
 use crate::proto::order::v1 as pb;
 use crate::repository::OrderRepository;
-use crate::service::validate::quote;
 use crate::service::{CreateOrderError, Money, NewMoney, NewOrder, NewOrderItem, Order, OrderService, OrderStatus};
 
 /// Serves `order.v1.OrderService` over an [`OrderService`].
@@ -36,7 +33,7 @@ impl<R: OrderRepository, U: UserDirectory> pb::order_service_server::OrderServic
     ) -> Result<Response<pb::CreateOrderResponse>, Status> {
         let request = request.into_inner();
         let new = NewOrder {
-            user_id: parse_uuid("user_id", &request.user_id)?,
+            user_id: field::uuid("user_id", &request.user_id)?,
             items: request.items.into_iter().map(new_item_from_proto).collect(),
         };
         let order = self.service.create_order(new).await.map_err(|error| match error {
@@ -48,7 +45,7 @@ impl<R: OrderRepository, U: UserDirectory> pb::order_service_server::OrderServic
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
-        let id = parse_uuid("id", &request.get_ref().id)?;
+        let id = field::uuid("id", &request.get_ref().id)?;
         let order = self.service.get_order(id).await?;
         Ok(Response::new(pb::GetOrderResponse { order: Some(order_to_proto(&order)) }))
     }
@@ -58,21 +55,13 @@ impl<R: OrderRepository, U: UserDirectory> pb::order_service_server::OrderServic
         request: Request<pb::ListOrdersByUserRequest>,
     ) -> Result<Response<pb::ListOrdersByUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_uuid("user_id", &request.user_id)?;
+        let user_id = field::uuid("user_id", &request.user_id)?;
         let page = self.service.list_orders_by_user(user_id, request.page_size, &request.page_token).await?;
         Ok(Response::new(pb::ListOrdersByUserResponse {
             orders: page.items.iter().map(order_to_proto).collect(),
             next_page_token: page.next_page_token,
         }))
     }
-}
-
-/// A request's UUID field; INVALID_ARGUMENT naming the field when it is not one.
-pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, Error> {
-    if raw.is_empty() {
-        return Err(Error::invalid_argument(format!("{field}: required")));
-    }
-    Uuid::try_parse(raw).map_err(|_| Error::invalid_argument(format!("{field}: {} is not a UUID", quote(raw))))
 }
 
 fn new_item_from_proto(item: pb::OrderItem) -> NewOrderItem {
@@ -122,6 +111,7 @@ mod tests {
     use crate::repository::memory::InMemoryOrderRepository;
     use crate::service::Events;
     use tonic::Code;
+    use uuid::Uuid;
 
     type Handler = OrderHandler<InMemoryOrderRepository, FakeUserDirectory>;
 

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
 use super::{ClaimedEvent, OrderRepository, Outbox, RepositoryError};
-use crate::service::page_token::Cursor;
 use crate::service::{Order, OutboxEvent};
 
 /// Orders and outbox events behind one mutex. Clones share them.
@@ -94,10 +94,6 @@ impl OrderRepository for InMemoryOrderRepository {
         orders.sort_by_key(|o| std::cmp::Reverse((o.create_time, o.id)));
         orders.truncate(limit);
         Ok(orders)
-    }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.state().map(|_| ())
     }
 }
 

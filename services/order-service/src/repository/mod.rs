@@ -9,9 +9,9 @@ pub mod postgres;
 use std::future::Future;
 use std::time::Duration;
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
-use crate::service::page_token::Cursor;
 use crate::service::{Order, OutboxEvent};
 
 /// A boxed error cause.
@@ -49,9 +49,6 @@ pub trait OrderRepository: Send + Sync + 'static {
         before: Option<Cursor>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Order>, RepositoryError>> + Send;
-
-    /// Succeeds when the storage answers: what the health probe asks.
-    fn ping(&self) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }
 
 /// An outbox event claimed for publishing.

@@ -1,49 +1,18 @@
-//! [`OrderRepository`] and [`Outbox`] over PostgreSQL: tokio-postgres connections from a small
-//! deadpool pool.
-//!
-//! Pool and query waits are bounded, so a database that stops answering turns into
-//! UNAVAILABLE within seconds instead of requests piling up; the pool replaces connections the
-//! server closed (a restart, a failover) on their next checkout.
+//! [`OrderRepository`] and [`Outbox`] over PostgreSQL: the service's SQL, on a pool from
+//! [`pkg::postgres`] (bounded waits, so a database that stops answering is UNAVAILABLE within
+//! seconds).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use deadpool_postgres::{GenericClient, Pool};
+use pkg::pagination::Cursor;
+use pkg::postgres::{DatabaseError, bounded};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{ClaimedEvent, OrderRepository, Outbox, RepositoryError};
-use crate::service::page_token::Cursor;
 use crate::service::{Currency, Money, Order, OrderItem, OrderStatus, OutboxEvent};
-
-/// How long to wait for a new connection, and for a free one when all are busy.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long one repository call may take, connection included.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Builds the connection pool. Nothing connects yet: the service starts, and reports
-/// NOT_SERVING, while its database is still coming up.
-pub fn pool(config: &tokio_postgres::Config, max_size: usize) -> Result<Pool, RepositoryError> {
-    let mut config = config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        // Shown in pg_stat_activity: which service holds a connection.
-        config.application_name(crate::config::SERVICE_NAME);
-    }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Pool::builder(manager)
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(CONNECT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
-        .build()
-        .map_err(|e| RepositoryError::Query(e.into()))
-}
 
 /// Orders in the `orders` and `order_items` tables, events in `outbox_events`.
 #[derive(Clone, Debug)]
@@ -58,7 +27,7 @@ impl PgOrderRepository {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, RepositoryError> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool.get().await.map_err(|e| DatabaseError::from(e).into())
     }
 }
 
@@ -173,15 +142,6 @@ impl OrderRepository for PgOrderRepository {
             }
             .map_err(classify)?;
             with_items(&client, &rows).await
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        bounded(async {
-            let client = self.client().await?;
-            client.simple_query("SELECT 1").await.map_err(classify)?;
-            Ok(())
         })
         .await
     }
@@ -335,42 +295,16 @@ fn order_from_row(row: &Row, items: Vec<(String, i32, i64)>) -> Result<Order, Re
     })
 }
 
-async fn bounded<T>(call: impl Future<Output = Result<T, RepositoryError>>) -> Result<T, RepositoryError> {
-    tokio::time::timeout(QUERY_TIMEOUT, call).await.unwrap_or_else(|_| {
-        Err(RepositoryError::Unavailable(format!("no answer from the database within {QUERY_TIMEOUT:?}").into()))
-    })
-}
-
-fn pool_error(error: PoolError) -> RepositoryError {
-    match error {
-        // Connecting failed (refused, timed out, authentication): the database is out of reach.
-        PoolError::Backend(e) => RepositoryError::Unavailable(e.into()),
-        PoolError::Timeout(kind) => {
-            RepositoryError::Unavailable(format!("timed out waiting for a database connection ({kind:?})").into())
+impl From<DatabaseError> for RepositoryError {
+    fn from(error: DatabaseError) -> Self {
+        match error {
+            DatabaseError::Unavailable(cause) => RepositoryError::Unavailable(cause),
+            DatabaseError::Query(cause) => RepositoryError::Query(cause),
         }
-        other => RepositoryError::Unavailable(other.into()),
     }
 }
 
-/// What a tokio-postgres error means to the service.
+/// What a tokio-postgres error means to the service: pkg's reading of it.
 fn classify(error: tokio_postgres::Error) -> RepositoryError {
-    let Some(code) = error.code() else {
-        // No SQLSTATE: the connection broke or was closed, or a value did not convert. Only
-        // the former is worth a retry.
-        let is_io = std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
-        return if error.is_closed() || is_io {
-            RepositoryError::Unavailable(error.into())
-        } else {
-            RepositoryError::Query(error.into())
-        };
-    };
-    let unavailable = code.code().starts_with("08") // connection exception
-        || [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::TOO_MANY_CONNECTIONS,
-        ]
-        .contains(code);
-    if unavailable { RepositoryError::Unavailable(error.into()) } else { RepositoryError::Query(error.into()) }
+    DatabaseError::from(error).into()
 }

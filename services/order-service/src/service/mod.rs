@@ -3,19 +3,23 @@
 //! order and its OrderCreated event are stored together.
 
 pub mod model;
-pub mod page_token;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pkg::Error;
+pub use pkg::pagination::now_micros;
+use pkg::pagination::{self, Listing, Page};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::client::user_client::UserDirectory;
 use crate::repository::{OrderRepository, RepositoryError};
-pub use model::{Currency, Money, NewMoney, NewOrder, NewOrderItem, Order, OrderItem, OrderStatus, OutboxEvent, Page};
+pub use model::{Currency, Money, NewMoney, NewOrder, NewOrderItem, Order, OrderItem, OrderStatus, OutboxEvent};
+
+/// ListOrdersByUser's page tokens: bound to the listing, newest first by `(create_time, id)`,
+/// and to the `user_id` they were issued for.
+const LIST_ORDERS_BY_USER: Listing = Listing::new("order.v1.OrderService/ListOrdersByUser").scoped_by("user_id");
 
 /// Whether created orders are announced with an OrderCreated event.
 #[derive(Clone, Debug, Default)]
@@ -55,11 +59,6 @@ impl<R: OrderRepository, U: UserDirectory> OrderService<R, U> {
     /// The service over `repository`, checking users with `users`.
     pub fn new(repository: R, users: U, events: Events) -> Self {
         OrderService { repository, users, events }
-    }
-
-    /// The repository, for the health probe.
-    pub fn repository(&self) -> &R {
-        &self.repository
     }
 
     /// Places an order: checks its items (INVALID_ARGUMENT), then that its user exists
@@ -104,17 +103,13 @@ impl<R: OrderRepository, U: UserDirectory> OrderService<R, U> {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<Order>, Error> {
-        let size = page_token::page_size(page_size)?;
-        let before = page_token::decode(page_token, user_id)?;
+        let size = pagination::page_size(page_size)?;
+        let before = LIST_ORDERS_BY_USER.decode_scoped(page_token, user_id.as_bytes())?;
         // One more than asked tells whether another page follows, without a count query.
-        let mut orders = self.repository.list_by_user(user_id, before, size + 1).await?;
-        let next_page_token = if orders.len() > size {
-            orders.truncate(size);
-            orders.last().map(|last| page_token::encode(&last.cursor(), user_id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page { items: orders, next_page_token })
+        let orders = self.repository.list_by_user(user_id, before, size + 1).await?;
+        Ok(Page::from_lookahead(orders, size, |last| {
+            LIST_ORDERS_BY_USER.encode_scoped(&last.cursor(), user_id.as_bytes())
+        }))
     }
 }
 
@@ -130,13 +125,6 @@ impl From<RepositoryError> for Error {
     }
 }
 
-/// Now, truncated to the microseconds PostgreSQL keeps: the time returned to the client is the
-/// time stored, and page tokens made from either agree.
-pub fn now_micros() -> SystemTime {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +132,7 @@ mod tests {
     use crate::repository::Outbox;
     use crate::repository::memory::InMemoryOrderRepository;
     use pkg::ErrorKind;
+    use std::time::Duration;
 
     struct Fixture {
         service: OrderService<InMemoryOrderRepository, FakeUserDirectory>,

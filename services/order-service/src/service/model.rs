@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::page_token::Cursor;
+use pkg::pagination::Cursor;
 
 /// An ISO 4217 alphabetic currency code: three uppercase ASCII letters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,13 +151,4 @@ pub struct OutboxEvent {
     pub subject: String,
     /// The encoded event.
     pub payload: Vec<u8>,
-}
-
-/// One page of a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    /// The items of this page, in listing order.
-    pub items: Vec<T>,
-    /// Continues the listing; empty on the last page.
-    pub next_page_token: String,
 }

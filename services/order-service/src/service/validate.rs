@@ -2,6 +2,7 @@
 //! and its total, computed in integer minor units with checked arithmetic.
 
 use pkg::Error;
+use pkg::field::quote;
 
 use super::model::{Currency, Money, NewMoney, NewOrderItem, OrderItem};
 
@@ -75,18 +76,6 @@ pub fn items(raw: Vec<NewOrderItem>) -> Result<(Vec<OrderItem>, Money), Error> {
     }
     let currency = currency.expect("at least one item was checked");
     Ok((items, Money { amount_minor: total, currency }))
-}
-
-/// A client's value quoted for an error message, cut short: a message should not echo a
-/// megabyte back.
-pub fn quote(value: &str) -> String {
-    const MAX: usize = 64;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}...")
-    }
 }
 
 #[cfg(test)]

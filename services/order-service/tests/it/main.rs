@@ -12,7 +12,7 @@ use order_service::proto::order::v1::{
     OrderStatus,
 };
 use prost::Message as _;
-use support::{FakeNats, FakeUserService, Options, Proxy, TestDb, TestServer, eventually, http_get};
+use support::{FakeNats, FakeUserService, Options, Proxy, TestDb, eventually, http_get, start_server, test_db};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -49,10 +49,10 @@ async fn count(db: &TestDb, table: &str) -> i64 {
 
 #[tokio::test]
 async fn creates_gets_and_lists_orders_newest_first_across_pages() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
-    let server = TestServer::start(db.config.clone(), Options::users(&users)).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), Options::users(&users)).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let (ada, bob) = (users.add_user(), users.add_user());
 
     let mut created = Vec::new();
@@ -126,10 +126,10 @@ async fn creates_gets_and_lists_orders_newest_first_across_pages() {
 
 #[tokio::test]
 async fn an_order_of_a_hundred_items_is_stored_whole_and_in_order() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
-    let server = TestServer::start(db.config.clone(), Options::users(&users)).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), Options::users(&users)).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let items: Vec<OrderItem> =
         (0..100).map(|i| item(&format!("SKU-{i:03}"), i + 1, 1_000 + i64::from(i), "USD")).collect();
@@ -143,10 +143,10 @@ async fn an_order_of_a_hundred_items_is_stored_whole_and_in_order() {
 
 #[tokio::test]
 async fn invalid_orders_are_refused_and_nothing_is_stored() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
-    let server = TestServer::start(db.config.clone(), Options::users(&users)).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), Options::users(&users)).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let cases: Vec<(&str, Vec<OrderItem>, Code, &str)> = vec![
         ("not-a-uuid", basket(), Code::InvalidArgument, "user_id"),
@@ -171,10 +171,10 @@ async fn invalid_orders_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn user_service_down_is_unavailable_fast_and_then_at_once() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
-    let server = TestServer::start(db.config.clone(), Options::users(&users)).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), Options::users(&users)).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let placed = create(&mut client, &user, basket()).await.unwrap();
 
@@ -203,11 +203,11 @@ async fn user_service_down_is_unavailable_fast_and_then_at_once() {
 
 #[tokio::test]
 async fn a_hanging_user_service_is_cut_off_by_the_timeout() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
     let options = Options { user_service_timeout: Duration::from_millis(200), ..Options::users(&users) };
-    let server = TestServer::start(db.config.clone(), options).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), options).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     users.set_delay(Duration::from_secs(30));
     let started = Instant::now();
@@ -220,7 +220,7 @@ async fn a_hanging_user_service_is_cut_off_by_the_timeout() {
 
 #[tokio::test]
 async fn the_trace_of_a_request_continues_into_the_user_service_call() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
     // Trace context needs the OpenTelemetry layer: the service's own telemetry, logging nowhere.
     let (dispatch, _guard) = pkg::telemetry::TelemetryConfig {
@@ -231,8 +231,8 @@ async fn the_trace_of_a_request_continues_into_the_user_service_call() {
     .build(std::io::sink)
     .unwrap();
     tracing::dispatcher::set_global_default(dispatch).unwrap();
-    let server = TestServer::start(db.config.clone(), Options::users(&users)).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), Options::users(&users)).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request = tonic::Request::new(CreateOrderRequest { user_id: user, items: basket() });
@@ -246,12 +246,12 @@ async fn the_trace_of_a_request_continues_into_the_user_service_call() {
 
 #[tokio::test]
 async fn each_order_is_announced_on_nats_with_its_protobuf_event() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
     let nats = FakeNats::start_on(0).await;
     let options = Options { nats_url: Some(nats.url()), ..Options::users(&users) };
-    let server = TestServer::start(db.config.clone(), options).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), options).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let order = create(&mut client, &user, basket()).await.unwrap();
 
@@ -274,12 +274,12 @@ async fn each_order_is_announced_on_nats_with_its_protobuf_event() {
 
 #[tokio::test]
 async fn nats_down_neither_fails_nor_slows_create_order_and_events_follow_when_it_is_back() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let options = Options { nats_url: Some(format!("nats://127.0.0.1:{port}")), ..Options::users(&users) };
-    let server = TestServer::start(db.config.clone(), options).await;
-    let mut client = server.client().await;
+    let server = start_server(db.config.clone(), options).await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let user = users.add_user();
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -303,10 +303,10 @@ async fn nats_down_neither_fails_nor_slows_create_order_and_events_follow_when_i
 
 #[tokio::test]
 async fn health_follows_the_database() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let users = FakeUserService::start().await;
     let proxy = Proxy::start(&db.config).await;
-    let server = TestServer::start(db.through(&proxy), Options::users(&users)).await;
+    let server = start_server(db.through(&proxy), Options::users(&users)).await;
     let addr = server.addr;
     eventually(Duration::from_secs(10), "SERVING", || async { health(addr).await == Some(ServingStatus::Serving) })
         .await;
@@ -316,7 +316,7 @@ async fn health_follows_the_database() {
         health(addr).await == Some(ServingStatus::NotServing)
     })
     .await;
-    let mut client = server.client().await;
+    let mut client = server.client(OrderServiceClient::new).await;
     let status = client.get_order(GetOrderRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 

@@ -1,17 +1,15 @@
 //! The gRPC face of the service: `user.v1.UserService` requests mapped to the service layer and
-//! back, errors mapped to status codes through [`pkg::Error`], and the health service.
-
-pub mod health;
+//! back, errors mapped to status codes through [`pkg::Error`]. Health is
+//! [`pkg::postgres::HealthProbe`]'s, started by [`crate::server`].
 
 use std::sync::Arc;
 
-use pkg::Error;
+use pkg::field;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::proto::user::v1 as pb;
 use crate::repository::UserRepository;
-use crate::service::{NewUser, User, UserService, validate};
+use crate::service::{NewUser, User, UserService};
 
 /// Serves `user.v1.UserService` over a [`UserService`].
 #[derive(Debug)]
@@ -39,7 +37,7 @@ impl<R: UserRepository> pb::user_service_server::UserService for UserHandler<R> 
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
-        let id = parse_uuid("id", &request.get_ref().id)?;
+        let id = field::uuid("id", &request.get_ref().id)?;
         let user = self.service.get_user(id).await?;
         Ok(Response::new(pb::GetUserResponse { user: Some(user_to_proto(user)) }))
     }
@@ -55,15 +53,6 @@ impl<R: UserRepository> pb::user_service_server::UserService for UserHandler<R> 
             next_page_token: page.next_page_token,
         }))
     }
-}
-
-/// A request's UUID field; INVALID_ARGUMENT naming the field when it is not one.
-pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, Error> {
-    if raw.is_empty() {
-        return Err(Error::invalid_argument(format!("{field}: required")));
-    }
-    Uuid::try_parse(raw)
-        .map_err(|_| Error::invalid_argument(format!("{field}: {} is not a UUID", validate::quote(raw))))
 }
 
 /// The wire form of a user: the id in canonical lowercase hyphenated form.
@@ -82,6 +71,7 @@ mod tests {
     use crate::proto::user::v1::user_service_server::UserService as _;
     use crate::repository::memory::InMemoryUserRepository;
     use tonic::Code;
+    use uuid::Uuid;
 
     fn handler() -> (UserHandler<InMemoryUserRepository>, InMemoryUserRepository) {
         let repository = InMemoryUserRepository::default();
@@ -153,12 +143,5 @@ mod tests {
         repository.set_unavailable(true);
         let status = create(&handler, "bob@example.com").await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
-    }
-
-    #[test]
-    fn uuids_must_be_uuids() {
-        assert!(parse_uuid("id", "6f1c2b9e-3d4a-4e8b-9f10-2a7c5d6e8b01").is_ok());
-        assert_eq!(parse_uuid("id", "").unwrap_err().message(), "id: required");
-        assert_eq!(parse_uuid("user_id", "nope").unwrap_err().message(), "user_id: \"nope\" is not a UUID");
     }
 }

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
 use super::{RepositoryError, UserRepository};
 use crate::service::User;
-use crate::service::page_token::Cursor;
 
 /// Users in a vector behind a mutex. Clones share the same users.
 #[derive(Clone, Debug, Default)]
@@ -58,9 +58,5 @@ impl UserRepository for InMemoryUserRepository {
         users.sort_by_key(|u| (u.create_time, u.id));
         users.truncate(limit);
         Ok(users)
-    }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.users().map(|_| ())
     }
 }

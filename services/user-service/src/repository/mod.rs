@@ -8,10 +8,10 @@ pub mod postgres;
 
 use std::future::Future;
 
+use pkg::pagination::Cursor;
 use uuid::Uuid;
 
 use crate::service::User;
-use crate::service::page_token::Cursor;
 
 /// A boxed error cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -44,7 +44,4 @@ pub trait UserRepository: Send + Sync + 'static {
         after: Option<Cursor>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<User>, RepositoryError>> + Send;
-
-    /// Succeeds when the storage answers: what the health probe asks.
-    fn ping(&self) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }

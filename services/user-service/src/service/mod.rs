@@ -1,16 +1,18 @@
 //! The business rules of users, independent of gRPC and of PostgreSQL: what a valid user is,
 //! who assigns what, how listings are paged, and what each storage failure means to a caller.
 
-pub mod page_token;
 pub mod validate;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use pkg::Error;
+use pkg::pagination::{self, Cursor, Listing, Page, now_micros};
 use uuid::Uuid;
 
 use crate::repository::{RepositoryError, UserRepository};
-use page_token::Cursor;
+
+/// ListUsers' page tokens: bound to the listing, oldest first by `(create_time, id)`.
+const LIST_USERS: Listing = Listing::new("user.v1.UserService/ListUsers");
 
 /// A registered user, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,15 +43,6 @@ pub struct NewUser {
     pub display_name: String,
 }
 
-/// One page of a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    /// The items of this page, in listing order.
-    pub items: Vec<T>,
-    /// Continues the listing; empty on the last page.
-    pub next_page_token: String,
-}
-
 /// The user operations, over any [`UserRepository`].
 #[derive(Debug)]
 pub struct UserService<R> {
@@ -60,11 +53,6 @@ impl<R: UserRepository> UserService<R> {
     /// The service over `repository`.
     pub fn new(repository: R) -> Self {
         UserService { repository }
-    }
-
-    /// The repository, for the health probe.
-    pub fn repository(&self) -> &R {
-        &self.repository
     }
 
     /// Registers a user: INVALID_ARGUMENT for a bad field, ALREADY_EXISTS when another user
@@ -82,7 +70,7 @@ impl<R: UserRepository> UserService<R> {
             // address cannot both pass.
             Err(RepositoryError::EmailTaken) => Err(Error::already_exists(format!(
                 "email: a user with {} exists already",
-                validate::quote(&user.email)
+                pkg::field::quote(&user.email)
             ))),
             Err(error) => Err(error.into()),
         }
@@ -96,17 +84,11 @@ impl<R: UserRepository> UserService<R> {
     /// One page of users, oldest first, ties broken by id. `page_token` is empty or the
     /// `next_page_token` of the previous page.
     pub async fn list_users(&self, page_size: i32, page_token: &str) -> Result<Page<User>, Error> {
-        let size = page_token::page_size(page_size)?;
-        let after = page_token::decode(page_token)?;
+        let size = pagination::page_size(page_size)?;
+        let after = LIST_USERS.decode(page_token)?;
         // One more than asked tells whether another page follows, without a count query.
-        let mut users = self.repository.list(after, size + 1).await?;
-        let next_page_token = if users.len() > size {
-            users.truncate(size);
-            users.last().map(|last| page_token::encode(&last.cursor())).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page { items: users, next_page_token })
+        let users = self.repository.list(after, size + 1).await?;
+        Ok(Page::from_lookahead(users, size, |last| LIST_USERS.encode(&last.cursor())))
     }
 }
 
@@ -123,18 +105,12 @@ impl From<RepositoryError> for Error {
     }
 }
 
-/// Now, truncated to the microseconds PostgreSQL keeps: the time returned to the client is the
-/// time stored, and page tokens made from either agree.
-pub fn now_micros() -> SystemTime {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::repository::memory::InMemoryUserRepository;
     use pkg::ErrorKind;
+    use std::time::UNIX_EPOCH;
 
     fn service() -> UserService<InMemoryUserRepository> {
         UserService::new(InMemoryUserRepository::default())

@@ -1,6 +1,7 @@
 //! The rules a new user's fields must follow, as documented in `user.v1` (proto/user/v1/user.proto).
 
 use pkg::Error;
+use pkg::field::quote;
 
 /// The longest email address accepted, in characters (RFC 5321's path limit, less the brackets).
 pub const MAX_EMAIL_LEN: usize = 320;
@@ -65,18 +66,6 @@ pub fn display_name(raw: &str) -> Result<String, Error> {
     Ok(raw.to_owned())
 }
 
-/// A client's value quoted for an error message, cut short: a message should not echo a
-/// megabyte back.
-pub fn quote(value: &str) -> String {
-    const MAX: usize = 64;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}...")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,11 +123,5 @@ mod tests {
         assert!(display_name(&"é".repeat(100)).is_ok());
         assert!(display_name(&"é".repeat(101)).is_err());
         assert!(display_name("line\nbreak").is_err());
-    }
-
-    #[test]
-    fn quotes_are_cut_short() {
-        assert_eq!(quote("abc"), "\"abc\"");
-        assert_eq!(quote(&"x".repeat(100)), format!("\"{}\"...", "x".repeat(64)));
     }
 }

@@ -5,17 +5,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{LogCapture, Proxy, TestDb, TestServer, eventually, http_get};
+use support::{LogCapture, Proxy, eventually, http_get, start_server, test_db};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use user_service::proto::user::v1::user_service_client::UserServiceClient;
 use user_service::proto::user::v1::{CreateUserRequest, GetUserRequest, ListUsersRequest, User};
 
-async fn create(
-    client: &mut user_service::proto::user::v1::user_service_client::UserServiceClient<tonic::transport::Channel>,
-    email: &str,
-) -> Result<User, tonic::Status> {
+async fn create(client: &mut UserServiceClient<tonic::transport::Channel>, email: &str) -> Result<User, tonic::Status> {
     let response =
         client.create_user(CreateUserRequest { email: email.into(), display_name: format!("name of {email}") }).await?;
     Ok(response.into_inner().user.expect("CreateUser returns the user"))
@@ -30,9 +28,9 @@ async fn health(addr: std::net::SocketAddr, service: &str) -> Option<ServingStat
 
 #[tokio::test]
 async fn creates_gets_and_lists_users_across_pages() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
 
     let mut created = Vec::new();
     for i in 0..7 {
@@ -73,9 +71,9 @@ async fn creates_gets_and_lists_users_across_pages() {
 
 #[tokio::test]
 async fn a_tampered_page_token_is_an_invalid_argument() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     for i in 0..3 {
         create(&mut client, &format!("u{i}@example.com")).await.unwrap();
     }
@@ -99,9 +97,9 @@ async fn a_tampered_page_token_is_an_invalid_argument() {
 
 #[tokio::test]
 async fn duplicate_emails_are_already_exists_ignoring_case() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     create(&mut client, "Ada@Example.com").await.unwrap();
     let status = create(&mut client, "ada@example.COM").await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
@@ -125,9 +123,9 @@ async fn duplicate_emails_are_already_exists_ignoring_case() {
 
 #[tokio::test]
 async fn unknown_and_malformed_ids_are_not_found_and_invalid() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     let status = client.get_user(GetUserRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = client.get_user(GetUserRequest { id: "not-a-uuid".into() }).await.unwrap_err();
@@ -138,9 +136,9 @@ async fn unknown_and_malformed_ids_are_not_found_and_invalid() {
 
 #[tokio::test]
 async fn health_follows_the_database() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let proxy = Proxy::start(&db.config).await;
-    let server = TestServer::start(db.through(&proxy)).await;
+    let server = start_server(db.through(&proxy)).await;
     let addr = server.addr;
 
     eventually(Duration::from_secs(10), "SERVING", || async {
@@ -158,7 +156,7 @@ async fn health_follows_the_database() {
     .await;
     assert_eq!(health(addr, "").await, Some(ServingStatus::NotServing));
     // Requests fail fast and retryably, not with INTERNAL or a hang.
-    let mut client = server.client().await;
+    let mut client = server.client(UserServiceClient::new).await;
     let started = Instant::now();
     let status = create(&mut client, "down@example.com").await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -181,7 +179,7 @@ async fn health_is_not_serving_while_the_database_was_never_reachable() {
     drop(closed);
     let mut config = tokio_postgres::Config::new();
     config.host("127.0.0.1").port(port).user("postgres").dbname("nowhere");
-    let server = TestServer::start(config).await;
+    let server = start_server(config).await;
     let addr = server.addr;
     eventually(Duration::from_secs(5), "a health answer", || async {
         health(addr, "user.v1.UserService").await.is_some()
@@ -194,9 +192,9 @@ async fn health_is_not_serving_while_the_database_was_never_reachable() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_method_and_code() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     create(&mut client, "m@example.com").await.unwrap();
     let _ = client.get_user(GetUserRequest { id: "x".into() }).await;
     let metrics = http_get(server.metrics_addr, "/metrics").await;
@@ -215,9 +213,9 @@ async fn metrics_count_requests_by_method_and_code() {
 #[tokio::test]
 async fn an_incoming_traceparent_becomes_the_trace_of_the_request_logs() {
     let (logs, _guard) = LogCapture::install();
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request =
         tonic::Request::new(CreateUserRequest { email: "traced@example.com".into(), display_name: String::new() });
@@ -240,9 +238,9 @@ async fn an_incoming_traceparent_becomes_the_trace_of_the_request_logs() {
 
 #[tokio::test]
 async fn shutdown_drains_an_in_flight_request_then_stops() {
-    let db = TestDb::create().await;
-    let server = TestServer::start(db.config.clone()).await;
-    let mut client = server.client().await;
+    let db = test_db().await;
+    let server = start_server(db.config.clone()).await;
+    let mut client = server.client(UserServiceClient::new).await;
     create(&mut client, "s@example.com").await.unwrap();
 
     // A lock held by another session keeps a ListUsers waiting: a request in flight.
