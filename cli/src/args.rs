@@ -15,6 +15,8 @@ Examples:
   plat status                      branch, commit and changes of every service
   plat graph                       the services in dependency order
   plat migrate                     apply every service's pending SQL migrations
+  plat up                          build, migrate and start the platform
+  plat logs -f order-service       follow a service's logs
 
 Exit status: 0 success, 1 the work failed, 2 usage or manifest error.
 Documentation: docs/cli.md and docs/manifest.md")]
@@ -128,6 +130,56 @@ Examples:
 Documentation: docs/migrations.md")]
     Migrate(MigrateArgs),
 
+    /// Build each service's image; an image whose inputs did not change is kept
+    #[command(after_help = "\
+A `cargo` service (the default) is compiled on the host as a static Linux binary and packaged
+FROM scratch; a `dockerfile` service's context is sent to the Engine; a `command` service runs its
+command. Images are named <workspace>/<service>:dev. Nothing is pulled from a registry.
+
+Examples:
+  plat build
+  plat build user-service
+  plat build -v                    show cargo's output as it compiles")]
+    Build(BuildArgs),
+
+    /// Build, migrate and start the platform, each service ready before its dependents start
+    #[command(after_help = "\
+Images are built (as `plat build`), the workspace's PostgreSQL container started and every
+service's migrations applied (as `plat migrate`), then the services' containers are started wave
+by wave (`plat graph`): a wave starts once the one before it passes its health checks. Run again,
+it changes only what changed: an unchanged container keeps running. Returns once everything is
+up; `plat logs -f` follows the services, `plat down` removes them.
+
+Examples:
+  plat up
+  plat up api-gateway              that service and what it depends on
+  plat up --no-build               use the images already on this machine")]
+    Up(UpArgs),
+
+    /// Stop and remove the platform's containers and network; the database keeps its data
+    #[command(after_help = "\
+Dependents stop before what they depend on; each service gets SIGTERM and 10 s to drain.
+
+Examples:
+  plat down
+  plat down --volumes              also delete the database's data")]
+    Down(DownArgs),
+
+    /// Show the platform's containers: state, health, whether up to date, published ports
+    #[command(after_help = "\
+Examples:
+  plat ps
+  plat ps --json | jq '.[] | select(.health != \"healthy\") | .service'")]
+    Ps(JsonArgs),
+
+    /// Show the logs of the services' containers, each line prefixed with its service
+    #[command(after_help = "\
+Examples:
+  plat logs order-service
+  plat logs -f                     follow every service
+  plat logs -n 20 user-service order-service")]
+    Logs(LogsArgs),
+
     /// Check the tools and services plat's commands need
     #[command(after_help = "\
 Exits 1 when something a command of this workspace needs is missing.
@@ -205,6 +257,50 @@ pub struct StatusArgs {
 }
 
 /// `plat db` subcommands.
+/// `plat build` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Services to build (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// `plat up` arguments.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Services to start, with what they depend on (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Do not build: use the images already on this machine
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// `plat down` arguments.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the database's volume: its data is lost
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// `plat logs` arguments.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Services whose logs to show (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Keep printing new lines until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines of each service
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Show each line's timestamp
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Start the workspace's database container (or leave it running) and print its URL

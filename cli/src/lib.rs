@@ -3,14 +3,17 @@
 //! The engine never prints. Functions return values and report progress through typed events;
 //! the CLI (`src/main.rs` and its modules) decides how anything looks. See docs/architecture.md.
 
+pub mod build;
 pub mod docker;
 pub mod doctor;
 pub mod git;
 pub mod graph;
+pub mod health;
 pub mod lock;
 pub mod manifest;
 pub mod migrate;
 pub mod proto;
+pub mod stack;
 pub mod status;
 pub mod sync;
 pub mod text;

@@ -1,173 +1,118 @@
-//! The platform in containers, as `plat up` will run it: the services' images built with no
-//! registry (static binaries FROM scratch), the workspace's PostgreSQL container started by
-//! plat and migrated by `plat migrate`, the services on the workspace's network, driven through
-//! the gateway's published port.
+//! `plat up` on the sample platform, for real: images built with no registry (static binaries
+//! FROM scratch), the workspace's PostgreSQL container started and migrated, the services
+//! started in dependency order on the workspace's network and gated on their health checks,
+//! then driven through the gateway's published port; `plat ps`, `plat logs`, a second `up`
+//! that changes nothing, a service that never gets healthy, and `plat down`.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use platform_e2e::platform::repo_root;
 use platform_e2e::token;
 use serde_json::{Value, json};
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|error| panic!("{command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+/// The sample manifest's development JWT secret (workspace.toml).
+const JWT_SECRET: &str = "plat-sample-platform-dev-only-secret-0123456789";
+
+struct Plat {
+    binary: PathBuf,
+    dir: PathBuf,
+}
+
+impl Plat {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.binary)
+            .current_dir(&self.dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|error| panic!("plat {args:?}: {error}"))
+    }
+
+    /// Runs plat and expects success; returns (stdout, stderr).
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let output = self.run(args);
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "plat {args:?} failed ({}):\n{stdout}{stderr}", output.status);
+        (stdout, stderr)
+    }
+}
+
+fn texts(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn docker(args: &[&str]) -> String {
-    run(Command::new("docker").args(args))
+    let output = Command::new("docker").args(args).output().expect("docker runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// Removes every container, the volume and the network of the test's workspace, even when the
-/// test fails halfway.
+/// Removes whatever the test's workspace left in Docker, even when the test fails halfway.
 struct Cleanup {
     workspace: String,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("name={}-", self.workspace)])
-            .output()
-            .map(|output| {
-                String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let label = format!("label=dev.plat.workspace={}", self.workspace);
+        let ids = docker(&["ps", "-aq", "--filter", &label]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
             let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
         }
         let _ = Command::new("docker").args(["volume", "rm", &format!("{}-postgres-data", self.workspace)]).output();
         let _ = Command::new("docker").args(["network", "rm", &format!("{}-net", self.workspace)]).output();
+        for service in ["user-service", "order-service", "api-gateway"] {
+            let _ = Command::new("docker").args(["rmi", &format!("{}/{service}:dev", self.workspace)]).output();
+        }
     }
 }
 
-fn copy_migrations(root: &Path, workspace: &Path) {
-    for service in ["user-service", "order-service"] {
-        let from = root.join("services").join(service).join("migrations");
-        let to = workspace.join("services").join(service).join("migrations");
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A workspace of the test's own (its name, so nothing collides with another run, and a free
+/// gateway port) over the repository's services, through a symlink.
+fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
+    let manifest = std::fs::read_to_string(root.join("workspace.toml"))
+        .unwrap()
+        .replace("name = \"platform\"", &format!("name = \"{name}\""))
+        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"));
+    assert!(manifest.contains(&gateway_port.to_string()), "the sample manifest publishes the gateway");
+    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
+    std::os::unix::fs::symlink(root.join("services"), dir.join("services")).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_platform_runs_in_containers_built_without_a_registry() {
+async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let root = repo_root();
-    run(&mut Command::new(root.join("scripts/images/postgres")));
-    run(Command::new(root.join("scripts/images/services")).arg("e2e"));
-    let plat = {
-        run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&root)
-            .args(["build", "--quiet", "-p", "plat"]));
-        root.join("target/debug/plat")
-    };
+    let images = Command::new(root.join("scripts/images/postgres")).status().expect("scripts/images/postgres runs");
+    assert!(images.success(), "the PostgreSQL image builds");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).status().unwrap();
+    assert!(built.success(), "plat builds");
 
-    // A workspace of its own (name and all), so that nothing collides with other runs.
     let name = format!("e2e{}", std::process::id());
     let _cleanup = Cleanup { workspace: name.clone() };
     let dir = tempfile::tempdir().unwrap();
-    let manifest = std::fs::read_to_string(root.join("workspace.toml"))
-        .unwrap()
-        .replace("name = \"platform\"", &format!("name = \"{name}\""));
-    std::fs::write(dir.path().join("workspace.toml"), manifest).unwrap();
-    copy_migrations(&root, dir.path());
+    let port = free_port();
+    workspace(&root, dir.path(), &name, port);
+    let plat = Plat { binary: root.join("target/debug/plat"), dir: dir.path().to_owned() };
 
-    // The database container, then plat migrate finding it by its labels (no URL given).
-    run(Command::new(&plat).current_dir(dir.path()).args(["db", "start"]).env("NO_COLOR", "1"));
-    let migrated = run(Command::new(&plat)
-        .current_dir(dir.path())
-        .args(["migrate"])
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL_USER_SERVICE")
-        .env_remove("DATABASE_URL_ORDER_SERVICE"));
-    let _ = migrated;
+    // Up: images, database, migrations, services in dependency order, each healthy first.
+    let (_, stderr) = plat.ok(&["up"]);
+    let position = |needle: &str| stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{stderr}"));
+    assert!(position("Migrated user-service") < position("Created user-service"), "{stderr}");
+    assert!(position("Ready user-service") < position("Created order-service"), "{stderr}");
+    assert!(position("Ready order-service") < position("Created api-gateway"), "{stderr}");
+    assert!(stderr.contains(&format!("api-gateway http on 127.0.0.1:{port}")), "{stderr}");
 
-    let network = format!("{name}-net");
-    let secret = format!("containers-test-secret-{name}-0123456789abcdef");
-    let start = |service: &str, env: &[(&str, String)], publish: Option<&str>| {
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "-d".into(),
-            "--name".into(),
-            format!("{name}-{service}"),
-            "--network".into(),
-            network.clone(),
-            "--network-alias".into(),
-            service.into(),
-        ];
-        for (key, value) in env {
-            args.push("-e".into());
-            args.push(format!("{key}={value}"));
-        }
-        if let Some(port) = publish {
-            args.push("-p".into());
-            args.push(format!("127.0.0.1::{port}"));
-        }
-        args.push(format!("platform/{service}:e2e"));
-        docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    };
-    start("user-service", &[("DATABASE_URL", "postgres://postgres@postgres:5432/user_service".into())], None);
-    start(
-        "order-service",
-        &[
-            ("DATABASE_URL", "postgres://postgres@postgres:5432/order_service".into()),
-            ("USER_SERVICE_ADDR", "http://user-service:50051".into()),
-        ],
-        None,
-    );
-    start(
-        "api-gateway",
-        &[
-            ("USER_SERVICE_ADDR", "http://user-service:50051".into()),
-            ("ORDER_SERVICE_ADDR", "http://order-service:50052".into()),
-            ("JWT_SECRET", secret.clone()),
-        ],
-        Some("8080"),
-    );
-    let published = docker(&["port", &format!("{name}-api-gateway"), "8080/tcp"]);
-    let port = published.lines().next().and_then(|line| line.rsplit(':').next()).expect("a published port").to_owned();
+    // The platform works through the published gateway.
     let gateway = format!("http://127.0.0.1:{port}");
-    let logs = || {
-        ["user-service", "order-service", "api-gateway"]
-            .iter()
-            .map(|service| {
-                let output = Command::new("docker")
-                    .args(["logs", "--tail", "20", &format!("{name}-{service}")])
-                    .output()
-                    .unwrap();
-                format!(
-                    "--- {service}\n{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            })
-            .collect::<String>()
-    };
-
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = http.get(format!("{gateway}/readyz")).send().await {
-            if response.status().is_success() {
-                break;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the gateway is not ready after 60 s\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-
-    let bearer = format!("Bearer {}", token::mint(&secret, "containers", 600));
+    let bearer = format!("Bearer {}", token::mint(JWT_SECRET, "containers", 600));
     let response = http
         .post(format!("{gateway}/v1/users"))
         .header("authorization", &bearer)
@@ -175,21 +120,84 @@ async fn the_platform_runs_in_containers_built_without_a_registry() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "{}", logs());
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let user: Value = response.json().await.unwrap();
     let order = json!({"user_id": user["id"], "items": [{"sku": "BOOK", "quantity": 3, "unit_price": {"amount_minor": 1250, "currency_code": "EUR"}}]});
     let response =
         http.post(format!("{gateway}/v1/orders")).header("authorization", &bearer).json(&order).send().await.unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "{}", logs());
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let order: Value = response.json().await.unwrap();
     assert_eq!(order["total"]["amount_minor"], 3750);
 
-    // Each service is PID 1 in its image and handles SIGTERM: `docker stop` does not wait out its 10 s.
-    for service in ["api-gateway", "order-service", "user-service"] {
-        let started = Instant::now();
-        docker(&["stop", &format!("{name}-{service}")]);
-        assert!(started.elapsed() < Duration::from_secs(8), "{service} took {:?} to stop", started.elapsed());
+    // ps: every service running, healthy and up to date; the database beside them.
+    let (stdout, _) = plat.ok(&["ps", "--json"]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let services: Vec<&str> = rows.iter().map(|row| row["service"].as_str().unwrap()).collect();
+    assert_eq!(services, ["user-service", "order-service", "api-gateway", "postgres"]);
+    for row in &rows[..3] {
+        assert_eq!((row["state"].as_str(), row["health"].as_str()), (Some("running"), Some("healthy")), "{row}");
+        assert_eq!(row["up_to_date"], true, "{row}");
+    }
+    assert_eq!(rows[2]["published"], json!([format!("{port}:8080")]));
+
+    // logs: the services' own JSON lines, prefixed with the service.
+    let (stdout, _) = plat.ok(&["logs", "-n", "5", "user-service", "api-gateway"]);
+    assert!(stdout.lines().any(|line| line.starts_with("user-service |")), "{stdout}");
+    assert!(stdout.lines().any(|line| line.starts_with("api-gateway  |")), "{stdout}");
+
+    // Up again: nothing changed, so nothing is rebuilt or restarted.
+    let id_before = docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-user-service")]);
+    let (_, stderr) = plat.ok(&["up"]);
+    for service in ["user-service", "order-service", "api-gateway"] {
+        assert!(stderr.contains(&format!("Fresh {service}")), "{stderr}");
+        assert!(stderr.contains(&format!("Running {service} (unchanged)")), "{stderr}");
+    }
+    assert_eq!(docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-user-service")]), id_before);
+
+    // Each service runs as a non-root user, and handles SIGTERM: down does not wait out 10 s each.
+    for service in ["user-service", "order-service", "api-gateway"] {
         let user = docker(&["inspect", "--format", "{{.Config.User}}", &format!("{name}-{service}")]);
         assert_eq!(user, "10001:10001", "{service} runs as a non-root user");
     }
+    let started = Instant::now();
+    let (_, stderr) = plat.ok(&["down"]);
+    assert!(started.elapsed() < Duration::from_secs(20), "down took {:?}", started.elapsed());
+    let order_of = |needle: &str| stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{stderr}"));
+    assert!(order_of(&format!("{name}-api-gateway")) < order_of(&format!("{name}-user-service")), "{stderr}");
+    let left = docker(&["ps", "-aq", "--filter", &format!("label=dev.plat.workspace={name}")]);
+    assert_eq!(left, "", "down removes every container");
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]),
+        format!("{name}-postgres-data")
+    );
+
+    // A service that never gets healthy stops `up` with its reason and its last log lines, and
+    // nothing that depends on it starts. The data survived down: the user is still there.
+    let manifest = std::fs::read_to_string(dir.path().join("workspace.toml")).unwrap().replace(
+        "health = { grpc = \"user.v1.UserService\" }",
+        "health = { grpc = \"nope.v1.Nope\", interval = \"200ms\", retries = 3 }",
+    );
+    std::fs::write(dir.path().join("workspace.toml"), manifest).unwrap();
+    let output = plat.run(&["up", "--no-build"]);
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("error: user-service is not healthy after"), "{stderr}");
+    assert!(stderr.contains("nope.v1.Nope"), "{stderr}");
+    assert!(stderr.contains("hint: `plat logs user-service`"), "{stderr}");
+    assert!(!stderr.contains("Created order-service"), "{stderr}");
+    let users = docker(&[
+        "exec",
+        &format!("{name}-postgres"),
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "user_service",
+        "-tAc",
+        "SELECT count(*) FROM users",
+    ]);
+    assert_eq!(users, "1", "the database's data survived down");
+
+    plat.ok(&["down", "--volumes"]);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]), "");
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use plat::docker::{self, DockerError};
 use plat::manifest::Workspace;
 
-use super::runtime;
+use super::{docker_hint, runtime, with_hint};
 use crate::args::DbCommand;
 use crate::ui::{self, CliError, ExitStatus, style};
 
@@ -65,22 +65,8 @@ fn seconds(duration: Duration) -> String {
 
 /// A Docker error as the user reads it, with what to do.
 fn docker_error(workspace: &str, error: DockerError) -> CliError {
-    let hint = match &error {
-        DockerError::ImageMissing(_) => {
-            "build it with scripts/images/postgres (in plat's repository): debootstrap and docker import, no \
-             registry, about a minute"
-                .to_owned()
-        }
-        DockerError::NotOurs { name, .. } => {
-            format!("remove or rename that container (`docker rm -f {name}`), or give the workspace another name")
-        }
-        DockerError::Stopped { name, .. } => format!("`docker logs {name}` says why"),
-        DockerError::Unhealthy { name, .. } => {
-            format!("`docker logs {name}` shows what PostgreSQL is doing; --timeout waits longer")
-        }
-        DockerError::Api(_) | DockerError::Timeout => {
-            "is the Docker Engine running, and may you use it? `plat doctor` checks it".to_owned()
-        }
-    };
-    CliError::failure(format!("the database of workspace `{workspace}`: {error}")).hint(hint)
+    let hint = docker_hint(&error);
+    let unhealthy = matches!(error, DockerError::Unhealthy { .. });
+    let failure = with_hint(CliError::failure(format!("the database of workspace `{workspace}`: {error}")), hint);
+    if unhealthy { failure.hint("--timeout waits longer") } else { failure }
 }

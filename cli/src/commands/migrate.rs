@@ -90,7 +90,7 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
 }
 
 /// Draws engine events as status lines on stderr.
-fn on_event(event: MigrateEvent<'_>) {
+pub(super) fn on_event(event: MigrateEvent<'_>) {
     match event {
         MigrateEvent::DatabaseCreated { service, database } => {
             ui::status("Created", style::GOOD, format!("database `{database}` for {service}"));
@@ -244,7 +244,7 @@ fn load_all(workspace: &Workspace, services: &[&Service]) -> Result<Vec<Migratio
 }
 
 /// A migration error as the user reads it: what failed, where, and what to do.
-fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> CliError {
+pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> CliError {
     let service = target.service.as_str();
     match error {
         MigrateError::Url(error) => CliError::usage(error),

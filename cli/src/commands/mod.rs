@@ -3,15 +3,18 @@
 mod db;
 mod doctor;
 mod graph;
+mod logs;
 mod migrate;
 mod proto;
 mod status;
 mod sync;
+mod up;
 mod validate;
 
 use std::io::Write;
 
 use clap::CommandFactory;
+use plat::docker::DockerError;
 use plat::manifest::{self, LoadError, Workspace};
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -31,6 +34,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Status(args) => status::run(&load_workspace(&cli.global)?, &args),
         Command::Proto(command) => proto::run(&cli.global, command),
         Command::Migrate(args) => migrate::run(&load_workspace(&cli.global)?, &args),
+        Command::Build(args) => up::build(&load_workspace(&cli.global)?, &cli.global, &args),
+        Command::Up(args) => up::up(&load_workspace(&cli.global)?, &cli.global, &args),
+        Command::Down(args) => up::down(&load_workspace(&cli.global)?, &args),
+        Command::Ps(args) => up::ps(&load_workspace(&cli.global)?, &args),
+        Command::Logs(args) => logs::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Db(command) => db::run(&load_workspace(&cli.global)?, &command),
         Command::Completions { shell } => {
@@ -98,5 +106,35 @@ fn unknown_service(error: manifest::UnknownService) -> CliError {
     match suggestion {
         Some(name) => error.hint(format!("did you mean `{name}`?")),
         None => error.hint("`plat graph` lists the services"),
+    }
+}
+
+/// What to do about an Engine error.
+fn docker_hint(error: &DockerError) -> Option<String> {
+    match error {
+        DockerError::ImageMissing(image) if image == plat::docker::POSTGRES_IMAGE => Some(
+            "build it with scripts/images/postgres (in plat's repository): debootstrap and docker import, no \
+             registry, about a minute"
+                .to_owned(),
+        ),
+        DockerError::ImageMissing(_) => Some("`plat build` builds the services' images".to_owned()),
+        DockerError::NotOurs { name, .. } => {
+            Some(format!("remove or rename that container (`docker rm -f {name}`), or give the workspace another name"))
+        }
+        DockerError::Stopped { name, .. } | DockerError::Unhealthy { name, .. } => {
+            Some(format!("`docker logs {name}` says why"))
+        }
+        DockerError::Api(_) | DockerError::Timeout => {
+            Some("is the Docker Engine running, and may you use it? `plat doctor` checks it".to_owned())
+        }
+        DockerError::Build(_) => None,
+    }
+}
+
+/// The error with the hint, when there is one.
+fn with_hint(error: CliError, hint: Option<String>) -> CliError {
+    match hint {
+        Some(hint) => error.hint(hint),
+        None => error,
     }
 }

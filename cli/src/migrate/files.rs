@@ -37,11 +37,7 @@ impl Checksum {
 
     /// Lowercase hex, as stored in the history table.
     pub fn to_hex(&self) -> String {
-        let mut hex = String::with_capacity(64);
-        for byte in self.0 {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        hex
+        crate::text::hex(&self.0)
     }
 }
 

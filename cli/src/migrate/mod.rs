@@ -2,9 +2,9 @@
 //! and in order, each in its own transaction with its history row, with concurrent runs
 //! serialised by an advisory lock.
 //!
-//! API boundary: [`migrate_service`] is what `plat up` calls before it starts a service;
-//! [`migrate`], [`history`], [`repair`], [`down`] and [`files::create`] serve the
-//! `plat migrate` subcommands. Nothing here prints: progress arrives as [`MigrateEvent`]s and
+//! API boundary: [`url::resolve`], [`load`] and [`migrate`] are what `plat migrate` and
+//! `plat up` (before it starts a service) call; [`history`], [`repair`], [`down`] and
+//! [`files::create`] serve the other `plat migrate` subcommands. Nothing here prints: progress arrives as [`MigrateEvent`]s and
 //! outcomes as return values. See docs/migrations.md for the rules enforced here.
 
 pub mod db;
@@ -266,20 +266,6 @@ pub fn load(workspace: &Workspace, service: &Service) -> Result<Migrations, File
     let service_dir = workspace.service_dir(service);
     let database = service.database.as_ref().expect("only services with a database have migrations");
     files::read(&service_dir, &database.migrations.under(&service_dir))
-}
-
-/// Everything `plat up` needs before starting a service: its URL found, its files read, its
-/// database created if missing, and its pending migrations applied.
-pub async fn migrate_service(
-    workspace: &Workspace,
-    service: &Service,
-    sources: &UrlSources<'_>,
-    options: &MigrateOptions,
-    on_event: OnEvent<'_>,
-) -> Result<MigrateReport, MigrateError> {
-    let target = url::resolve(service, sources)?;
-    let migrations = load(workspace, service)?;
-    migrate(&target, &migrations, options, on_event).await
 }
 
 /// Applies the pending migrations of one service database, creating the database if needed.

@@ -1,6 +1,7 @@
 //! plat's integration tests: the real `plat` binary against temporary workspaces whose services
 //! are real git repositories (bare repositories on file:// URLs, made here with the git CLI).
 
+mod build_up;
 mod cli;
 mod context;
 mod graph;

@@ -86,8 +86,8 @@ impl Drop for Platform {
         let workspace = self.workspace.clone();
         // On a thread of its own: a runtime cannot block inside another one, and a failed
         // test may be unwinding from anywhere.
-        let removed = std::thread::spawn(move || block_on(docker::remove_database(&workspace))).join();
-        if !matches!(removed, Ok(Ok(()))) {
+        let removed = std::thread::spawn(move || block_on(docker::remove_database(&workspace, true))).join();
+        if !matches!(removed, Ok(Ok(_))) {
             eprintln!("warning: could not remove the database container of {}: {removed:?}", self.workspace);
         }
     }

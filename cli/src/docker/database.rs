@@ -1,7 +1,6 @@
-//! The Docker Engine, through its API (bollard), and the conventions for the containers plat
-//! starts: the labels that find them again, the platform's database container.
-//!
-//! Architecture invariant: only this module talks to the Engine.
+//! The workspace's PostgreSQL container: started, found, waited for, stopped and removed.
+//! Services reach it on the workspace network as `postgres:5432`; plat (migrations) on a
+//! loopback port the Engine picks.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -10,31 +9,17 @@ use bollard::Docker;
 use bollard::errors::Error as ApiError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary, EndpointSettings, HealthStatusEnum, HostConfig,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, PortSummary, PortSummaryTypeEnum, VolumeCreateRequest,
+    NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 
-/// How long to wait for the Engine to answer before calling it unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The labels on everything plat creates for a workspace (containers, their volume and
-/// network). They are how plat finds its containers again, whoever started them: `plat up`,
-/// `plat db start`, a test, or a person with `docker run --label ...`.
-pub mod label {
-    /// The workspace's `[workspace] name`.
-    pub const WORKSPACE: &str = "dev.plat.workspace";
-    /// What the container is to the platform: [`POSTGRES`] for its database.
-    pub const ROLE: &str = "dev.plat.role";
-    /// The service a container runs (or belongs to), when it is one service's.
-    pub const SERVICE: &str = "dev.plat.service";
-    /// [`ROLE`] of the platform's PostgreSQL.
-    pub const POSTGRES: &str = "postgres";
-    /// The label scripts/images/postgres puts on the image.
-    pub const IMAGE: &str = "dev.plat.image";
-}
+use super::{
+    DockerError, Filters, connect, container_name, ensure_network, ignore_missing, label, list, network_name,
+    published_port, remove_network, workspace_labels,
+};
 
 /// The platform's PostgreSQL image, built locally by scripts/images/postgres (no registry).
 pub const POSTGRES_IMAGE: &str = "plat/postgres:15";
@@ -44,78 +29,6 @@ pub const POSTGRES_PORT: u16 = 5432;
 
 /// Where the image keeps its data; the database volume is mounted there.
 const POSTGRES_DATA: &str = "/var/lib/postgresql/data";
-
-/// What the Engine says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineVersion {
-    /// Engine version, e.g. `20.10.24`.
-    pub version: String,
-    /// Highest API version it speaks, e.g. `1.41`.
-    pub api_version: String,
-}
-
-/// The Engine could not be reached, did not answer, or refused.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    /// Connecting or calling failed.
-    #[error("{0}")]
-    Api(#[from] ApiError),
-    /// No answer in time.
-    #[error("the Docker Engine did not answer within {}s", CONNECT_TIMEOUT.as_secs())]
-    Timeout,
-    /// The image is not on this machine, and plat never pulls it.
-    #[error("image {0} is not on this machine")]
-    ImageMissing(String),
-    /// A container has the name plat would give, and not plat's labels for it.
-    #[error("container {name} exists and is not the platform's database of workspace `{workspace}`")]
-    NotOurs {
-        /// The container.
-        name: String,
-        /// The workspace.
-        workspace: String,
-    },
-    /// A container stopped while plat waited for it to become healthy.
-    #[error("container {name} stopped ({state}) before it was healthy")]
-    Stopped {
-        /// The container.
-        name: String,
-        /// Its state and exit code, e.g. `exited with 1`.
-        state: String,
-    },
-    /// A container did not become healthy in time.
-    #[error("container {name} is not healthy after {}s", .waited.as_secs())]
-    Unhealthy {
-        /// The container.
-        name: String,
-        /// How long plat waited.
-        waited: Duration,
-    },
-}
-
-/// Connects to the Engine named by `DOCKER_HOST` (default: the local socket), agreeing on an API
-/// version both sides speak: engines older than this client refuse newer API versions.
-pub async fn connect() -> Result<Docker, DockerError> {
-    let docker = Docker::connect_with_defaults()?;
-    tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
-        .await
-        .map_err(|_| DockerError::Timeout)?
-        .map_err(DockerError::from)
-}
-
-/// The Engine's version and API version.
-pub async fn engine_version() -> Result<EngineVersion, DockerError> {
-    let docker = connect().await?;
-    let version = tokio::time::timeout(CONNECT_TIMEOUT, docker.version()).await.map_err(|_| DockerError::Timeout)??;
-    Ok(EngineVersion {
-        version: version.version.unwrap_or_else(|| "unknown".to_owned()),
-        api_version: version.api_version.unwrap_or_else(|| "unknown".to_owned()),
-    })
-}
-
-/// The network every container of a workspace joins: `<workspace>-net`.
-pub fn network_name(workspace: &str) -> String {
-    format!("{workspace}-net")
-}
 
 /// The name plat gives the workspace's database container: `<workspace>-postgres`.
 pub fn database_container_name(workspace: &str) -> String {
@@ -177,7 +90,7 @@ pub async fn start_database_container(workspace: &str) -> Result<DatabaseContain
         })
         .await?;
 
-    let existing = list(&docker, name_filter(&name, true)).await?;
+    let existing = list(&docker, Filters::name(&name, true)).await?;
     let id = match existing.into_iter().find(|container| container_name(container) == name) {
         Some(container) => {
             let ours = container.labels.as_ref().is_some_and(|have| labels.iter().all(|(k, v)| have.get(k) == Some(v)));
@@ -190,7 +103,7 @@ pub async fn start_database_container(workspace: &str) -> Result<DatabaseContain
     };
     // Starting a running container answers 304, which bollard takes as success.
     docker.start_container(&id, None).await?;
-    let started = list(&docker, id_filter(&id)).await?;
+    let started = list(&docker, Filters::id(&id)).await?;
     pick_database(workspace, started).ok_or(DockerError::Stopped { name, state: "gone".to_owned() })
 }
 
@@ -239,27 +152,6 @@ async fn create_database(
     }
 }
 
-/// Creates `<workspace>-net` unless a network of that name exists. (The Engine accepts two
-/// networks of one name; plat checks first, which is enough for one developer's `plat up`.)
-async fn ensure_network(docker: &Docker, workspace: &str) -> Result<(), DockerError> {
-    let name = network_name(workspace);
-    // The name filter matches substrings: compare whole names.
-    let filters = HashMap::from([("name", vec![name.as_str()])]);
-    let networks = docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await?;
-    if networks.iter().any(|network| network.name.as_deref() == Some(name.as_str())) {
-        return Ok(());
-    }
-    docker
-        .create_network(NetworkCreateRequest {
-            name,
-            driver: Some("bridge".to_owned()),
-            labels: Some(workspace_labels(workspace)),
-            ..NetworkCreateRequest::default()
-        })
-        .await?;
-    Ok(())
-}
-
 /// Waits until the container's health check passes (the image's `pg_isready`), or, for an
 /// image without a health check, until it runs. Fails when it stops or `timeout` passes.
 pub async fn wait_healthy(container: &DatabaseContainer, timeout: Duration) -> Result<(), DockerError> {
@@ -303,48 +195,31 @@ pub async fn stop_database_container(workspace: &str) -> Result<Vec<String>, Doc
     Ok(stopped)
 }
 
-/// Removes what [`start_database_container`] made for the workspace: its database containers
-/// (running or not), the data volume, and the network when no other container uses it.
-/// What is already gone is not an error.
-pub async fn remove_database(workspace: &str) -> Result<(), DockerError> {
+/// Removes the workspace's database containers (running or not), and with `volume` the data
+/// volume too; then the network, when no other container uses it. Returns the names of the
+/// containers removed. What is already gone is not an error.
+pub async fn remove_database(workspace: &str, volume: bool) -> Result<Vec<String>, DockerError> {
     let docker = connect().await?;
+    let mut removed = Vec::new();
     for container in list(&docker, database_filters(workspace, true)).await? {
         let name = container_name(&container);
-        let id = container.id.unwrap_or(name);
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let id = container.id.unwrap_or_else(|| name.clone());
+        // As `stop_database_container`: time for a checkpoint before the Engine kills it.
+        match docker.stop_container(&id, Some(StopContainerOptionsBuilder::new().t(30).build())).await {
+            Ok(()) | Err(ApiError::DockerResponseServerError { status_code: 304 | 404, .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
         ignore_missing(docker.remove_container(&id, Some(options)).await)?;
+        removed.push(name);
     }
-    let volume = database_volume_name(workspace);
-    ignore_missing(docker.remove_volume(&volume, Some(RemoveVolumeOptionsBuilder::new().build())).await)?;
-    match docker.remove_network(&network_name(workspace)).await {
-        // 403: a container (a service's) is still attached; `plat down` removes it with them.
-        Err(ApiError::DockerResponseServerError { status_code: 403, .. }) => Ok(()),
-        other => ignore_missing(other),
+    if volume {
+        let volume = database_volume_name(workspace);
+        ignore_missing(docker.remove_volume(&volume, Some(RemoveVolumeOptionsBuilder::new().build())).await)?;
     }
-}
-
-fn ignore_missing(result: Result<(), ApiError>) -> Result<(), DockerError> {
-    match result {
-        Ok(()) | Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-async fn list(docker: &Docker, filters: Filters) -> Result<Vec<ContainerSummary>, DockerError> {
-    let options = ListContainersOptionsBuilder::new().all(filters.all).filters(&filters.filters).build();
-    let call = docker.list_containers(Some(options));
-    Ok(tokio::time::timeout(CONNECT_TIMEOUT, call).await.map_err(|_| DockerError::Timeout)??)
-}
-
-/// The `filters` of a container list, and whether stopped containers count.
-#[derive(Debug, PartialEq, Eq)]
-struct Filters {
-    filters: HashMap<String, Vec<String>>,
-    all: bool,
-}
-
-fn workspace_labels(workspace: &str) -> HashMap<String, String> {
-    HashMap::from([(label::WORKSPACE.to_owned(), workspace.to_owned())])
+    // A service container still attached keeps it; `plat down` removes them together.
+    remove_network(&docker, workspace).await?;
+    Ok(removed)
 }
 
 fn database_labels(workspace: &str) -> HashMap<String, String> {
@@ -355,26 +230,7 @@ fn database_labels(workspace: &str) -> HashMap<String, String> {
 
 /// Containers labelled as the workspace's database; running ones only unless `all`.
 fn database_filters(workspace: &str, all: bool) -> Filters {
-    // Several `label` values must all match.
-    let mut labels: Vec<String> = database_labels(workspace).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    labels.sort();
-    Filters { filters: HashMap::from([("label".to_owned(), labels)]), all }
-}
-
-fn name_filter(name: &str, all: bool) -> Filters {
-    // A regular expression over `/name`: the plain filter matches substrings.
-    Filters { filters: HashMap::from([("name".to_owned(), vec![format!("^/{name}$")])]), all }
-}
-
-fn id_filter(id: &str) -> Filters {
-    Filters { filters: HashMap::from([("id".to_owned(), vec![id.to_owned()])]), all: true }
-}
-
-fn container_name(container: &ContainerSummary) -> String {
-    let names = container.names.as_deref().unwrap_or_default();
-    names
-        .first()
-        .map_or_else(|| container.id.clone().unwrap_or_default(), |name| name.trim_start_matches('/').to_owned())
+    Filters::labels(&database_labels(workspace), all)
 }
 
 /// The database container among `containers` (already filtered by label): the one with plat's
@@ -392,17 +248,6 @@ fn pick_database(workspace: &str, mut containers: Vec<ContainerSummary>) -> Opti
         id: container.id.unwrap_or_else(|| name.clone()),
         name,
     })
-}
-
-/// The host port a container's TCP `private` port is published on, reachable at 127.0.0.1:
-/// bound to 127.0.0.1 or to every IPv4 address. The Engine lists one entry per binding (and
-/// for 0.0.0.0 another for `::`).
-fn published_port(ports: &[PortSummary], private: u16) -> Option<u16> {
-    ports
-        .iter()
-        .filter(|port| port.private_port == private && port.typ == Some(PortSummaryTypeEnum::TCP))
-        .filter(|port| matches!(port.ip.as_deref(), Some("127.0.0.1" | "0.0.0.0") | None))
-        .find_map(|port| port.public_port)
 }
 
 #[cfg(test)]
@@ -444,26 +289,6 @@ mod tests {
     }
 
     #[test]
-    fn ports_that_do_not_reach_loopback_are_ignored() {
-        let port = |ip: Option<&str>, private: u16, public: Option<u16>, typ| PortSummary {
-            ip: ip.map(str::to_owned),
-            private_port: private,
-            public_port: public,
-            typ: Some(typ),
-        };
-        use PortSummaryTypeEnum::{TCP, UDP};
-        assert_eq!(published_port(&[port(Some("::1"), 5432, Some(1), TCP)], 5432), None);
-        assert_eq!(published_port(&[port(Some("10.1.2.3"), 5432, Some(1), TCP)], 5432), None);
-        assert_eq!(published_port(&[port(None, 5432, None, TCP)], 5432), None, "exposed, not published");
-        assert_eq!(published_port(&[port(Some("127.0.0.1"), 5432, Some(7), UDP)], 5432), None);
-        assert_eq!(published_port(&[port(Some("127.0.0.1"), 5433, Some(7), TCP)], 5432), None);
-        assert_eq!(
-            published_port(&[port(Some("::"), 5432, Some(8), TCP), port(Some("0.0.0.0"), 5432, Some(9), TCP)], 5432),
-            Some(9)
-        );
-    }
-
-    #[test]
     fn labels_and_names_follow_the_convention() {
         assert_eq!(
             database_filters("platform", false),
@@ -475,7 +300,6 @@ mod tests {
                 all: false,
             }
         );
-        assert_eq!(name_filter("platform-postgres", true).filters["name"], ["^/platform-postgres$"]);
         assert_eq!(
             (network_name("platform"), database_container_name("platform"), database_volume_name("platform")),
             ("platform-net".to_owned(), "platform-postgres".to_owned(), "platform-postgres-data".to_owned())

@@ -1,0 +1,594 @@
+//! `plat build`: one image per service, through the Engine API, skipped when nothing it is
+//! built from changed.
+//!
+//! A `cargo` service is compiled on the host (one cargo cache for every service, incremental)
+//! as a static Linux binary, then packaged `FROM scratch` as a non-root user: no Rust toolchain
+//! in an image, no registry. A `dockerfile` service's context is sent as it is, minus what
+//! `.dockerignore` excludes. Either way the tar context is hashed, and an image whose
+//! [`label::INPUTS`] holds that hash is already up to date. A `command` service runs its own
+//! command, which decides for itself what to rebuild.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::docker::image::{self, BuildRequest};
+use crate::docker::{DockerError, label};
+use crate::manifest::{Build, Service, Workspace};
+
+/// The tag of the images plat builds: `<workspace>/<service>:dev`.
+pub const IMAGE_TAG: &str = "dev";
+
+/// The image reference of a service: its `image` and [`IMAGE_TAG`].
+pub fn image_reference(service: &Service) -> String {
+    format!("{}:{IMAGE_TAG}", service.image)
+}
+
+/// How builds behave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Let cargo and build commands print to stderr as they go (else their output is kept and
+    /// shown only when they fail).
+    pub show_tool_output: bool,
+}
+
+/// What a build is doing, for the CLI to show.
+#[derive(Debug)]
+pub enum BuildEvent<'a> {
+    /// cargo is compiling the service's binary.
+    Compiling { service: &'a str },
+    /// The service's own build command runs.
+    Running { service: &'a str, command: &'a str },
+    /// The Engine is building the image.
+    Packaging { service: &'a str, image: &'a str },
+}
+
+/// An image ready for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The service.
+    pub service: String,
+    /// Its image reference, `<image>:dev`.
+    pub image: String,
+    /// The image id.
+    pub id: String,
+    /// Whether the image was already up to date (nothing built).
+    pub fresh: bool,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// Why a service's image could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// cargo is not installed, failed, or built no such binary.
+    #[error("cargo build failed: {reason}")]
+    Cargo {
+        /// What went wrong, with the end of cargo's output.
+        reason: String,
+    },
+    /// The host cannot build a binary for a Linux container.
+    #[error("cargo builds need a Linux host to package a Linux binary; this host is {host}")]
+    HostNotLinux {
+        /// rustc's host triple.
+        host: String,
+    },
+    /// The service has no directory: a repository not cloned yet.
+    #[error("its directory {0} does not exist")]
+    NoDirectory(String),
+    /// The build context could not be read.
+    #[error("cannot read {}: {error}", .path.display())]
+    Context {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The build command failed or did not produce the image.
+    #[error("`{command}` {reason}")]
+    Command {
+        /// The command.
+        command: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The Engine failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+/// Builds one service's image, or finds it up to date.
+pub async fn build_service(
+    workspace: &Workspace,
+    service: &Service,
+    options: BuildOptions,
+    on_event: &(dyn Fn(BuildEvent<'_>) + Sync),
+) -> Result<Built, BuildError> {
+    let started = Instant::now();
+    let reference = image_reference(service);
+    let service_dir = workspace.service_dir(service);
+    if !service_dir.is_dir() {
+        return Err(BuildError::NoDirectory(service.path.to_string()));
+    }
+    let (context, dockerfile, args, target) = match &service.build {
+        Build::Cargo { package, bin } => {
+            on_event(BuildEvent::Compiling { service: &service.name });
+            let binary = cargo_build(&service_dir, package.as_deref(), bin, options).await?;
+            let context = cargo_context(&binary, bin, service.ports.values().copied())?;
+            (context, "Dockerfile".to_owned(), HashMap::new(), None)
+        }
+        Build::Dockerfile { file, context, args, target } => {
+            let context_dir = context.under(&service_dir);
+            let file = file.under(&service_dir);
+            let (context, dockerfile) = dockerfile_context(&context_dir, &file)?;
+            let args = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (context, dockerfile, args, target.clone())
+        }
+        Build::Command(command) => {
+            on_event(BuildEvent::Running { service: &service.name, command });
+            run_command(&service_dir, command, &reference, options).await?;
+            let image = image::find(&reference).await?.ok_or_else(|| BuildError::Command {
+                command: command.clone(),
+                reason: format!("succeeded, and built no image {reference} (it gets PLAT_IMAGE={reference})"),
+            })?;
+            return Ok(Built {
+                service: service.name.clone(),
+                image: reference,
+                id: image.id,
+                fresh: false,
+                took: started.elapsed(),
+            });
+        }
+    };
+
+    let inputs = inputs_hash(&context, &dockerfile, &args, target.as_deref());
+    if let Some(image) = image::find(&reference).await? {
+        if image.inputs.as_deref() == Some(inputs.as_str()) {
+            let took = started.elapsed();
+            return Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: true, took });
+        }
+    }
+    on_event(BuildEvent::Packaging { service: &service.name, image: &reference });
+    let labels = HashMap::from([
+        (label::WORKSPACE.to_owned(), workspace.name.clone()),
+        (label::SERVICE.to_owned(), service.name.clone()),
+        (label::INPUTS.to_owned(), inputs),
+    ]);
+    let request =
+        BuildRequest { tag: &reference, context, dockerfile: &dockerfile, args, target: target.as_deref(), labels };
+    let image = image::build(request).await?;
+    Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: false, took: started.elapsed() })
+}
+
+/// The hash of everything an image is made from.
+fn inputs_hash(context: &[u8], dockerfile: &str, args: &HashMap<String, String>, target: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(context);
+    hasher.update(dockerfile.as_bytes());
+    let mut args: Vec<_> = args.iter().collect();
+    args.sort();
+    for (key, value) in args {
+        hasher.update(format!("\0arg {key}={value}"));
+    }
+    hasher.update(format!("\0target {}", target.unwrap_or_default()));
+    format!("sha256:{}", crate::text::hex(&hasher.finalize()))
+}
+
+/// Compiles `bin` as a static release binary for the host's Linux target and returns its path,
+/// as cargo reports it (so any target directory works).
+async fn cargo_build(
+    service_dir: &Path,
+    package: Option<&str>,
+    bin: &str,
+    options: BuildOptions,
+) -> Result<PathBuf, BuildError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let host = host_triple().await?;
+    if !host.contains("-linux-") {
+        return Err(BuildError::HostNotLinux { host });
+    }
+    // Appended to the user's flags. A static binary runs FROM scratch; with an explicit
+    // --target the flag reaches only the binary, not build scripts and proc macros.
+    let rustflags = match std::env::var("RUSTFLAGS") {
+        Ok(flags) if !flags.trim().is_empty() => format!("{flags} -C target-feature=+crt-static"),
+        _ => "-C target-feature=+crt-static".to_owned(),
+    };
+    let mut command = tokio::process::Command::new(&cargo);
+    command
+        .current_dir(service_dir)
+        .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", &host, "--bin", bin])
+        .env("RUSTFLAGS", rustflags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
+        .kill_on_drop(true);
+    if let Some(package) = package {
+        command.args(["--package", package]);
+    }
+    let output = command.output().await.map_err(|error| BuildError::Cargo {
+        reason: format!("cannot run {}: {error}", PathBuf::from(&cargo).display()),
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BuildError::Cargo { reason: format!("{}{}", output.status, tail(&stderr, 20)) });
+    }
+    executable(&String::from_utf8_lossy(&output.stdout), bin).ok_or_else(|| BuildError::Cargo {
+        reason: format!("it built no binary named `{bin}` (set build = {{ cargo = {{ bin = \"...\" }} }})"),
+    })
+}
+
+/// The path of binary `bin` among cargo's JSON messages.
+fn executable(messages: &str, bin: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == bin)
+        .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin")))
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+}
+
+async fn host_triple() -> Result<String, BuildError> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = tokio::process::Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .await
+        .map_err(|error| BuildError::Cargo { reason: format!("cannot run rustc: {error}") })?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+        .ok_or_else(|| BuildError::Cargo { reason: "`rustc -vV` names no host".to_owned() })
+}
+
+/// The last `count` lines of `text`, each on its own line after a newline.
+fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].iter().map(|line| format!("\n{line}")).collect()
+}
+
+/// The Dockerfile plat packages a cargo binary with.
+fn cargo_dockerfile(bin: &str, ports: impl Iterator<Item = u16>) -> String {
+    let expose: Vec<String> = ports.map(|port| port.to_string()).collect();
+    let mut dockerfile = format!(
+        "# Written by plat build: a static binary, nothing else, run as a non-root user.\n\
+         FROM scratch\nCOPY {bin} /{bin}\nUSER 10001:10001\n"
+    );
+    if !expose.is_empty() {
+        dockerfile.push_str(&format!("EXPOSE {}\n", expose.join(" ")));
+    }
+    dockerfile.push_str(&format!("ENTRYPOINT [\"/{bin}\"]\n"));
+    dockerfile
+}
+
+fn cargo_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> Result<Vec<u8>, BuildError> {
+    let read = |path: &Path| fs_err::read(path).map_err(|error| BuildError::Context { path: path.to_owned(), error });
+    let mut tar = TarWriter::new();
+    tar.file("Dockerfile", cargo_dockerfile(bin, ports).as_bytes(), 0o644);
+    tar.file(bin, &read(binary)?, 0o755);
+    Ok(tar.finish())
+}
+
+/// The context directory as a tar (minus what `.dockerignore` excludes) and the Dockerfile's
+/// path inside it; a Dockerfile outside the context is added under a name of plat's.
+fn dockerfile_context(context_dir: &Path, dockerfile: &Path) -> Result<(Vec<u8>, String), BuildError> {
+    let context_error = |path: &Path| {
+        let path = path.to_owned();
+        move |error| BuildError::Context { path, error }
+    };
+    let ignore = match fs_err::read_to_string(context_dir.join(".dockerignore")) {
+        Ok(text) => DockerIgnore::parse(&text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => DockerIgnore::default(),
+        Err(error) => return Err(context_error(&context_dir.join(".dockerignore"))(error)),
+    };
+    let mut tar = TarWriter::new();
+    add_directory(&mut tar, context_dir, Path::new(""), &ignore)?;
+    let inside = dockerfile.strip_prefix(context_dir).ok().map(|path| path.to_string_lossy().replace('\\', "/"));
+    let name = match inside {
+        Some(name) if context_dir.join(&name).is_file() => name,
+        _ => {
+            let text = fs_err::read(dockerfile).map_err(context_error(dockerfile))?;
+            tar.file(".plat.Dockerfile", &text, 0o644);
+            ".plat.Dockerfile".to_owned()
+        }
+    };
+    Ok((tar.finish(), name))
+}
+
+/// Adds the files below `context_dir/relative` that `.dockerignore` leaves in, sorted by name
+/// so that the same files give the same tar and the same hash.
+fn add_directory(
+    tar: &mut TarWriter,
+    context_dir: &Path,
+    relative: &Path,
+    ignore: &DockerIgnore,
+) -> Result<(), BuildError> {
+    let context_error = |path: PathBuf| move |error| BuildError::Context { path, error };
+    let dir = context_dir.join(relative);
+    let mut entries: Vec<_> = fs_err::read_dir(&dir)
+        .map_err(context_error(dir.clone()))?
+        .collect::<Result<_, _>>()
+        .map_err(context_error(dir))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = relative.join(entry.file_name());
+        let name = path.to_string_lossy().replace('\\', "/");
+        let file_type = entry.file_type().map_err(context_error(entry.path()))?;
+        if ignore.excludes(&name) && !(file_type.is_dir() && ignore.may_include_below(&name)) {
+            continue;
+        }
+        if file_type.is_dir() {
+            add_directory(tar, context_dir, &path, ignore)?;
+        } else if file_type.is_symlink() {
+            let target = fs_err::read_link(entry.path()).map_err(context_error(entry.path()))?;
+            tar.symlink(&name, &target);
+        } else {
+            let bytes = fs_err::read(entry.path()).map_err(context_error(entry.path()))?;
+            tar.file(&name, &bytes, executable_mode(&entry.path()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn executable_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.permissions().mode() & 0o111 != 0 => 0o755,
+        _ => 0o644,
+    }
+}
+
+#[cfg(not(unix))]
+fn executable_mode(_: &Path) -> u32 {
+    0o644
+}
+
+/// A tar archive in memory with fixed owners and times, so equal files give equal bytes.
+struct TarWriter {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl TarWriter {
+    fn new() -> TarWriter {
+        TarWriter { builder: tar::Builder::new(Vec::new()) }
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header
+    }
+
+    fn file(&mut self, name: &str, bytes: &[u8], mode: u32) {
+        let mut header = Self::header(tar::EntryType::Regular, mode, bytes.len() as u64);
+        // Writing to a Vec cannot fail; a name tar cannot store is a bug worth knowing.
+        self.builder.append_data(&mut header, name, bytes).expect("a context entry is written to memory");
+    }
+
+    fn symlink(&mut self, name: &str, target: &Path) {
+        let mut header = Self::header(tar::EntryType::Symlink, 0o777, 0);
+        self.builder.append_link(&mut header, name, target).expect("a context link is written to memory");
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.builder.into_inner().expect("a tar in memory finishes")
+    }
+}
+
+/// The patterns of a `.dockerignore`, in order; a later match wins, `!` re-includes.
+#[derive(Debug, Default)]
+struct DockerIgnore {
+    rules: Vec<(bool, Vec<String>)>,
+}
+
+impl DockerIgnore {
+    fn parse(text: &str) -> DockerIgnore {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                let (include, pattern) = match line.strip_prefix('!') {
+                    Some(pattern) => (true, pattern.trim()),
+                    None => (false, line),
+                };
+                let segments = pattern
+                    .trim_matches('/')
+                    .split('/')
+                    .filter(|segment| !segment.is_empty() && *segment != ".")
+                    .map(str::to_owned)
+                    .collect();
+                (include, segments)
+            })
+            .collect();
+        DockerIgnore { rules }
+    }
+
+    /// Whether the path (relative, `/`-separated) is left out of the context: it, or a
+    /// directory above it, matches the last rule that matches.
+    fn excludes(&self, path: &str) -> bool {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut excluded = false;
+        for (include, pattern) in &self.rules {
+            let matches = (1..=segments.len()).any(|len| glob_segments(pattern, &segments[..len]));
+            if matches {
+                excluded = !include;
+            }
+        }
+        excluded
+    }
+
+    /// Whether an excluded directory may still hold a re-included file (so it must be walked).
+    fn may_include_below(&self, dir: &str) -> bool {
+        self.rules.iter().any(|(include, pattern)| *include && pattern.join("/").starts_with(dir))
+    }
+}
+
+/// Whether path segments match pattern segments; `**` matches any number of segments.
+fn glob_segments(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => (0..=path.len()).any(|skip| glob_segments(rest, &path[skip..])),
+        Some((first, rest)) => {
+            path.split_first().is_some_and(|(segment, path)| glob(first, segment) && glob_segments(rest, path))
+        }
+    }
+}
+
+/// `*` and `?` within one segment.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut p, mut t, mut star, mut mark) = (0, 0, None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(star) = star {
+            p = star + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// Runs a service's own build command with `sh -c` in its directory.
+async fn run_command(
+    service_dir: &Path,
+    command: &str,
+    reference: &str,
+    options: BuildOptions,
+) -> Result<(), BuildError> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(service_dir)
+        .env("PLAT_IMAGE", reference)
+        .stdin(Stdio::null())
+        .stdout(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
+        .stderr(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| BuildError::Command {
+            command: command.to_owned(),
+            reason: format!("cannot start: {error}"),
+        })?;
+    // Both pipes drained together, so a chatty command cannot block on a full one.
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let read_out = async {
+        if let Some(stdout) = stdout.as_mut() {
+            let _ = stdout.read_to_end(&mut out).await;
+        }
+    };
+    let read_err = async {
+        if let Some(stderr) = stderr.as_mut() {
+            let _ = stderr.read_to_end(&mut err).await;
+        }
+    };
+    tokio::join!(read_out, read_err);
+    let status = child
+        .wait()
+        .await
+        .map_err(|error| BuildError::Command { command: command.to_owned(), reason: error.to_string() })?;
+    if status.success() {
+        return Ok(());
+    }
+    let output = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    Err(BuildError::Command { command: command.to_owned(), reason: format!("failed: {status}{}", tail(&output, 20)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_excludes_paths_and_what_is_below_them() {
+        let ignore = DockerIgnore::parse("# build output\ntarget/\n*.env\n**/secret*\n!keep.env\n/dist\n");
+        assert!(ignore.excludes("target"));
+        assert!(ignore.excludes("target/release/app"));
+        assert!(ignore.excludes("prod.env"));
+        assert!(!ignore.excludes("keep.env"), "re-included by the later `!` rule");
+        assert!(ignore.excludes("config/secret.json"));
+        assert!(ignore.excludes("secrets/key"));
+        assert!(ignore.excludes("dist/app"));
+        assert!(!ignore.excludes("src/main.rs"));
+        assert!(!ignore.excludes("sub/prod.env"), "`*.env` is anchored at the context root");
+        assert!(!DockerIgnore::default().excludes("anything"));
+    }
+
+    #[test]
+    fn globs_match_within_a_segment() {
+        assert!(glob("*.sql", "V1__init.sql"));
+        assert!(glob("V?__*", "V1__init.sql"));
+        assert!(!glob("*.sql", "init.sql.bak"));
+        assert!(glob("*", ""));
+        assert!(!glob("a", ""));
+    }
+
+    #[test]
+    fn cargo_messages_name_the_binary() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"pkg","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"user-service","kind":["bin"]},"executable":"/t/release/user-service"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(executable(messages, "user-service"), Some(PathBuf::from("/t/release/user-service")));
+        assert_eq!(executable(messages, "other"), None);
+    }
+
+    #[test]
+    fn equal_inputs_give_equal_contexts_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("src")).unwrap();
+        fs_err::create_dir_all(dir.path().join("target/debug")).unwrap();
+        fs_err::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY src /src\n").unwrap();
+        fs_err::write(dir.path().join("src/a.txt"), "a").unwrap();
+        fs_err::write(dir.path().join("target/debug/big"), "ignored").unwrap();
+        fs_err::write(dir.path().join(".dockerignore"), "target\n").unwrap();
+        let (first, name) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        let (second, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        assert_eq!(name, "Dockerfile");
+        assert_eq!(first, second);
+        let names: Vec<String> = tar::Archive::new(first.as_slice())
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "src/a.txt"]);
+
+        let hash = |context: &[u8]| inputs_hash(context, "Dockerfile", &HashMap::new(), None);
+        assert_eq!(hash(&first), hash(&second));
+        fs_err::write(dir.path().join("src/a.txt"), "changed").unwrap();
+        let (changed, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        assert_ne!(hash(&first), hash(&changed), "a changed file changes the hash");
+        fs_err::write(dir.path().join("target/debug/big"), "changed too").unwrap();
+        let (ignored, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        assert_eq!(hash(&changed), hash(&ignored), "an ignored file does not");
+    }
+
+    #[test]
+    fn a_cargo_image_is_one_binary_run_as_a_non_root_user() {
+        let dockerfile = cargo_dockerfile("user-service", [50051, 9090].into_iter());
+        assert_eq!(
+            dockerfile,
+            "# Written by plat build: a static binary, nothing else, run as a non-root user.\nFROM scratch\n\
+             COPY user-service /user-service\nUSER 10001:10001\nEXPOSE 50051 9090\nENTRYPOINT [\"/user-service\"]\n"
+        );
+    }
+}

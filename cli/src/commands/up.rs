@@ -1,0 +1,231 @@
+//! `plat build`, `plat up`, `plat down`, `plat ps`: the platform's images and containers.
+
+use std::time::Duration;
+
+use plat::build::{self, BuildError, BuildEvent, BuildOptions, Built};
+use plat::manifest::Workspace;
+use plat::stack::{self, Action, UpError, UpEvent, UpOptions};
+
+use super::{docker_hint, migrate, print_json, runtime, unknown_service, with_hint};
+use crate::args::{BuildArgs, DownArgs, GlobalArgs, JsonArgs, UpArgs};
+use crate::ui::{self, CliError, ExitStatus, paint, style};
+
+pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Result<ExitStatus, CliError> {
+    let services = workspace.select(&args.services).map_err(unknown_service)?;
+    let options = BuildOptions { show_tool_output: global.verbose > 0 };
+    let runtime = runtime()?;
+    for service in services {
+        let built = runtime
+            .block_on(build::build_service(workspace, service, options, &on_build_event))
+            .map_err(|error| build_error(&service.name, error))?;
+        show_built(&built);
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn on_build_event(event: BuildEvent<'_>) {
+    match event {
+        BuildEvent::Compiling { service } => {
+            ui::status("Compiling", style::GOOD, format!("{service} (cargo, release, static)"))
+        }
+        BuildEvent::Running { service, command } => {
+            ui::status("Running", style::GOOD, format!("{service}: `{command}`"))
+        }
+        BuildEvent::Packaging { service, image } => {
+            ui::status("Packaging", style::GOOD, format!("{service} as {image}"))
+        }
+    }
+}
+
+fn show_built(built: &Built) {
+    let id = built.id.trim_start_matches("sha256:").get(..12).unwrap_or_default().to_owned();
+    if built.fresh {
+        ui::status("Fresh", style::GOOD, format!("{} {} ({id})", built.service, built.image));
+    } else {
+        ui::status(
+            "Built",
+            style::GOOD,
+            format!("{} {} ({id}) in {}", built.service, built.image, seconds(built.took)),
+        );
+    }
+}
+
+fn build_error(service: &str, error: BuildError) -> CliError {
+    let hint = match &error {
+        BuildError::Cargo { .. } => {
+            Some(format!("`cargo build --release` in the service's directory shows it; `plat build -v {service}` too"))
+        }
+        BuildError::HostNotLinux { .. } => {
+            Some("set `build = \"dockerfile\"` for the service in workspace.toml".to_owned())
+        }
+        BuildError::Command { .. } => Some("the command must build the image named by $PLAT_IMAGE".to_owned()),
+        BuildError::Docker(error) => docker_hint(error),
+        BuildError::NoDirectory(_) => Some("`plat sync` clones the services that have a `repo`".to_owned()),
+        BuildError::Context { .. } => None,
+    };
+    with_hint(CliError::failure(format!("{service}: {error}")), hint)
+}
+
+pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliError> {
+    workspace.select(&args.services).map_err(unknown_service)?;
+    let services = stack::with_dependencies(workspace, &args.services);
+    let options = UpOptions { no_build: args.no_build, build: BuildOptions { show_tool_output: global.verbose > 0 } };
+    let started = std::time::Instant::now();
+    let report = runtime()?.block_on(stack::up(workspace, &services, options, &on_up_event)).map_err(up_error)?;
+    let published: Vec<String> = services
+        .iter()
+        .flat_map(|service| {
+            service.publish.iter().map(move |(port, host)| format!("{} {port} on 127.0.0.1:{host}", service.name))
+        })
+        .collect();
+    let changed = report.services.iter().filter(|(_, action)| *action != Action::Unchanged).count();
+    ui::status(
+        "Up",
+        style::GOOD,
+        format!(
+            "{} service{} ready ({changed} changed) in {}{}",
+            report.services.len(),
+            if report.services.len() == 1 { "" } else { "s" },
+            seconds(started.elapsed()),
+            if published.is_empty() { String::new() } else { format!("; {}", published.join(", ")) }
+        ),
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn on_up_event(event: UpEvent<'_>) {
+    match event {
+        UpEvent::Build(event) => on_build_event(event),
+        UpEvent::Built(built) => show_built(built),
+        UpEvent::DatabaseStarting { container } => {
+            ui::status("Starting", style::GOOD, format!("database {container}"));
+        }
+        UpEvent::DatabaseReady { container, port } => {
+            let port = port.map(|port| format!(" on 127.0.0.1:{port}")).unwrap_or_default();
+            ui::status("Ready", style::GOOD, format!("database {container}{port}"));
+        }
+        UpEvent::Migrate(event) => migrate::on_event(event),
+        UpEvent::Migrated { service, report } => {
+            let total = report.already_applied + report.applied.len();
+            ui::status(
+                "Migrated",
+                style::GOOD,
+                format!("{service}: {} applied now, {total} in all", report.applied.len()),
+            );
+        }
+        UpEvent::Container { service, action } => {
+            let verb = match action {
+                Action::Created => "Created",
+                Action::Recreated => "Recreated",
+                Action::Started => "Started",
+                Action::Unchanged => "Running",
+            };
+            let note = if action == Action::Unchanged { " (unchanged)" } else { "" };
+            ui::status(verb, style::GOOD, format!("{service}{}", paint(style::DIM, note)));
+        }
+        UpEvent::Waiting { service, what } => {
+            ui::status("Waiting", style::DIM, format!("{service} {what}"));
+        }
+        UpEvent::Ready { service, took } => {
+            ui::status(
+                "Ready",
+                style::GOOD,
+                format!("{service}{}", paint(style::DIM, format!(" after {}", seconds(took)))),
+            );
+        }
+    }
+}
+
+fn up_error(error: UpError) -> CliError {
+    match error {
+        UpError::Build { service, error } => build_error(&service, error),
+        UpError::Migrate { target: Some(target), error, .. } => migrate::migrate_error(&target, *error),
+        UpError::Exited { ref logs, ref service, .. } | UpError::Unhealthy { ref logs, ref service, .. } => {
+            let message = format!("{error}{}", indented_logs(logs));
+            CliError::failure(message).hint(format!("`plat logs {service}` shows all of its log"))
+        }
+        UpError::NoImage { ref service, .. } => {
+            let hint = format!("build it with `plat build {service}`, or drop --no-build");
+            CliError::failure(error).hint(hint)
+        }
+        UpError::Docker(ref docker) | UpError::Database(ref docker) | UpError::Container { error: ref docker, .. } => {
+            let hint = docker_hint(docker);
+            with_hint(CliError::failure(error), hint)
+        }
+        UpError::Migrate { .. } | UpError::EnvFile { .. } => CliError::failure(error),
+    }
+}
+
+fn indented_logs(logs: &[String]) -> String {
+    if logs.is_empty() {
+        return "; it printed nothing".to_owned();
+    }
+    let lines: String = logs.iter().map(|line| format!("\n  | {line}")).collect();
+    format!("; its last lines:{lines}")
+}
+
+pub fn down(workspace: &Workspace, args: &DownArgs) -> Result<ExitStatus, CliError> {
+    let report = runtime()?.block_on(stack::down(workspace, args.volumes)).map_err(|error| {
+        let hint = docker_hint(&error);
+        with_hint(CliError::failure(format!("workspace `{}`: {error}", workspace.name)), hint)
+    })?;
+    for name in &report.removed {
+        ui::status("Removed", style::GOOD, format!("container {name}"));
+    }
+    if report.removed.is_empty() {
+        ui::status("Fresh", style::GOOD, format!("no container of workspace `{}` exists", workspace.name));
+    }
+    if report.volume_removed {
+        ui::status("Removed", style::GOOD, format!("volume {}", plat::docker::database_volume_name(&workspace.name)));
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub fn ps(workspace: &Workspace, args: &JsonArgs) -> Result<ExitStatus, CliError> {
+    let rows = runtime()?.block_on(stack::ps(workspace)).map_err(|error| {
+        let hint = docker_hint(&error);
+        with_hint(CliError::failure(format!("workspace `{}`: {error}", workspace.name)), hint)
+    })?;
+    if args.json {
+        return print_json(&rows);
+    }
+    let header = ["SERVICE", "STATE", "HEALTH", "UP TO DATE", "PORTS"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            let state = match &row.status {
+                Some(status) if !status.is_empty() => format!("{} ({status})", row.state),
+                _ => row.state.clone(),
+            };
+            [
+                row.service.clone(),
+                state,
+                row.health.clone().unwrap_or_else(|| "-".to_owned()),
+                row.up_to_date.map_or("-", |fresh| if fresh { "yes" } else { "no" }).to_owned(),
+                if row.published.is_empty() { "-".to_owned() } else { row.published.join(", ") },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut text: String = cells.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}  ")).collect();
+        text.truncate(text.trim_end().len());
+        text.push('\n');
+        text
+    };
+    let mut table = line(&header.map(str::to_owned));
+    for row in &cells {
+        table.push_str(&line(row));
+    }
+    ui::write_stdout(&table)?;
+    Ok(ExitStatus::Success)
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}

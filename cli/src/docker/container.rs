@@ -1,0 +1,365 @@
+//! The services' containers: created on the workspace network under their service name,
+//! labelled so plat finds them again, inspected, stopped, removed, probed with a command, and
+//! read for logs.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bollard::errors::Error as ApiError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, ExecConfig, HostConfig, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+
+use super::{
+    DockerError, Filters, connect, container_name, ensure_network, ignore_missing, label, list, network_name,
+    published_port, remove_network, workspace_labels,
+};
+
+/// How long a service has to stop on SIGTERM before the Engine kills it. The sample services
+/// drain for SHUTDOWN_GRACE (5 s) and exit.
+const STOP_TIMEOUT_SECS: i32 = 10;
+
+/// The name plat gives a service's container: `<workspace>-<service>`.
+pub fn service_container_name(workspace: &str, service: &str) -> String {
+    format!("{workspace}-{service}")
+}
+
+/// Everything a service's container is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The workspace.
+    pub workspace: String,
+    /// The service; also its host name on the workspace network.
+    pub service: String,
+    /// Image id or reference.
+    pub image: String,
+    /// `KEY=value` environment entries.
+    pub env: Vec<String>,
+    /// Container ports (TCP) it listens on.
+    pub ports: Vec<u16>,
+    /// `(container port, host port)` pairs published on 127.0.0.1.
+    pub publish: Vec<(u16, u16)>,
+    /// The hash of all of the above, stored as [`label::CONFIG`].
+    pub config_hash: String,
+}
+
+/// A service's container as the Engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceContainer {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// The service it runs.
+    pub service: String,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    /// What `docker ps` says: `Up 2 minutes`, `Exited (1) 3 seconds ago`.
+    pub status: String,
+    /// Its [`label::CONFIG`].
+    pub config_hash: Option<String>,
+    /// `(container port, host port)` published on loopback.
+    pub published: Vec<(u16, u16)>,
+}
+
+impl ServiceContainer {
+    /// Whether it runs.
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// Every service container of the workspace, running or not, by name.
+pub async fn list_services(workspace: &str) -> Result<Vec<ServiceContainer>, DockerError> {
+    let docker = connect().await?;
+    let mut containers: Vec<ServiceContainer> = list(&docker, Filters::labels(&service_labels(workspace), true))
+        .await?
+        .into_iter()
+        .map(|summary| {
+            let labels = summary.labels.clone().unwrap_or_default();
+            let ports = summary.ports.as_deref().unwrap_or_default();
+            let mut published: Vec<(u16, u16)> = ports
+                .iter()
+                .filter_map(|port| published_port(ports, port.private_port).map(|host| (port.private_port, host)))
+                .collect();
+            published.sort_unstable();
+            published.dedup();
+            ServiceContainer {
+                name: container_name(&summary),
+                id: summary.id.unwrap_or_default(),
+                service: labels.get(label::SERVICE).cloned().unwrap_or_default(),
+                state: summary.state.map(|state| state.to_string()).unwrap_or_default(),
+                status: summary.status.unwrap_or_default(),
+                config_hash: labels.get(label::CONFIG).cloned(),
+                published,
+            }
+        })
+        .collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(containers)
+}
+
+/// Creates and starts a service's container on the workspace network (created if missing).
+/// A container of that name must not exist: the caller removes an outdated one first.
+pub async fn create_and_start(spec: &ContainerSpec) -> Result<String, DockerError> {
+    let docker = connect().await?;
+    ensure_network(&docker, &spec.workspace).await?;
+    let name = service_container_name(&spec.workspace, &spec.service);
+    let network = network_name(&spec.workspace);
+    let mut labels = service_labels(&spec.workspace);
+    labels.insert(label::SERVICE.to_owned(), spec.service.clone());
+    labels.insert(label::CONFIG.to_owned(), spec.config_hash.clone());
+    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+        .publish
+        .iter()
+        .map(|(container, host)| {
+            // Loopback only: a developer's stack is not for the network they sit on.
+            let binding = PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(host.to_string()) };
+            (format!("{container}/tcp"), Some(vec![binding]))
+        })
+        .collect();
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.clone()),
+        labels: Some(labels),
+        exposed_ports: Some(spec.ports.iter().map(|port| format!("{port}/tcp")).collect()),
+        host_config: Some(HostConfig {
+            port_bindings: Some(port_bindings),
+            network_mode: Some(network.clone()),
+            ..HostConfig::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network,
+                // Other services reach it by its service name, as in docker compose.
+                EndpointSettings { aliases: Some(vec![spec.service.clone()]), ..EndpointSettings::default() },
+            )])),
+        }),
+        ..ContainerCreateBody::default()
+    };
+    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    let id = match docker.create_container(Some(options), body).await {
+        Ok(created) => created.id,
+        Err(ApiError::DockerResponseServerError { status_code: 409, .. }) => {
+            return Err(DockerError::NotOurs { name, workspace: spec.workspace.clone() });
+        }
+        Err(ApiError::DockerResponseServerError { status_code: 404, message }) if message.contains("image") => {
+            return Err(DockerError::ImageMissing(spec.image.clone()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    docker.start_container(&id, None).await?;
+    Ok(id)
+}
+
+/// Starts a stopped container as it is.
+pub async fn start(id: &str) -> Result<(), DockerError> {
+    Ok(connect().await?.start_container(id, None).await?)
+}
+
+/// Stops (SIGTERM, then SIGKILL after the stop timeout) and removes a container; gone already
+/// is fine.
+pub async fn remove(id: &str) -> Result<(), DockerError> {
+    let docker = connect().await?;
+    let stop = StopContainerOptionsBuilder::new().t(STOP_TIMEOUT_SECS).build();
+    match docker.stop_container(id, Some(stop)).await {
+        // 304: not running.
+        Ok(()) | Err(ApiError::DockerResponseServerError { status_code: 304 | 404, .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    ignore_missing(docker.remove_container(id, Some(options)).await)
+}
+
+/// Removes the workspace's network once nothing plat made uses it.
+pub async fn remove_workspace_network(workspace: &str) -> Result<(), DockerError> {
+    remove_network(&connect().await?, workspace).await
+}
+
+/// A container's state, as far as waiting for it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    /// Whether it runs.
+    pub running: bool,
+    /// `exited with 1`, `running`, ...
+    pub description: String,
+    /// Its exit code, once it exited.
+    pub exit_code: Option<i64>,
+    /// Its address on the workspace network, while it runs.
+    pub address: Option<std::net::IpAddr>,
+}
+
+/// Where a container stands: running or not, and its address on the workspace network.
+pub async fn run_state(id: &str, workspace: &str) -> Result<RunState, DockerError> {
+    let docker = connect().await?;
+    let inspect = docker.inspect_container(id, None).await?;
+    let state = inspect.state.unwrap_or_default();
+    let running = state.running == Some(true);
+    let status = state.status.map_or_else(|| "unknown".to_owned(), |status| status.to_string());
+    let exit_code = match state.status {
+        Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => state.exit_code,
+        _ => None,
+    };
+    let description = match exit_code {
+        Some(code) => format!("{status} with {code}"),
+        None => status,
+    };
+    let address = inspect
+        .network_settings
+        .and_then(|settings| settings.networks)
+        .and_then(|mut networks| networks.remove(&network_name(workspace)))
+        .and_then(|endpoint| endpoint.ip_address)
+        .and_then(|ip| ip.parse().ok());
+    Ok(RunState { running, description, exit_code, address })
+}
+
+/// Runs `command` inside the container and returns its exit code and combined output, or
+/// `None` as the code when it outlives `timeout`.
+pub async fn exec(id: &str, command: &[String], timeout: Duration) -> Result<(Option<i64>, String), DockerError> {
+    let docker = connect().await?;
+    let config = ExecConfig {
+        cmd: Some(command.to_vec()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..ExecConfig::default()
+    };
+    let exec = docker.create_exec(id, config).await?;
+    let run = async {
+        let mut output = String::new();
+        if let bollard::exec::StartExecResults::Attached { output: mut stream, .. } =
+            docker.start_exec(&exec.id, None).await?
+        {
+            while let Some(chunk) = stream.next().await {
+                output.push_str(&chunk?.to_string());
+            }
+        }
+        Ok::<_, DockerError>(output)
+    };
+    let Ok(output) = tokio::time::timeout(timeout, run).await else {
+        return Ok((None, String::new()));
+    };
+    let output = output?;
+    let code = docker.inspect_exec(&exec.id).await?.exit_code;
+    Ok((code, output))
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// The container's stdout.
+    Stdout,
+    /// The container's stderr.
+    Stderr,
+}
+
+/// One line a container printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Which stream.
+    pub stream: LogStream,
+    /// The text, without its line ending.
+    pub text: String,
+}
+
+/// How much of the logs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep reading as the container prints, until it stops.
+    pub follow: bool,
+    /// Only the last lines; all of them when `None`.
+    pub tail: Option<u64>,
+    /// The Engine's RFC 3339 timestamp before each line.
+    pub timestamps: bool,
+}
+
+/// A container's log, line by line.
+pub type LogLines = Pin<Box<dyn Stream<Item = Result<LogLine, DockerError>> + Send>>;
+
+/// The container's log as a stream of whole lines.
+pub async fn logs(id: &str, options: LogOptions) -> Result<LogLines, DockerError> {
+    let docker = connect().await?;
+    let tail = options.tail.map_or_else(|| "all".to_owned(), |tail| tail.to_string());
+    let query = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .follow(options.follow)
+        .timestamps(options.timestamps)
+        .tail(&tail)
+        .build();
+    let id = id.to_owned();
+    // The Engine's frames are writes, not lines: join them per stream and cut at newlines.
+    let frames = split_lines(docker.logs(&id, Some(query)));
+    Ok(Box::pin(frames))
+}
+
+fn split_lines(
+    frames: impl Stream<Item = Result<bollard::container::LogOutput, ApiError>> + Send + 'static,
+) -> impl Stream<Item = Result<LogLine, DockerError>> + Send {
+    use bollard::container::LogOutput;
+    let mut partial: HashMap<bool, String> = HashMap::new();
+    frames
+        .map(move |frame| -> Vec<Result<LogLine, DockerError>> {
+            let (stream, bytes) = match frame {
+                Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => (LogStream::Stdout, message),
+                Ok(LogOutput::StdIn { .. }) => return Vec::new(),
+                Err(error) => return vec![Err(error.into())],
+            };
+            let buffer = partial.entry(stream == LogStream::Stderr).or_default();
+            buffer.push_str(&String::from_utf8_lossy(&bytes));
+            let mut lines = Vec::new();
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                lines.push(Ok(LogLine { stream, text: line.trim_end_matches(['\n', '\r']).to_owned() }));
+            }
+            lines
+        })
+        .flat_map(futures_util::stream::iter)
+}
+
+/// The last `count` lines a container printed, for an error message; empty when they cannot
+/// be read.
+pub async fn last_lines(id: &str, count: u64) -> Vec<String> {
+    let Ok(mut lines) = logs(id, LogOptions { follow: false, tail: Some(count), timestamps: false }).await else {
+        return Vec::new();
+    };
+    let mut text = Vec::new();
+    while let Some(Ok(line)) = lines.next().await {
+        text.push(line.text);
+    }
+    text
+}
+
+fn service_labels(workspace: &str) -> HashMap<String, String> {
+    let mut labels = workspace_labels(workspace);
+    labels.insert(label::ROLE.to_owned(), label::SERVICE_ROLE.to_owned());
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn log_frames_become_whole_lines_per_stream() {
+        use bollard::container::LogOutput;
+        let frames = futures_util::stream::iter(vec![
+            Ok(LogOutput::StdOut { message: Bytes::from_static(b"one\ntw") }),
+            Ok(LogOutput::StdErr { message: Bytes::from_static(b"err\r\n") }),
+            Ok(LogOutput::StdOut { message: Bytes::from_static(b"o\n") }),
+        ]);
+        let lines: Vec<LogLine> = split_lines(frames).map(|line| line.unwrap()).collect().await;
+        let line = |stream, text: &str| LogLine { stream, text: text.to_owned() };
+        assert_eq!(
+            lines,
+            [line(LogStream::Stdout, "one"), line(LogStream::Stderr, "err"), line(LogStream::Stdout, "two")]
+        );
+    }
+}

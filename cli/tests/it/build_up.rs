@@ -1,0 +1,171 @@
+//! `plat build`, and what `plat up`, `ps`, `logs` and `down` say before anything runs, against
+//! the real Docker Engine. Images are tiny (`FROM scratch` and a text file), named after a
+//! workspace no other test uses, and removed at the end. `plat up` running the sample platform
+//! is e2e/tests/containers.rs.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::context::TestContext;
+
+/// A workspace name of its own, and its images and containers removed on drop.
+struct Names {
+    workspace: String,
+}
+
+impl Names {
+    fn new() -> Names {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        Names { workspace: format!("build{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)) }
+    }
+
+    fn image(&self, service: &str) -> String {
+        format!("{}/{service}:dev", self.workspace)
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        let label = format!("label=dev.plat.workspace={}", self.workspace);
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker rm -f $(docker ps -aq --filter {label}) ; docker rmi -f $(docker images -q --filter {label}) ; \
+                 docker rmi -f {0}/tagged:dev {0}/web:dev",
+                self.workspace
+            ))
+            .output();
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("docker runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn write(context: &TestContext, path: &str, text: &str) {
+    let path = context.workspace.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn dockerfile_builds_are_skipped_when_nothing_they_send_changed() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n",
+        names.workspace
+    ));
+    write(&context, "services/web/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n");
+    write(&context, "services/web/hello.txt", "hello\n");
+    write(&context, "services/web/.dockerignore", "notes/\n");
+    write(&context, "services/web/notes/todo.txt", "not sent\n");
+
+    let run = context.run(&["build"]).expect_code(0);
+    assert!(run.stderr.contains(&format!("Packaging web as {}", names.image("web"))), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("Built web {}", names.image("web"))), "{}", run.stderr);
+    let labels = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &names.image("web")]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["dev.plat.workspace"], names.workspace.as_str());
+    assert_eq!(labels["dev.plat.service"], "web");
+    assert!(labels["dev.plat.inputs"].as_str().unwrap().starts_with("sha256:"));
+
+    let run = context.run(&["build"]).expect_code(0);
+    assert!(run.stderr.contains("Fresh web"), "nothing changed: {}", run.stderr);
+
+    write(&context, "services/web/notes/todo.txt", "still not sent\n");
+    let run = context.run(&["build"]).expect_code(0);
+    assert!(run.stderr.contains("Fresh web"), "an ignored file changed: {}", run.stderr);
+
+    write(&context, "services/web/hello.txt", "hello again\n");
+    let run = context.run(&["build", "web"]).expect_code(0);
+    assert!(run.stderr.contains("Built web"), "a sent file changed: {}", run.stderr);
+}
+
+#[test]
+fn a_failing_build_names_the_service_and_the_step() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n",
+        names.workspace
+    ));
+    write(&context, "services/web/Dockerfile", "FROM scratch\nCOPY missing.txt /missing.txt\n");
+    let run = context.run(&["build"]).expect_code(1);
+    assert!(run.stderr.contains("error: web: the image build failed:"), "{}", run.stderr);
+    assert!(run.stderr.contains("missing.txt"), "{}", run.stderr);
+}
+
+#[test]
+fn command_builds_run_in_the_service_directory_with_the_image_name() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{0}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n\n\
+         [services.tagged]\ndepends_on = [\"web\"]\nbuild = {{ command = \"test -f marker && docker tag {0}/web:dev \\\"$PLAT_IMAGE\\\"\" }}\n\n\
+         [services.lazy]\nbuild = {{ command = \"true\" }}\n",
+        names.workspace
+    ));
+    write(&context, "services/web/Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
+    write(&context, "services/tagged/marker", "");
+    write(&context, "services/lazy/README", "");
+    context.run(&["build", "web", "tagged"]).expect_code(0);
+    assert_eq!(
+        docker(&["image", "inspect", "--format", "{{.Id}}", &names.image("tagged")]),
+        docker(&["image", "inspect", "--format", "{{.Id}}", &names.image("web")])
+    );
+
+    let run = context.run(&["build", "lazy"]).expect_code(1);
+    assert!(
+        run.stderr.contains(&format!("error: lazy: `true` succeeded, and built no image {}", names.image("lazy"))),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_service_without_its_directory_is_reported_with_the_way_to_get_it() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!("[workspace]\nname = \"{}\"\n\n[services.web]\n", names.workspace));
+    let run = context.run(&["build"]).expect_code(1);
+    assert!(run.stderr.contains("error: web: its directory services/web does not exist"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: `plat sync` clones"), "{}", run.stderr);
+}
+
+#[test]
+fn before_up_nothing_runs_and_plat_says_what_to_do() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[services.web]\nports = {{ http = 8080 }}\n\n[services.api]\ndepends_on = [\"web\"]\n",
+        names.workspace
+    ));
+
+    let run = context.run(&["ps", "--json"]).expect_code(0);
+    let rows = run.json();
+    assert_eq!(rows[0]["service"], "web");
+    assert_eq!(rows[0]["state"], "missing");
+    assert_eq!(rows[1]["service"], "api");
+    let run = context.run(&["ps"]).expect_code(0);
+    assert_eq!(run.stdout.lines().next(), Some("SERVICE  STATE    HEALTH  UP TO DATE  PORTS"));
+
+    let run = context.run(&["logs", "api"]).expect_code(1);
+    assert!(run.stderr.contains("error: api has no container"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: `plat up api` starts it"), "{}", run.stderr);
+
+    let run = context.run(&["up", "webb"]).expect_code(2);
+    assert!(run.stderr.contains("hint: did you mean `web`?"), "{}", run.stderr);
+
+    let run = context.run(&["up", "--no-build", "api"]).expect_code(1);
+    assert!(
+        run.stderr.contains(&format!("error: web: image {} is not on this machine", names.image("web"))),
+        "dependencies come first: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: build it with `plat build web`"), "{}", run.stderr);
+
+    let run = context.run(&["down"]).expect_code(0);
+    assert!(run.stderr.contains(&format!("no container of workspace `{}` exists", names.workspace)), "{}", run.stderr);
+}
