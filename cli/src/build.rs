@@ -239,6 +239,10 @@ async fn host_triple() -> Result<String, BuildError> {
         .output()
         .await
         .map_err(|error| BuildError::Cargo { reason: format!("cannot run rustc: {error}") })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BuildError::Cargo { reason: format!("`rustc -vV` failed: {}{}", output.status, tail(&stderr, 5)) });
+    }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
@@ -288,8 +292,9 @@ fn dockerfile_context(context_dir: &Path, dockerfile: &Path) -> Result<(Vec<u8>,
     let mut tar = TarWriter::new();
     add_directory(&mut tar, context_dir, Path::new(""), &ignore)?;
     let inside = dockerfile.strip_prefix(context_dir).ok().map(|path| path.to_string_lossy().replace('\\', "/"));
+    // Sent even when .dockerignore excludes it, as the Docker CLI does.
     let name = match inside {
-        Some(name) if context_dir.join(&name).is_file() => name,
+        Some(name) if context_dir.join(&name).is_file() && !ignore.excludes(&name) => name,
         _ => {
             let text = fs_err::read(dockerfile).map_err(context_error(dockerfile))?;
             tar.file(".plat.Dockerfile", &text, 0o644);
@@ -580,6 +585,21 @@ mod tests {
         fs_err::write(dir.path().join("target/debug/big"), "changed too").unwrap();
         let (ignored, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
         assert_eq!(hash(&changed), hash(&ignored), "an ignored file does not");
+    }
+
+    #[test]
+    fn the_dockerfile_is_sent_even_when_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs_err::write(dir.path().join(".dockerignore"), "*\n").unwrap();
+        let (context, name) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        assert_eq!(name, ".plat.Dockerfile");
+        let names: Vec<String> = tar::Archive::new(context.as_slice())
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [".plat.Dockerfile"]);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub enum UpError {
     #[error("{service} stopped ({state}) before it was ready")]
     Exited { service: String, state: String, logs: Vec<String> },
     /// A service did not pass its health check in time.
-    #[error("{service} is not healthy after {}s: {reason}", .waited.as_secs())]
+    #[error("{service} is not healthy after {:.1}s: {reason}", .waited.as_secs_f64())]
     Unhealthy { service: String, reason: String, waited: Duration, logs: Vec<String> },
 }
 
@@ -178,7 +178,8 @@ pub async fn up(
         for (service, built) in &wave {
             let spec = container_spec(workspace, service, &built.id)?;
             let current = existing.iter().find(|container| container.service == service.name);
-            let (id, action) = converge(&spec, current)
+            let job = must_complete.contains(service.name.as_str());
+            let (id, action) = converge(&spec, current, job, &workspace.name)
                 .await
                 .map_err(|error| UpError::Container { service: service.name.clone(), error })?;
             on_event(UpEvent::Container { service: &service.name, action });
@@ -316,16 +317,24 @@ fn parse_env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Makes the service's container match `spec`; returns its id and what was done.
-async fn converge(spec: &ContainerSpec, current: Option<&ServiceContainer>) -> Result<(String, Action), DockerError> {
+/// Makes the service's container match `spec`; returns its id and what was done. A one-off
+/// `job` that already completed with this configuration is not run again.
+async fn converge(
+    spec: &ContainerSpec,
+    current: Option<&ServiceContainer>,
+    job: bool,
+    workspace: &str,
+) -> Result<(String, Action), DockerError> {
     match current {
         Some(container) if container.config_hash.as_deref() == Some(spec.config_hash.as_str()) => {
             if container.running() {
-                Ok((container.id.clone(), Action::Unchanged))
-            } else {
-                container::start(&container.id).await?;
-                Ok((container.id.clone(), Action::Started))
+                return Ok((container.id.clone(), Action::Unchanged));
             }
+            if job && container::run_state(&container.id, workspace).await?.exit_code == Some(0) {
+                return Ok((container.id.clone(), Action::Unchanged));
+            }
+            container::start(&container.id).await?;
+            Ok((container.id.clone(), Action::Started))
         }
         Some(container) => {
             container::remove(&container.id).await?;

@@ -302,25 +302,42 @@ fn split_lines(
     frames: impl Stream<Item = Result<bollard::container::LogOutput, ApiError>> + Send + 'static,
 ) -> impl Stream<Item = Result<LogLine, DockerError>> + Send {
     use bollard::container::LogOutput;
-    let mut partial: HashMap<bool, String> = HashMap::new();
+    // What each stream printed after its last newline; flushed when the log ends, so a last
+    // line without a newline (a crash message, say) is not lost.
+    struct Partial {
+        stdout: String,
+        stderr: String,
+    }
+    let frames = frames.map(Some).chain(futures_util::stream::once(async { None }));
     frames
-        .map(move |frame| -> Vec<Result<LogLine, DockerError>> {
-            let (stream, bytes) = match frame {
-                Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
-                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => (LogStream::Stdout, message),
-                Ok(LogOutput::StdIn { .. }) => return Vec::new(),
-                Err(error) => return vec![Err(error.into())],
+        .scan(Partial { stdout: String::new(), stderr: String::new() }, |partial, frame| {
+            let lines = match frame {
+                Some(Ok(LogOutput::StdErr { message })) => cut(&mut partial.stderr, &message, LogStream::Stderr),
+                Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                    cut(&mut partial.stdout, &message, LogStream::Stdout)
+                }
+                Some(Ok(LogOutput::StdIn { .. })) => Vec::new(),
+                Some(Err(error)) => vec![Err(error.into())],
+                None => [(LogStream::Stdout, &mut partial.stdout), (LogStream::Stderr, &mut partial.stderr)]
+                    .into_iter()
+                    .filter(|(_, rest)| !rest.is_empty())
+                    .map(|(stream, rest)| Ok(LogLine { stream, text: std::mem::take(rest) }))
+                    .collect(),
             };
-            let buffer = partial.entry(stream == LogStream::Stderr).or_default();
-            buffer.push_str(&String::from_utf8_lossy(&bytes));
-            let mut lines = Vec::new();
-            while let Some(end) = buffer.find('\n') {
-                let line: String = buffer.drain(..=end).collect();
-                lines.push(Ok(LogLine { stream, text: line.trim_end_matches(['\n', '\r']).to_owned() }));
-            }
-            lines
+            std::future::ready(Some(lines))
         })
         .flat_map(futures_util::stream::iter)
+}
+
+/// Appends `bytes` to what `stream` printed so far and takes the whole lines out.
+fn cut(buffer: &mut String, bytes: &[u8], stream: LogStream) -> Vec<Result<LogLine, DockerError>> {
+    buffer.push_str(&String::from_utf8_lossy(bytes));
+    let mut lines = Vec::new();
+    while let Some(end) = buffer.find('\n') {
+        let line: String = buffer.drain(..=end).collect();
+        lines.push(Ok(LogLine { stream, text: line.trim_end_matches(['\n', '\r']).to_owned() }));
+    }
+    lines
 }
 
 /// The last `count` lines a container printed, for an error message; empty when they cannot
@@ -354,12 +371,18 @@ mod tests {
             Ok(LogOutput::StdOut { message: Bytes::from_static(b"one\ntw") }),
             Ok(LogOutput::StdErr { message: Bytes::from_static(b"err\r\n") }),
             Ok(LogOutput::StdOut { message: Bytes::from_static(b"o\n") }),
+            Ok(LogOutput::StdErr { message: Bytes::from_static(b"panicked") }),
         ]);
         let lines: Vec<LogLine> = split_lines(frames).map(|line| line.unwrap()).collect().await;
         let line = |stream, text: &str| LogLine { stream, text: text.to_owned() };
         assert_eq!(
             lines,
-            [line(LogStream::Stdout, "one"), line(LogStream::Stderr, "err"), line(LogStream::Stdout, "two")]
+            [
+                line(LogStream::Stdout, "one"),
+                line(LogStream::Stderr, "err"),
+                line(LogStream::Stdout, "two"),
+                line(LogStream::Stderr, "panicked"),
+            ]
         );
     }
 }

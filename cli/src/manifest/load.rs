@@ -247,6 +247,15 @@ fn check_service(
             Diagnostic::new(format!("invalid service name `{name}`: {reason}"), Some(name_span.clone()))
                 .help("service names are host names on the platform's network: lowercase letters, digits and `-`, starting with a letter, at most 63 characters"),
         );
+    } else if name == crate::docker::label::POSTGRES {
+        // `<workspace>-postgres` and the host name `postgres` belong to the database container.
+        diagnostics.push(
+            Diagnostic::new(
+                format!("service name `{name}` is reserved for the workspace's database container"),
+                Some(name_span.clone()),
+            )
+            .help("services reach the database as `postgres`; name this service something else, e.g. `postgres-admin`"),
+        );
     }
 
     let source = match (spec.repo, spec.rev) {

@@ -99,7 +99,7 @@ impl DatabaseTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
     /// Nothing names the service's database, and the workspace's database container does not
-    /// run (`plat db start` starts it until `plat up` does).
+    /// run (`plat up` or `plat db start` starts it).
     #[error(
         "no database URL for {service}: pass --database-url, set {env}, or start the platform's database with \
          `plat db start`"

@@ -55,6 +55,7 @@ manifest_error!(
 );
 manifest_error!(service_name_not_a_dns_label, "[workspace]\nname = \"p\"\n[services.User_Service]\n");
 manifest_error!(service_name_too_long, &format!("[workspace]\nname = \"p\"\n[services.{}]\n", "a".repeat(64)));
+manifest_error!(service_name_reserved_for_the_database, "[workspace]\nname = \"p\"\n[services.postgres]\n");
 manifest_error!(
     empty_rev,
     "[workspace]\nname = \"p\"\n[services.a]\nrepo = \"https://example.com/a.git\"\nrev = \"\"\n"

@@ -1,6 +1,6 @@
 //! Runs the sample platform on this machine until Ctrl-C: databases created and migrated by
-//! `plat migrate`, NATS, user-service, order-service and api-gateway as processes. What
-//! `plat up` will do with containers, done with processes until it exists (`scripts/run-platform`).
+//! `plat migrate`, NATS, user-service, order-service and api-gateway as processes. The platform
+//! `plat up` runs in containers, with no Docker at all (`scripts/run-platform`).
 
 use platform_e2e::{Platform, PlatformOptions, token};
 
