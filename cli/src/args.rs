@@ -133,8 +133,9 @@ Documentation: docs/migrations.md")]
     /// Build each service's image; an image whose inputs did not change is kept
     #[command(after_help = "\
 A `cargo` service (the default) is compiled on the host as a static Linux binary and packaged
-FROM scratch; a `dockerfile` service's context is sent to the Engine; a `command` service runs its
-command. Images are named <workspace>/<service>:dev. Nothing is pulled from a registry.
+FROM scratch, which needs no registry; a `dockerfile` service's context (minus .dockerignore) is
+built by the Engine; a `command` service runs its command. Images are tagged `dev`: the service's
+`image`, by default <workspace>/<service>:dev.
 
 Examples:
   plat build
@@ -180,6 +181,21 @@ Examples:
   plat logs -n 20 user-service order-service")]
     Logs(LogsArgs),
 
+    /// Verify the gRPC contracts between the services (CI)
+    #[command(after_help = "\
+Contract tests need no broker: every package a service uses is served by a service; every
+service's committed generated code matches proto/; with --against, proto/ breaks nothing since
+that git ref; and every rpc of every package a provider serves is answered by its running
+container (`plat up` first). The probe sends a request that cannot decode, so a method that
+exists fails before its handler runs and nothing changes; a missing one answers UNIMPLEMENTED.
+Exit 1 when a case fails.
+
+Examples:
+  plat up && plat test --contract
+  plat test --contract --against origin/main --junit contract.xml
+  plat test --contract --json | jq '.[] | select(.status == \"failed\")'")]
+    Test(TestArgs),
+
     /// Check the tools and services plat's commands need
     #[command(after_help = "\
 Exits 1 when something a command of this workspace needs is missing.
@@ -193,10 +209,10 @@ Examples:
     #[command(subcommand)]
     Proto(ProtoCommand),
 
-    /// Start or stop the platform's PostgreSQL container, until `plat up` does it
+    /// Start or stop only the platform's PostgreSQL container
     ///
-    /// Hidden from the command list: `plat up` will start the database with the rest of the
-    /// platform, and this stop-gap goes then.
+    /// Hidden from the command list: `plat up` starts the database with the rest of the
+    /// platform; this is for running migrations or a psql session without the services.
     #[command(subcommand, hide = true)]
     Db(DbCommand),
 
@@ -256,7 +272,6 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `plat db` subcommands.
 /// `plat build` arguments.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -282,6 +297,26 @@ pub struct DownArgs {
     /// Also remove the database's volume: its data is lost
     #[arg(long)]
     pub volumes: bool,
+}
+
+/// `plat test` arguments.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Run the contract tests (today the only kind, and the default)
+    #[arg(long)]
+    pub contract: bool,
+    /// Also check proto/ for breaking changes since this git ref
+    #[arg(long, value_name = "REF")]
+    pub against: Option<String>,
+    /// Also write the results as a JUnit XML report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Which engine generates and compares the contracts
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "PLAT_PROTO_ENGINE")]
+    pub engine: EngineChoice,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `plat logs` arguments.

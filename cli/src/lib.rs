@@ -4,6 +4,7 @@
 //! the CLI (`src/main.rs` and its modules) decides how anything looks. See docs/architecture.md.
 
 pub mod build;
+pub mod contract;
 pub mod docker;
 pub mod doctor;
 pub mod git;

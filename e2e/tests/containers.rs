@@ -83,6 +83,13 @@ fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
     assert!(manifest.contains(&gateway_port.to_string()), "the sample manifest publishes the gateway");
     std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
     std::os::unix::fs::symlink(root.join("services"), dir.join("services")).unwrap();
+    // A copy of the contracts, which the contract test changes.
+    let proto = dir.join("proto");
+    for entry in ["buf.yaml", "buf.gen.yaml", "user/v1/user.proto", "order/v1/order.proto", "order/v1/events.proto"] {
+        let to = proto.join(entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root.join("proto").join(entry), to).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +151,48 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let (stdout, _) = plat.ok(&["logs", "-n", "5", "user-service", "api-gateway"]);
     assert!(stdout.lines().any(|line| line.starts_with("user-service |")), "{stdout}");
     assert!(stdout.lines().any(|line| line.starts_with("api-gateway  |")), "{stdout}");
+
+    // Contract tests: the running providers serve every rpc of their contracts, and every
+    // service's committed code matches them. A JUnit report for CI.
+    let junit = dir.path().join("contract.xml");
+    let (stdout, _) = plat.ok(&["test", "--contract", "--junit", junit.to_str().unwrap()]);
+    assert!(stdout.contains("contract served user-service serves user.v1.UserService/GetUser ... ok"), "{stdout}");
+    assert!(stdout.contains("contract test result: ok. 12 passed; 0 failed; 0 skipped"), "{stdout}");
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(report.contains("tests=\"12\" failures=\"0\""), "{report}");
+    // An rpc added to a contract and implemented nowhere fails both ways, and changes nothing.
+    let user_proto = dir.path().join("proto/user/v1/user.proto");
+    let contract = std::fs::read_to_string(&user_proto).unwrap();
+    let extended = contract.replacen(
+        "  rpc GetUser",
+        "  // Deletes a user.\n  rpc DeleteUser(GetUserRequest) returns (GetUserResponse);\n  rpc GetUser",
+        1,
+    );
+    std::fs::write(&user_proto, extended).unwrap();
+    let output = plat.run(&["test", "--contract"]);
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "contract served user-service serves user.v1.UserService/DeleteUser ... FAILED\n    UNIMPLEMENTED"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stale generated code: services/order-service/src/proto/user.v1.rs"), "{stdout}");
+    assert!(stderr.contains("error: 4 contract tests failed"), "{stderr}");
+    std::fs::write(&user_proto, contract).unwrap();
+    let users = docker(&[
+        "exec",
+        &format!("{name}-postgres"),
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "user_service",
+        "-tAc",
+        "SELECT count(*) FROM users",
+    ]);
+    assert_eq!(users, "1", "the probes created nothing");
 
     // Up again: nothing changed, so nothing is rebuilt or restarted.
     let id_before = docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-user-service")]);

@@ -8,6 +8,7 @@ mod migrate;
 mod proto;
 mod status;
 mod sync;
+mod test;
 mod up;
 mod validate;
 
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Down(args) => up::down(&load_workspace(&cli.global)?, &args),
         Command::Ps(args) => up::ps(&load_workspace(&cli.global)?, &args),
         Command::Logs(args) => logs::run(&load_workspace(&cli.global)?, &args),
+        Command::Test(args) => test::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
         Command::Db(command) => db::run(&load_workspace(&cli.global)?, &command),
         Command::Completions { shell } => {

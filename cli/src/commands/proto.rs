@@ -21,7 +21,7 @@ pub fn run(global: &GlobalArgs, command: ProtoCommand) -> Result<ExitStatus, Cli
     }
 }
 
-fn engine(choice: EngineChoice) -> Engine {
+pub(super) fn engine(choice: EngineChoice) -> Engine {
     match choice {
         EngineChoice::Auto => Engine::Auto,
         EngineChoice::Buf => Engine::Buf,
@@ -115,7 +115,7 @@ fn run_plugin(global: &GlobalArgs) -> Result<ExitStatus, CliError> {
 }
 
 /// A proto error with what to do about it.
-fn proto_error(error: ProtoError) -> CliError {
+pub(super) fn proto_error(error: ProtoError) -> CliError {
     let hints: Vec<String> = match &error {
         ProtoError::BufMissing => vec!["install buf (`pip install buf-bin`) or use `--engine builtin`".to_owned()],
         ProtoError::UnknownPackage { .. } => {

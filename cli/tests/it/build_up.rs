@@ -169,3 +169,57 @@ fn before_up_nothing_runs_and_plat_says_what_to_do() {
     let run = context.run(&["down"]).expect_code(0);
     assert!(run.stderr.contains(&format!("no container of workspace `{}` exists", names.workspace)), "{}", run.stderr);
 }
+
+#[test]
+fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
+    let names = Names::new();
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[services.users]\nports = {{ grpc = 50051 }}\nproto = {{ serves = [\"user.v1\"] }}\n\n\
+         [services.orders]\nproto = {{ uses = [\"user.v1\", \"billing.v1\"] }}\n",
+        names.workspace
+    ));
+    write(
+        &context,
+        "proto/user/v1/user.proto",
+        "syntax = \"proto3\";\npackage user.v1;\nmessage User {}\nservice UserService {\n  rpc GetUser(User) returns (User);\n}\n",
+    );
+    write(&context, "proto/billing/v1/billing.proto", "syntax = \"proto3\";\npackage billing.v1;\nmessage Bill {}\n");
+    std::fs::create_dir_all(context.workspace.join("services/users")).unwrap();
+    std::fs::create_dir_all(context.workspace.join("services/orders")).unwrap();
+    context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(0);
+
+    let junit = context.workspace.join("contract.xml");
+    let run =
+        context.run(&["test", "--contract", "--engine", "builtin", "--junit", junit.to_str().unwrap()]).expect_code(1);
+    assert!(run.stdout.contains("contract consumers orders uses user.v1 from users ... ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "contract consumers orders uses billing.v1 from  ... FAILED\n    no service of the workspace serves billing.v1"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("contract generated users code matches proto/ ... ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "contract served users serves user.v1.UserService/GetUser ... FAILED\n    users is not running: `plat up` starts it"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("contract test result: FAILED. 3 passed; 2 failed; 0 skipped"), "{}", run.stdout);
+    assert!(run.stderr.contains("error: 2 contract tests failed"), "{}", run.stderr);
+    let report = std::fs::read_to_string(junit).unwrap();
+    assert!(
+        report.contains("<testsuite name=\"contract.served\" tests=\"1\" failures=\"1\" skipped=\"0\">"),
+        "{report}"
+    );
+
+    let run = context.run(&["test", "--engine", "builtin", "--json"]).expect_code(1);
+    let cases = run.json();
+    assert_eq!(cases.as_array().unwrap().len(), 5);
+    assert_eq!(cases[0]["status"], "passed");
+    assert_eq!(cases[1]["status"], "failed");
+    assert_eq!(cases[1]["message"], "no service of the workspace serves billing.v1");
+}

@@ -1,0 +1,420 @@
+//! `plat test --contract`: the gRPC contracts between services verified with no broker — what
+//! the manifest and `proto/` say, checked against each service's committed code and against
+//! what the running providers really serve.
+//!
+//! Four suites of test cases:
+//! - `consumers`: every package a service `uses` is served by a service of the workspace;
+//! - `generated`: every service's committed generated code is what `proto/` generates now (a
+//!   consumer built on an old client, a provider on an old server, both fail here);
+//! - `breaking` (with `--against REF`): `proto/` breaks nothing since REF;
+//! - `served`: every rpc of every package a provider `serves` is answered by its running
+//!   container. The probe sends a request body that cannot decode, so a method that exists
+//!   fails decoding before any handler runs (nothing is created, nothing changes) and a method
+//!   that does not exist answers UNIMPLEMENTED.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut};
+use prost_types::FileDescriptorSet;
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+
+use crate::docker::{DockerError, container};
+use crate::manifest::{HealthCheck, Service, Workspace};
+use crate::proto::breaking::BreakingOptions;
+use crate::proto::generate::GenOptions;
+use crate::proto::{self, Engine, ProtoError, codegen, load};
+
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct ContractOptions {
+    /// Also check `proto/` for breaking changes since this git ref.
+    pub against: Option<String>,
+    /// buf or plat's own engine, for generation and breaking checks.
+    pub engine: Engine,
+}
+
+/// How one test case ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "message", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It holds.
+    Passed,
+    /// It does not; why.
+    Failed(String),
+    /// It could not be checked; why.
+    Skipped(String),
+}
+
+/// One test case.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Case {
+    /// `consumers`, `generated`, `breaking` or `served`.
+    pub suite: &'static str,
+    /// What it checks, e.g. `user-service user.v1.UserService/GetUser`.
+    pub name: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// How long it took.
+    #[serde(serialize_with = "milliseconds", rename = "duration_ms")]
+    pub took: Duration,
+}
+
+fn milliseconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_secs_f64() * 1000.0 * 10.0).round() / 10.0)
+}
+
+/// Why the contract tests could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// `proto/` does not compile, or generating or comparing failed.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    /// The Engine failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+/// Runs every suite; the cases come back in suite order, then by service and method.
+pub async fn run(workspace: &Workspace, options: &ContractOptions) -> Result<Vec<Case>, ContractError> {
+    let proto_dir = workspace.proto_dir.under(&workspace.root);
+    let compiled = load::compile(load::read_dir(&proto_dir)?)?;
+    let mut cases = consumers(workspace);
+    cases.extend(generated(workspace, options.engine)?);
+    if let Some(against) = &options.against {
+        cases.push(breaking(&proto_dir, against, options.engine)?);
+    }
+    cases.extend(served(workspace, &compiled.descriptors).await?);
+    Ok(cases)
+}
+
+fn consumers(workspace: &Workspace) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for consumer in workspace.services_in_order() {
+        for package in &consumer.proto.uses {
+            let providers: Vec<&str> = workspace
+                .services
+                .iter()
+                .filter(|provider| provider.proto.serves.contains(package))
+                .map(|provider| provider.name.as_str())
+                .collect();
+            let outcome = match providers.as_slice() {
+                [] => Outcome::Failed(format!("no service of the workspace serves {package}")),
+                _ => Outcome::Passed,
+            };
+            let name = format!("{} uses {package} from {}", consumer.name, providers.join(", "));
+            cases.push(Case { suite: "consumers", name, outcome, took: Duration::ZERO });
+        }
+    }
+    cases
+}
+
+fn generated(workspace: &Workspace, engine: Engine) -> Result<Vec<Case>, ContractError> {
+    let started = Instant::now();
+    let report = proto::generate::generate(workspace, GenOptions { engine, check: true })?;
+    let took = started.elapsed();
+    let mut cases = Vec::new();
+    for service in workspace.services_in_order() {
+        if service.proto.serves.is_empty() && service.proto.uses.is_empty() {
+            continue;
+        }
+        let outcome = if let Some((_, why)) = report.skipped.iter().find(|(name, _)| *name == service.name) {
+            Outcome::Skipped(why.clone())
+        } else {
+            let dir = format!("{}/", codegen::out_dir(service));
+            let stale: Vec<&str> =
+                report.changes.iter().filter(|change| change.path.starts_with(&dir)).map(|c| c.path.as_str()).collect();
+            if stale.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed(format!("stale generated code: {}", stale.join(", ")))
+            }
+        };
+        cases.push(Case { suite: "generated", name: format!("{} code matches proto/", service.name), outcome, took });
+    }
+    Ok(cases)
+}
+
+fn breaking(proto_dir: &std::path::Path, against: &str, engine: Engine) -> Result<Case, ContractError> {
+    let started = Instant::now();
+    let report = proto::breaking::check(proto_dir, &BreakingOptions { against: against.to_owned(), engine })?;
+    let outcome = if report.findings.is_empty() {
+        Outcome::Passed
+    } else {
+        let lines: Vec<String> = report
+            .findings
+            .iter()
+            .map(|finding| {
+                format!("{}:{}:{} {} {}", finding.path, finding.line, finding.column, finding.rule, finding.message)
+            })
+            .collect();
+        Outcome::Failed(lines.join("\n"))
+    };
+    Ok(Case { suite: "breaking", name: format!("proto/ since {against}"), outcome, took: started.elapsed() })
+}
+
+/// One rpc a provider declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Method {
+    /// `/package.Service/Method`.
+    path: String,
+    /// Whether the client streams requests (the handler runs before the request is read, so
+    /// the probe would not be free of effects: not probed).
+    client_streaming: bool,
+}
+
+/// The rpcs of every service in `package`.
+fn methods(descriptors: &FileDescriptorSet, package: &str) -> Vec<Method> {
+    let mut methods = Vec::new();
+    for file in descriptors.file.iter().filter(|file| file.package() == package) {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(Method {
+                    path: format!("/{package}.{}/{}", service.name(), method.name()),
+                    client_streaming: method.client_streaming(),
+                });
+            }
+        }
+    }
+    methods
+}
+
+/// The port a provider serves gRPC on: its gRPC health check's, else the one named `grpc`,
+/// else its only port.
+fn grpc_port(service: &Service) -> Option<u16> {
+    if let Some(HealthCheck::Grpc { port, .. }) = service.health.as_ref().map(|health| &health.check) {
+        return service.ports.get(port).copied();
+    }
+    service.ports.get("grpc").copied().or_else(|| match service.ports.len() {
+        1 => service.ports.values().next().copied(),
+        _ => None,
+    })
+}
+
+async fn served(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Result<Vec<Case>, ContractError> {
+    let containers = container::list_services(&workspace.name).await?;
+    let mut cases = Vec::new();
+    for provider in workspace.services_in_order().filter(|service| !service.proto.serves.is_empty()) {
+        let running = containers.iter().find(|found| found.service == provider.name && found.running());
+        let address = match running {
+            Some(found) => container::run_state(&found.id, &workspace.name).await?.address,
+            None => None,
+        };
+        let endpoint = match (address, grpc_port(provider)) {
+            (Some(address), Some(port)) => Ok(SocketAddr::new(address, port)),
+            (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
+            (_, None) => Err(format!("{} has no port named `grpc`", provider.name)),
+        };
+        for package in &provider.proto.serves {
+            for method in methods(descriptors, package) {
+                let started = Instant::now();
+                let outcome = match &endpoint {
+                    Err(why) => Outcome::Failed(why.clone()),
+                    Ok(_) if method.client_streaming => {
+                        Outcome::Skipped("client-streaming: a probe would run the handler".to_owned())
+                    }
+                    Ok(address) => probe(*address, &method.path).await,
+                };
+                let name = format!("{} serves {}", provider.name, method.path.trim_start_matches('/'));
+                cases.push(Case { suite: "served", name, outcome, took: started.elapsed() });
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// Calls `path` with a body that cannot decode as any message: a length-delimited field 1 whose
+/// length varint never ends.
+async fn probe(address: SocketAddr, path: &str) -> Outcome {
+    let call = async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|error| error.to_string())?
+            .connect_timeout(PROBE_TIMEOUT)
+            .timeout(PROBE_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|error| format!("{address}: {error}"))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|error| format!("{address}: {error}"))?;
+        let path = PathAndQuery::try_from(path).map_err(|error| error.to_string())?;
+        Ok::<_, String>(grpc.unary(tonic::Request::new(vec![0x0a, 0xff]), path, RawCodec).await)
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        Err(_) => Outcome::Failed(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+        Ok(Err(reason)) => Outcome::Failed(reason),
+        Ok(Ok(Err(status))) if status.code() == tonic::Code::Unimplemented => {
+            let said = if status.message().is_empty() { String::new() } else { format!(": {}", status.message()) };
+            Outcome::Failed(format!("UNIMPLEMENTED: the provider does not serve it{said}"))
+        }
+        // The request reached the method and failed to decode there (INTERNAL or
+        // INVALID_ARGUMENT): the method exists. Any other answer also comes from a server
+        // that routed the call.
+        Ok(Ok(_)) => Outcome::Passed,
+    }
+}
+
+/// Sends bytes as they are and reads the answer as bytes.
+#[derive(Debug, Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+/// The cases as a JUnit XML report, one `<testsuite>` per suite, as CI systems read it.
+pub fn junit(cases: &[Case]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failures = cases.iter().filter(|case| matches!(case.outcome, Outcome::Failed(_))).count();
+    let total: f64 = cases.iter().map(|case| case.took.as_secs_f64()).sum();
+    xml.push_str(&format!(
+        "<testsuites name=\"plat test --contract\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+        cases.len()
+    ));
+    let mut suites: Vec<&str> = cases.iter().map(|case| case.suite).collect();
+    suites.dedup();
+    for suite in suites {
+        let members: Vec<&Case> = cases.iter().filter(|case| case.suite == suite).collect();
+        let failed = members.iter().filter(|case| matches!(case.outcome, Outcome::Failed(_))).count();
+        let skipped = members.iter().filter(|case| matches!(case.outcome, Outcome::Skipped(_))).count();
+        xml.push_str(&format!(
+            "  <testsuite name=\"contract.{suite}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\">\n",
+            members.len()
+        ));
+        for case in members {
+            let open = format!(
+                "    <testcase classname=\"contract.{suite}\" name=\"{}\" time=\"{:.3}\"",
+                escape(&case.name),
+                case.took.as_secs_f64()
+            );
+            match &case.outcome {
+                Outcome::Passed => xml.push_str(&format!("{open}/>\n")),
+                Outcome::Failed(message) => xml.push_str(&format!(
+                    "{open}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    escape(message.lines().next().unwrap_or_default()),
+                    escape(message)
+                )),
+                Outcome::Skipped(message) => xml
+                    .push_str(&format!("{open}>\n      <skipped message=\"{}\"/>\n    </testcase>\n", escape(message))),
+            }
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Workspace {
+        crate::manifest::load(std::path::Path::new("/ws/workspace.toml"), text).expect("a valid manifest")
+    }
+
+    #[test]
+    fn every_used_package_needs_a_provider() {
+        let workspace = load(
+            "[workspace]\nname = \"p\"\n\n[services.users]\nproto = { serves = [\"user.v1\"] }\n\n\
+             [services.orders]\nproto = { uses = [\"user.v1\", \"billing.v1\"] }\n",
+        );
+        let cases = consumers(&workspace);
+        let outcomes: Vec<(&str, &Outcome)> = cases.iter().map(|case| (case.name.as_str(), &case.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("orders uses user.v1 from users", &Outcome::Passed),
+                (
+                    "orders uses billing.v1 from ",
+                    &Outcome::Failed("no service of the workspace serves billing.v1".into())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn methods_come_from_the_descriptors_with_their_streaming() {
+        let sources = load::Sources::from([(
+            "a/v1/a.proto".to_owned(),
+            "syntax = \"proto3\";\npackage a.v1;\nmessage M {}\nservice AService {\n  rpc Get(M) returns (M);\n  \
+             rpc Upload(stream M) returns (M);\n}\n"
+                .to_owned(),
+        )]);
+        let compiled = load::compile(sources).unwrap();
+        assert_eq!(
+            methods(&compiled.descriptors, "a.v1"),
+            [
+                Method { path: "/a.v1.AService/Get".into(), client_streaming: false },
+                Method { path: "/a.v1.AService/Upload".into(), client_streaming: true },
+            ]
+        );
+        assert_eq!(methods(&compiled.descriptors, "b.v1"), []);
+    }
+
+    #[test]
+    fn the_grpc_port_follows_the_health_check_then_the_name() {
+        let workspace = load(
+            "[workspace]\nname = \"p\"\n\n[services.a]\nports = { admin = 1, rpc = 2 }\nhealth = { grpc = \"\", port = \"rpc\" }\n\n\
+             [services.b]\nports = { grpc = 3, metrics = 4 }\n\n[services.c]\nports = { web = 5 }\n\n\
+             [services.d]\nports = { x = 6, y = 7 }\n",
+        );
+        let port = |name: &str| grpc_port(workspace.service(name).unwrap());
+        assert_eq!((port("a"), port("b"), port("c"), port("d")), (Some(2), Some(3), Some(5), None));
+    }
+
+    #[test]
+    fn junit_reports_escape_and_count() {
+        let case =
+            |suite, name: &str, outcome| Case { suite, name: name.into(), outcome, took: Duration::from_millis(12) };
+        let xml = junit(&[
+            case("consumers", "a uses x.v1 from b", Outcome::Passed),
+            case("served", "b serves x.v1.S/<M>", Outcome::Failed("UNIMPLEMENTED & \"gone\"".into())),
+            case("served", "b serves x.v1.S/Up", Outcome::Skipped("client-streaming".into())),
+        ]);
+        assert!(xml.contains("<testsuites name=\"plat test --contract\" tests=\"3\" failures=\"1\" time=\"0.036\">"));
+        assert!(xml.contains("<testsuite name=\"contract.served\" tests=\"2\" failures=\"1\" skipped=\"1\">"));
+        assert!(xml.contains("name=\"b serves x.v1.S/&lt;M&gt;\""));
+        assert!(xml.contains("<failure message=\"UNIMPLEMENTED &amp; &quot;gone&quot;\">"));
+        assert!(
+            xml.contains("<testcase classname=\"contract.consumers\" name=\"a uses x.v1 from b\" time=\"0.012\"/>")
+        );
+    }
+}
