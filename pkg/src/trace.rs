@@ -3,7 +3,8 @@
 //! - [`TraceParent`] parses and formats the header (version 00 of the W3C Trace Context spec).
 //! - [`TraceLayer`] goes on servers, axum routers and tonic servers alike (both are tower
 //!   services over `http::Request`): it opens a `request` span per request, makes an incoming
-//!   `traceparent` its parent (or starts a new trace), and logs one line when the response ends.
+//!   `traceparent` its parent (or starts a new trace), and logs one line when the response ends
+//!   (at DEBUG for health checks, readiness probes and metric scrapes, unless they fail).
 //! - [`InjectLayer`] goes on clients, a tonic `Channel` or any HTTP client service: it opens a
 //!   client span per call, child of the current span, and sends it as `traceparent`.
 //!
@@ -273,6 +274,7 @@ where
             // Fails only when no OpenTelemetry layer is installed: then there is no trace to join.
             let _ = span.set_parent(parent);
         }
+        let probe = is_probe(&route);
         let start = Instant::now();
         let future = {
             let _entered = span.enter();
@@ -287,7 +289,7 @@ where
                         let observer = Observer::new(
                             protocol,
                             &response,
-                            Box::new(move |outcome| finished(&on_end_span, outcome, start)),
+                            Box::new(move |outcome| finished(&on_end_span, outcome, start, probe)),
                         );
                         Ok(response.map(|body| ObservedBody::new(body, observer, response_span)))
                     }
@@ -302,14 +304,26 @@ where
     }
 }
 
-/// Records the status on the request span and logs the request's one line.
-fn finished(span: &tracing::Span, outcome: Outcome, start: Instant) {
+/// Health checks, readiness probes and metric scrapes: asked every second or so by `plat up`,
+/// orchestrators and Prometheus, they would bury the requests that matter at INFO.
+fn is_probe(route: &str) -> bool {
+    matches!(
+        route,
+        "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" | "/healthz" | "/readyz" | "/metrics"
+    )
+}
+
+/// Records the status on the request span and logs the request's one line: a failure at WARN,
+/// a success at INFO, or at DEBUG for a probe.
+fn finished(span: &tracing::Span, outcome: Outcome, start: Instant, probe: bool) {
     let status = outcome.label();
     span.record("status", &*status);
     let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
     if outcome.is_server_error() {
         span.record("otel.status_code", "ERROR");
         tracing::warn!(target: "pkg::trace", status = %status, duration_ms, "request completed");
+    } else if probe {
+        tracing::debug!(target: "pkg::trace", status = %status, duration_ms, "request completed");
     } else {
         tracing::info!(target: "pkg::trace", status = %status, duration_ms, "request completed");
     }

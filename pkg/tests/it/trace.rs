@@ -152,14 +152,30 @@ async fn one_trace_spans_http_in_and_grpc_out() {
     assert_eq!(response.status(), 200);
 
     assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some(caller_trace_id().as_str()));
+    // The gRPC server's line is a health check's, logged at DEBUG (a probe): at INFO only the
+    // HTTP request's line shows, in the caller's trace.
     let lines = telemetry.logs.with_message("request completed");
-    assert_eq!(lines.len(), 2, "one line per server: {lines:?}");
-    for line in &lines {
-        assert_eq!(line["trace_id"], caller_trace_id());
+    assert_eq!(lines.len(), 1, "one line, the HTTP server's: {lines:?}");
+    assert_eq!(lines[0]["trace_id"], caller_trace_id());
+    assert_eq!(lines[0]["span"]["route"], "/health");
+}
+
+#[tokio::test]
+async fn probes_log_at_debug_and_failures_still_warn() {
+    let telemetry = crate::telemetry("api-gateway");
+    let router = axum::Router::new()
+        .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .route("/healthz", axum::routing::get(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "no") }))
+        .route("/users/{id}", axum::routing::get(|| async { "user" }))
+        .layer(TraceLayer::new());
+    let addr = crate::serve_http(router).await;
+    for path in ["/readyz", "/readyz", "/healthz", "/users/1"] {
+        crate::http_get(addr, path).await;
     }
-    let grpc_line = lines.iter().find(|l| l["span"]["protocol"] == "grpc").unwrap();
-    assert_eq!(grpc_line["span"]["route"], "/grpc.health.v1.Health/Check");
-    assert_eq!(grpc_line["fields"]["status"], "OK");
+    let lines = telemetry.logs.with_message("request completed");
+    let routes: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["span"]["route"].as_str().unwrap(), l["level"].as_str().unwrap())).collect();
+    assert_eq!(routes, [("/healthz", "WARN"), ("/users/{id}", "INFO")], "{lines:?}");
 }
 
 #[tokio::test]
