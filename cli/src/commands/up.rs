@@ -1,6 +1,10 @@
 //! `plat build`, `plat up`, `plat down`, `plat ps`: the platform's images and containers.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use plat::build::{self, BuildError, BuildEvent, BuildOptions, Built};
 use plat::manifest::Workspace;
@@ -10,30 +14,61 @@ use super::{docker_hint, migrate, print_json, runtime, unknown_service, with_hin
 use crate::args::{BuildArgs, DownArgs, GlobalArgs, JsonArgs, UpArgs};
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
+/// Whether long steps (a cargo build, the database's start) get a spinner: on a terminal, unless
+/// cargo's own output is shown (`-v`).
+static SPINNERS: AtomicBool = AtomicBool::new(false);
+
+/// The spinner of the step under way, if any.
+static SPINNER: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn enable_spinners(global: &GlobalArgs) {
+    SPINNERS.store(ui::stderr_is_terminal() && global.verbose == 0, Ordering::Relaxed);
+}
+
+/// A step that takes a while: a spinner with the time spent on a terminal, else a status line.
+fn long_step(verb: &str, message: String) {
+    if !SPINNERS.load(Ordering::Relaxed) {
+        ui::status(verb, style::GOOD, message);
+        return;
+    }
+    let style =
+        ProgressStyle::with_template("{prefix:>12.green.bold} {msg} {spinner} {elapsed:.dim}").expect("valid template");
+    let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        .with_style(style)
+        .with_prefix(verb.to_owned())
+        .with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    if let Some(previous) = SPINNER.lock().unwrap().replace(spinner) {
+        previous.finish_and_clear();
+    }
+}
+
+/// Ends the step under way: its spinner goes, the line that follows says how it ended.
+fn end_step() {
+    if let Some(spinner) = SPINNER.lock().unwrap().take() {
+        spinner.finish_and_clear();
+    }
+}
+
 pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Result<ExitStatus, CliError> {
     let services = workspace.select(&args.services).map_err(unknown_service)?;
     let options = BuildOptions { show_tool_output: global.verbose > 0 };
+    enable_spinners(global);
     let runtime = runtime()?;
     for service in services {
-        let built = runtime
-            .block_on(build::build_service(workspace, service, options, &on_build_event))
-            .map_err(|error| build_error(&service.name, error))?;
-        show_built(&built);
+        let built = runtime.block_on(build::build_service(workspace, service, options, &on_build_event));
+        end_step();
+        show_built(&built.map_err(|error| build_error(&service.name, error))?);
     }
     Ok(ExitStatus::Success)
 }
 
 fn on_build_event(event: BuildEvent<'_>) {
+    end_step();
     match event {
-        BuildEvent::Compiling { service } => {
-            ui::status("Compiling", style::GOOD, format!("{service} (cargo, release, static)"))
-        }
-        BuildEvent::Running { service, command } => {
-            ui::status("Running", style::GOOD, format!("{service}: `{command}`"))
-        }
-        BuildEvent::Packaging { service, image } => {
-            ui::status("Packaging", style::GOOD, format!("{service} as {image}"))
-        }
+        BuildEvent::Compiling { service } => long_step("Compiling", format!("{service} (cargo, release, static)")),
+        BuildEvent::Running { service, command } => long_step("Running", format!("{service}: `{command}`")),
+        BuildEvent::Packaging { service, image } => long_step("Packaging", format!("{service} as {image}")),
     }
 }
 
@@ -71,7 +106,10 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
     let services = stack::with_dependencies(workspace, &args.services);
     let options = UpOptions { no_build: args.no_build, build: BuildOptions { show_tool_output: global.verbose > 0 } };
     let started = std::time::Instant::now();
-    let report = runtime()?.block_on(stack::up(workspace, &services, options, &on_up_event)).map_err(up_error)?;
+    enable_spinners(global);
+    let report = runtime()?.block_on(stack::up(workspace, &services, options, &on_up_event));
+    end_step();
+    let report = report.map_err(up_error)?;
     let published: Vec<String> = services
         .iter()
         .flat_map(|service| {
@@ -94,12 +132,13 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
 }
 
 fn on_up_event(event: UpEvent<'_>) {
+    if !matches!(event, UpEvent::Build(_)) {
+        end_step();
+    }
     match event {
         UpEvent::Build(event) => on_build_event(event),
         UpEvent::Built(built) => show_built(built),
-        UpEvent::DatabaseStarting { container } => {
-            ui::status("Starting", style::GOOD, format!("database {container}"));
-        }
+        UpEvent::DatabaseStarting { container } => long_step("Starting", format!("database {container}")),
         UpEvent::DatabaseReady { container, port } => {
             let port = port.map(|port| format!(" on 127.0.0.1:{port}")).unwrap_or_default();
             ui::status("Ready", style::GOOD, format!("database {container}{port}"));
@@ -123,9 +162,8 @@ fn on_up_event(event: UpEvent<'_>) {
             let note = if action == Action::Unchanged { " (unchanged)" } else { "" };
             ui::status(verb, style::GOOD, format!("{service}{}", paint(style::DIM, note)));
         }
-        UpEvent::Waiting { service, what } => {
-            ui::status("Waiting", style::DIM, format!("{service} {what}"));
-        }
+        // A line, not a spinner: the services of a wave are waited for at once.
+        UpEvent::Waiting { service, what } => ui::status("Waiting", style::DIM, format!("{service} {what}")),
         UpEvent::Ready { service, took } => {
             ui::status(
                 "Ready",
