@@ -31,7 +31,7 @@ impl Drop for Names {
             .arg("-c")
             .arg(format!(
                 "docker rm -f $(docker ps -aq --filter {label}) ; docker rmi -f $(docker images -q --filter {label}) ; \
-                 docker rmi -f {0}/tagged:dev {0}/web:dev",
+                 docker rmi {0}/tagged:dev {0}/web:dev {0}/db:dev {0}/db-client:dev ; docker network rm {0}-net",
                 self.workspace
             ))
             .output();
@@ -222,4 +222,58 @@ fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
     assert_eq!(cases[0]["status"], "passed");
     assert_eq!(cases[1]["status"], "failed");
     assert_eq!(cases[1]["message"], "no service of the workspace serves billing.v1");
+}
+
+/// Builds plat/postgres:15 unless it exists (the script does nothing then, and holds a lock
+/// while it builds, so tests that need it at once wait for one build).
+fn ensure_postgres_image() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/postgres");
+    let output = Command::new(&script).output().expect("scripts/images/postgres runs");
+    assert!(output.status.success(), "scripts/images/postgres failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    // Two services from the PostgreSQL image (it has a shell and pg_isready, unlike the
+    // services' FROM scratch images): one checked by a command run inside it, one by a TCP
+    // connection, started once the first is healthy.
+    let manifest = format!(
+        "[workspace]\nname = \"{}\"\n\n\
+         [services.db]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n\
+         health = {{ cmd = [\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\"], interval = \"500ms\", retries = 60 }}\n\n\
+         [services.db-client]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n\
+         depends_on = {{ db = \"healthy\" }}\nhealth = {{ tcp = \"pg\", interval = \"500ms\", retries = 60 }}\n",
+        names.workspace
+    );
+    context.manifest(&manifest);
+    std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    std::fs::create_dir_all(context.workspace.join("services/db-client")).unwrap();
+
+    let run = context.run(&["up"]).expect_code(0);
+    let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
+    assert!(at("Waiting db for its health command") < at("Ready db after"), "{}", run.stderr);
+    assert!(at("Ready db after") < at("Created db-client"), "{}", run.stderr);
+    assert!(at("Waiting db-client for its port to open") < at("Ready db-client after"), "{}", run.stderr);
+    let rows = context.run(&["ps", "--json"]).expect_code(0).json();
+    assert_eq!((rows[0]["service"].as_str(), rows[0]["health"].as_str()), (Some("db"), Some("healthy")));
+    assert_eq!((rows[1]["service"].as_str(), rows[1]["health"].as_str()), (Some("db-client"), Some("healthy")));
+
+    // A check that fails: the health settings are not part of the container, so it is kept,
+    // and up fails with the check's reason once its retries are spent.
+    context.manifest(&manifest.replace(
+        "[\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\"], interval = \"500ms\", retries = 60",
+        "[\"false\"], interval = \"200ms\", retries = 2",
+    ));
+    let run = context.run(&["up", "db"]).expect_code(1);
+    assert!(run.stderr.contains("Running db (unchanged)"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: db is not healthy after"), "{}", run.stderr);
+    assert!(run.stderr.contains("`false` exited with 1"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: `plat logs db` shows all of its log"), "{}", run.stderr);
+
+    let run = context.run(&["down"]).expect_code(0);
+    let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
+    assert!(at("-db-client") < at("-db\n"), "dependents first: {}", run.stderr);
 }
