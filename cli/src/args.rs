@@ -140,7 +140,8 @@ built by the Engine; a `command` service runs its command. Images are tagged `de
 Examples:
   plat build
   plat build user-service
-  plat build -v                    show cargo's output as it compiles")]
+  plat build -v                    show cargo's output as it compiles
+  plat build --explain             say which inputs changed since each image was built")]
     Build(BuildArgs),
 
     /// Build, migrate and start the platform, each service ready before its dependents start
@@ -278,6 +279,9 @@ pub struct BuildArgs {
     /// Services to build (default: all)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Say why each image is built again: the files, build arguments or target that changed
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// `plat up` arguments.

@@ -8,7 +8,7 @@
 //! [`label::INPUTS`] holds that hash is already up to date. A `command` service runs its own
 //! command, which decides for itself what to rebuild.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -35,6 +35,8 @@ pub struct BuildOptions {
     /// Let cargo and build commands print to stderr as they go (else their output is kept and
     /// shown only when they fail).
     pub show_tool_output: bool,
+    /// Say why each image is rebuilt or fresh ([`BuildEvent::Explained`]).
+    pub explain: bool,
 }
 
 /// What a build is doing, for the CLI to show.
@@ -46,6 +48,9 @@ pub enum BuildEvent<'a> {
     Running { service: &'a str, command: &'a str },
     /// The Engine is building the image.
     Packaging { service: &'a str, image: &'a str },
+    /// Why the image is built again, one reason per line; empty when it is fresh. Only with
+    /// [`BuildOptions::explain`].
+    Explained { service: &'a str, reasons: &'a [String] },
 }
 
 /// An image ready for a service.
@@ -146,37 +151,119 @@ pub async fn build_service(
         }
     };
 
-    let inputs = inputs_hash(&context, &dockerfile, &args, target.as_deref());
-    if let Some(image) = image::find(&reference).await? {
-        if image.inputs.as_deref() == Some(inputs.as_str()) {
+    let inputs = Inputs::of(&context, &dockerfile, &args, target.as_deref());
+    let existing = image::find(&reference).await?;
+    if options.explain {
+        let reasons = explain(&reference, existing.as_ref(), &inputs);
+        on_event(BuildEvent::Explained { service: &service.name, reasons: &reasons });
+    }
+    if let Some(image) = existing {
+        if image.inputs() == Some(inputs.hash.as_str()) {
             let took = started.elapsed();
             return Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: true, took });
         }
     }
     on_event(BuildEvent::Packaging { service: &service.name, image: &reference });
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (label::WORKSPACE.to_owned(), workspace.name.clone()),
         (label::SERVICE.to_owned(), service.name.clone()),
-        (label::INPUTS.to_owned(), inputs),
+        (label::INPUTS.to_owned(), inputs.hash),
     ]);
-    let request =
-        BuildRequest { tag: &reference, context, dockerfile: &dockerfile, args, target: target.as_deref(), labels };
+    if inputs.files.len() <= MAX_LISTED_INPUTS {
+        let listed = serde_json::to_string(&inputs.files).expect("a map of strings serialises");
+        labels.insert(label::INPUT_FILES.to_owned(), listed);
+    }
+    let request = BuildRequest {
+        tag: &reference,
+        context: context.tar,
+        dockerfile: &dockerfile,
+        args,
+        target: target.as_deref(),
+        labels,
+    };
     let image = image::build(request).await?;
     Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: false, took: started.elapsed() })
 }
 
-/// The hash of everything an image is made from.
-fn inputs_hash(context: &[u8], dockerfile: &str, args: &HashMap<String, String>, target: Option<&str>) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(context);
-    hasher.update(dockerfile.as_bytes());
-    let mut args: Vec<_> = args.iter().collect();
-    args.sort();
-    for (key, value) in args {
-        hasher.update(format!("\0arg {key}={value}"));
+/// Contexts with more files than this record only their hash, not the list `--explain` reads.
+const MAX_LISTED_INPUTS: usize = 5000;
+
+/// What an image is made from: every file of its context with a digest of its content and
+/// mode, the Dockerfile's name, the build arguments (their values digested too: they may be
+/// secrets) and the target; and the hash of it all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inputs {
+    files: BTreeMap<String, String>,
+    hash: String,
+}
+
+impl Inputs {
+    fn of(context: &Context, dockerfile: &str, args: &HashMap<String, String>, target: Option<&str>) -> Inputs {
+        let mut files = context.files.clone();
+        files.insert("(dockerfile)".to_owned(), dockerfile.to_owned());
+        for (key, value) in args {
+            files.insert(format!("(arg {key})"), digest(value.as_bytes()));
+        }
+        if let Some(target) = target {
+            files.insert("(target)".to_owned(), target.to_owned());
+        }
+        let mut hasher = Sha256::new();
+        for (name, value) in &files {
+            hasher.update(name.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(value.as_bytes());
+            hasher.update(b"\0");
+        }
+        Inputs { files, hash: format!("sha256:{}", crate::text::hex(&hasher.finalize())) }
     }
-    hasher.update(format!("\0target {}", target.unwrap_or_default()));
-    format!("sha256:{}", crate::text::hex(&hasher.finalize()))
+}
+
+/// A short digest: enough to tell two versions of a file apart.
+fn digest(bytes: &[u8]) -> String {
+    crate::text::hex(&Sha256::digest(bytes)[..8])
+}
+
+/// Why the image must be built again, from the inputs its labels record; empty when fresh.
+fn explain(reference: &str, existing: Option<&image::Image>, inputs: &Inputs) -> Vec<String> {
+    let Some(existing) = existing else {
+        return vec![format!("no image {reference} on this machine yet")];
+    };
+    let Some(hash) = existing.inputs() else {
+        return vec![format!("{reference} was not built by plat build (it has no {} label)", label::INPUTS)];
+    };
+    if hash == inputs.hash {
+        return Vec::new();
+    }
+    let Some(before) = existing
+        .labels
+        .get(label::INPUT_FILES)
+        .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok())
+    else {
+        return vec!["what it is built from changed (the image lists no files to say which)".to_owned()];
+    };
+    let list = |names: Vec<&String>| {
+        let shown: Vec<&str> = names.iter().take(10).map(|name| name.as_str()).collect();
+        let more = names.len().saturating_sub(shown.len());
+        if more == 0 { shown.join(", ") } else { format!("{} and {more} more", shown.join(", ")) }
+    };
+    let changed: Vec<&String> = inputs
+        .files
+        .iter()
+        .filter(|(name, now)| before.get(*name).is_some_and(|was| was != *now))
+        .map(|(n, _)| n)
+        .collect();
+    let added: Vec<&String> = inputs.files.keys().filter(|name| !before.contains_key(*name)).collect();
+    let removed: Vec<&String> = before.keys().filter(|name| !inputs.files.contains_key(*name)).collect();
+    let mut reasons = Vec::new();
+    for (what, names) in [("changed", changed), ("added", added), ("removed", removed)] {
+        if !names.is_empty() {
+            reasons.push(format!("{what}: {}", list(names)));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("what it is built from changed".to_owned());
+    }
+    reasons
 }
 
 /// Compiles `bin` as a static release binary for the host's Linux target and returns its path,
@@ -269,7 +356,7 @@ fn cargo_dockerfile(bin: &str, ports: impl Iterator<Item = u16>) -> String {
     dockerfile
 }
 
-fn cargo_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> Result<Vec<u8>, BuildError> {
+fn cargo_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> Result<Context, BuildError> {
     let read = |path: &Path| fs_err::read(path).map_err(|error| BuildError::Context { path: path.to_owned(), error });
     let mut tar = TarWriter::new();
     tar.file("Dockerfile", cargo_dockerfile(bin, ports).as_bytes(), 0o644);
@@ -279,7 +366,7 @@ fn cargo_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> 
 
 /// The context directory as a tar (minus what `.dockerignore` excludes) and the Dockerfile's
 /// path inside it; a Dockerfile outside the context is added under a name of plat's.
-fn dockerfile_context(context_dir: &Path, dockerfile: &Path) -> Result<(Vec<u8>, String), BuildError> {
+fn dockerfile_context(context_dir: &Path, dockerfile: &Path) -> Result<(Context, String), BuildError> {
     let context_error = |path: &Path| {
         let path = path.to_owned();
         move |error| BuildError::Context { path, error }
@@ -353,14 +440,22 @@ fn executable_mode(_: &Path) -> u32 {
     0o644
 }
 
+/// A build context: the tar the Engine gets, and a digest of each entry for `--explain`.
+#[derive(Debug)]
+struct Context {
+    tar: Vec<u8>,
+    files: BTreeMap<String, String>,
+}
+
 /// A tar archive in memory with fixed owners and times, so equal files give equal bytes.
 struct TarWriter {
     builder: tar::Builder<Vec<u8>>,
+    files: BTreeMap<String, String>,
 }
 
 impl TarWriter {
     fn new() -> TarWriter {
-        TarWriter { builder: tar::Builder::new(Vec::new()) }
+        TarWriter { builder: tar::Builder::new(Vec::new()), files: BTreeMap::new() }
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -378,15 +473,17 @@ impl TarWriter {
         let mut header = Self::header(tar::EntryType::Regular, mode, bytes.len() as u64);
         // Writing to a Vec cannot fail; a name tar cannot store is a bug worth knowing.
         self.builder.append_data(&mut header, name, bytes).expect("a context entry is written to memory");
+        self.files.insert(name.to_owned(), format!("{}:{mode:o}", digest(bytes)));
     }
 
     fn symlink(&mut self, name: &str, target: &Path) {
         let mut header = Self::header(tar::EntryType::Symlink, 0o777, 0);
         self.builder.append_link(&mut header, name, target).expect("a context link is written to memory");
+        self.files.insert(name.to_owned(), format!("-> {}", target.display()));
     }
 
-    fn finish(self) -> Vec<u8> {
-        self.builder.into_inner().expect("a tar in memory finishes")
+    fn finish(self) -> Context {
+        Context { tar: self.builder.into_inner().expect("a tar in memory finishes"), files: self.files }
     }
 }
 
@@ -566,25 +663,58 @@ mod tests {
         fs_err::write(dir.path().join("src/a.txt"), "a").unwrap();
         fs_err::write(dir.path().join("target/debug/big"), "ignored").unwrap();
         fs_err::write(dir.path().join(".dockerignore"), "target\n").unwrap();
-        let (first, name) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
-        let (second, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        let context = |dir: &Path| dockerfile_context(dir, &dir.join("Dockerfile")).unwrap();
+        let (first, name) = context(dir.path());
+        let (second, _) = context(dir.path());
         assert_eq!(name, "Dockerfile");
-        assert_eq!(first, second);
-        let names: Vec<String> = tar::Archive::new(first.as_slice())
+        assert_eq!(first.tar, second.tar);
+        let names: Vec<String> = tar::Archive::new(first.tar.as_slice())
             .entries()
             .unwrap()
             .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, [".dockerignore", "Dockerfile", "src/a.txt"]);
+        assert_eq!(first.files.keys().collect::<Vec<_>>(), [".dockerignore", "Dockerfile", "src/a.txt"]);
 
-        let hash = |context: &[u8]| inputs_hash(context, "Dockerfile", &HashMap::new(), None);
-        assert_eq!(hash(&first), hash(&second));
+        let inputs = |context: &Context| Inputs::of(context, "Dockerfile", &HashMap::new(), None);
+        assert_eq!(inputs(&first), inputs(&second));
         fs_err::write(dir.path().join("src/a.txt"), "changed").unwrap();
-        let (changed, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
-        assert_ne!(hash(&first), hash(&changed), "a changed file changes the hash");
+        let (changed, _) = context(dir.path());
+        assert_ne!(inputs(&first).hash, inputs(&changed).hash, "a changed file changes the hash");
         fs_err::write(dir.path().join("target/debug/big"), "changed too").unwrap();
-        let (ignored, _) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
-        assert_eq!(hash(&changed), hash(&ignored), "an ignored file does not");
+        let (ignored, _) = context(dir.path());
+        assert_eq!(inputs(&changed), inputs(&ignored), "an ignored file does not");
+        let with_arg = Inputs::of(&ignored, "Dockerfile", &HashMap::from([("A".into(), "1".into())]), None);
+        assert_ne!(inputs(&ignored).hash, with_arg.hash, "nor does a build argument");
+    }
+
+    #[test]
+    fn explain_names_what_changed_since_the_image_was_built() {
+        let context = |files: &[(&str, &str)]| Context {
+            tar: Vec::new(),
+            files: files.iter().map(|(name, digest)| (name.to_string(), digest.to_string())).collect(),
+        };
+        let before = Inputs::of(&context(&[("a", "1"), ("b", "2"), ("c", "3")]), "Dockerfile", &HashMap::new(), None);
+        let now = Inputs::of(&context(&[("a", "1"), ("b", "9"), ("d", "4")]), "Dockerfile", &HashMap::new(), None);
+        let image = |labels: &[(&str, String)]| image::Image {
+            id: "sha256:1".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        };
+        let built = image(&[
+            (label::INPUTS, before.hash.clone()),
+            (label::INPUT_FILES, serde_json::to_string(&before.files).unwrap()),
+        ]);
+        assert_eq!(explain("p/s:dev", Some(&built), &now), ["changed: b", "added: d", "removed: c"]);
+        assert_eq!(explain("p/s:dev", Some(&built), &before), Vec::<String>::new(), "fresh");
+        assert_eq!(explain("p/s:dev", None, &now), ["no image p/s:dev on this machine yet"]);
+        assert_eq!(
+            explain("p/s:dev", Some(&image(&[])), &now),
+            ["p/s:dev was not built by plat build (it has no dev.plat.inputs label)"]
+        );
+        assert_eq!(
+            explain("p/s:dev", Some(&image(&[(label::INPUTS, before.hash.clone())])), &now),
+            ["what it is built from changed (the image lists no files to say which)"]
+        );
     }
 
     #[test]
@@ -594,7 +724,7 @@ mod tests {
         fs_err::write(dir.path().join(".dockerignore"), "*\n").unwrap();
         let (context, name) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
         assert_eq!(name, ".plat.Dockerfile");
-        let names: Vec<String> = tar::Archive::new(context.as_slice())
+        let names: Vec<String> = tar::Archive::new(context.tar.as_slice())
             .entries()
             .unwrap()
             .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())

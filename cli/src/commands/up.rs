@@ -52,7 +52,7 @@ fn end_step() {
 
 pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Result<ExitStatus, CliError> {
     let services = workspace.select(&args.services).map_err(unknown_service)?;
-    let options = BuildOptions { show_tool_output: global.verbose > 0 };
+    let options = BuildOptions { show_tool_output: global.verbose > 0, explain: args.explain };
     enable_spinners(global);
     let runtime = runtime()?;
     for service in services {
@@ -69,6 +69,14 @@ fn on_build_event(event: BuildEvent<'_>) {
         BuildEvent::Compiling { service } => long_step("Compiling", format!("{service} (cargo, release, static)")),
         BuildEvent::Running { service, command } => long_step("Running", format!("{service}: `{command}`")),
         BuildEvent::Packaging { service, image } => long_step("Packaging", format!("{service} as {image}")),
+        BuildEvent::Explained { service, reasons } => {
+            if reasons.is_empty() {
+                ui::status("Unchanged", style::DIM, format!("{service}: nothing it is built from changed"));
+            }
+            for reason in reasons {
+                ui::status("Rebuilding", style::WARN, format!("{service}: {reason}"));
+            }
+        }
     }
 }
 
@@ -104,7 +112,10 @@ fn build_error(service: &str, error: BuildError) -> CliError {
 pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliError> {
     workspace.select(&args.services).map_err(unknown_service)?;
     let services = stack::with_dependencies(workspace, &args.services);
-    let options = UpOptions { no_build: args.no_build, build: BuildOptions { show_tool_output: global.verbose > 0 } };
+    let options = UpOptions {
+        no_build: args.no_build,
+        build: BuildOptions { show_tool_output: global.verbose > 0, explain: false },
+    };
     let started = std::time::Instant::now();
     enable_spinners(global);
     let report = runtime()?.block_on(stack::up(workspace, &services, options, &on_up_event));

@@ -14,8 +14,15 @@ use super::{DockerError, connect, label};
 pub struct Image {
     /// Its id, `sha256:...`.
     pub id: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+}
+
+impl Image {
     /// The hash of its inputs ([`label::INPUTS`]), when plat built it.
-    pub inputs: Option<String>,
+    pub fn inputs(&self) -> Option<&str> {
+        self.labels.get(label::INPUTS).map(String::as_str)
+    }
 }
 
 /// The image `reference` (a tag or an id); `None` when this machine does not have it.
@@ -24,7 +31,7 @@ pub async fn find(reference: &str) -> Result<Option<Image>, DockerError> {
     match docker.inspect_image(reference).await {
         Ok(image) => {
             let labels = image.config.and_then(|config| config.labels).unwrap_or_default();
-            Ok(Some(Image { id: image.id.unwrap_or_default(), inputs: labels.get(label::INPUTS).cloned() }))
+            Ok(Some(Image { id: image.id.unwrap_or_default(), labels }))
         }
         Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
         Err(error) => Err(error.into()),

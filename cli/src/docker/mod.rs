@@ -43,6 +43,9 @@ pub mod label {
     pub const IMAGE: &str = "dev.plat.image";
     /// On an image: the hash of everything it was built from, so an unchanged build is skipped.
     pub const INPUTS: &str = "dev.plat.inputs";
+    /// On an image: each input with a digest of it (JSON), so `plat build --explain` can say
+    /// which changed.
+    pub const INPUT_FILES: &str = "dev.plat.inputs.files";
     /// On a service's container: the hash of its whole configuration (image id included), so
     /// `plat up` leaves an unchanged container running and re-creates a changed one.
     pub const CONFIG: &str = "dev.plat.config";

@@ -62,7 +62,8 @@ fn dockerfile_builds_are_skipped_when_nothing_they_send_changed() {
     write(&context, "services/web/.dockerignore", "notes/\n");
     write(&context, "services/web/notes/todo.txt", "not sent\n");
 
-    let run = context.run(&["build"]).expect_code(0);
+    let run = context.run(&["build", "--explain"]).expect_code(0);
+    assert!(run.stderr.contains(&format!("Rebuilding web: no image {} on this machine yet", names.image("web"))));
     assert!(run.stderr.contains(&format!("Packaging web as {}", names.image("web"))), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("Built web {}", names.image("web"))), "{}", run.stderr);
     let labels = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &names.image("web")]);
@@ -78,8 +79,14 @@ fn dockerfile_builds_are_skipped_when_nothing_they_send_changed() {
     let run = context.run(&["build"]).expect_code(0);
     assert!(run.stderr.contains("Fresh web"), "an ignored file changed: {}", run.stderr);
 
+    let run = context.run(&["build", "--explain"]).expect_code(0);
+    assert!(run.stderr.contains("Unchanged web: nothing it is built from changed"), "{}", run.stderr);
+
     write(&context, "services/web/hello.txt", "hello again\n");
-    let run = context.run(&["build", "web"]).expect_code(0);
+    write(&context, "services/web/new.txt", "new\n");
+    let run = context.run(&["build", "--explain", "web"]).expect_code(0);
+    assert!(run.stderr.contains("Rebuilding web: changed: hello.txt\n"), "{}", run.stderr);
+    assert!(run.stderr.contains("Rebuilding web: added: new.txt\n"), "{}", run.stderr);
     assert!(run.stderr.contains("Built web"), "a sent file changed: {}", run.stderr);
 }
 
