@@ -126,6 +126,13 @@ fn docker_hint(error: &DockerError) -> Option<String> {
         DockerError::Stopped { name, .. } | DockerError::Unhealthy { name, .. } => {
             Some(format!("`docker logs {name}` says why"))
         }
+        // The Engine answered: it runs; what it said is the error.
+        DockerError::Api(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+            (message.contains("address already in use") || message.contains("port is already allocated")).then(|| {
+                "another program or container has that host port: stop it, or change `publish` in workspace.toml"
+                    .to_owned()
+            })
+        }
         DockerError::Api(_) | DockerError::Timeout => {
             Some("is the Docker Engine running, and may you use it? `plat doctor` checks it".to_owned())
         }

@@ -284,3 +284,31 @@ fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
     let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
     assert!(at("-db-client") < at("-db\n"), "dependents first: {}", run.stderr);
 }
+
+#[test]
+fn a_published_port_in_use_is_reported_with_what_to_do() {
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[services.db]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\n\
+         ports = {{ pg = 5432 }}\npublish = {{ pg = {port} }}\n",
+        names.workspace
+    ));
+    std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    let run = context.run(&["up"]).expect_code(1);
+    assert!(run.stderr.contains("error: db: "), "{}", run.stderr);
+    assert!(run.stderr.contains("address already in use"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: another program or container has that host port: stop it, or change `publish`"),
+        "{}",
+        run.stderr
+    );
+    // Once the port is free, up starts the container it created.
+    drop(held);
+    let run = context.run(&["up"]).expect_code(0);
+    assert!(run.stderr.contains("Started db"), "{}", run.stderr);
+    context.run(&["down"]).expect_code(0);
+}
