@@ -7,7 +7,7 @@
 //! running, a changed one is re-created, a missing one created. Every container carries the
 //! hash of its configuration as a label, so no state is kept outside the Engine.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -161,10 +161,13 @@ pub async fn up(
         }
     }
 
-    // 3. The containers, wave by wave.
+    // 3. The containers, wave by wave. Before the next wave starts, each service of this one
+    // reaches what its dependents ask for; the health of the others is waited for at the end,
+    // so that `up` returns with every service ready.
     let existing = container::list_services(&workspace.name).await?;
     let mut report = UpReport::default();
-    let must_complete = completed_dependencies(workspace, services);
+    let gates = gates(services);
+    let mut later = Vec::new();
     for wave in workspace.graph.waves() {
         let wave: Vec<(&Service, &Built)> = wave
             .iter()
@@ -174,24 +177,36 @@ pub async fn up(
                 Some((service, built))
             })
             .collect();
-        let mut started = Vec::new();
+        let mut now = Vec::new();
         for (service, built) in &wave {
             let spec = container_spec(workspace, service, &built.id)?;
             let current = existing.iter().find(|container| container.service == service.name);
-            let job = must_complete.contains(service.name.as_str());
+            let gate = gates.get(service.name.as_str()).copied();
+            let job = gate == Some(Condition::Completed);
             let (id, action) = converge(&spec, current, job, &workspace.name)
                 .await
                 .map_err(|error| UpError::Container { service: service.name.clone(), error })?;
             on_event(UpEvent::Container { service: &service.name, action });
             report.services.push((service.name.clone(), action));
-            started.push((*service, id));
+            let wait = match (gate, &service.health) {
+                (Some(Condition::Completed), _) => Wait::Completed,
+                (Some(Condition::Healthy) | None, Some(_)) => Wait::Healthy,
+                (Some(Condition::Started), Some(_)) => {
+                    later.push((*service, id.clone()));
+                    Wait::Running
+                }
+                (_, None) => Wait::Running,
+            };
+            now.push((*service, id, wait));
         }
-        let waits = started.iter().map(|(service, id)| {
-            wait_ready(workspace, service, id, must_complete.contains(service.name.as_str()), on_event)
-        });
+        let waits = now.iter().map(|(service, id, wait)| wait_ready(workspace, service, id, *wait, on_event));
         for result in futures_util::future::join_all(waits).await {
             result?;
         }
+    }
+    let waits = later.iter().map(|(service, id)| wait_ready(workspace, service, id, Wait::Healthy, on_event));
+    for result in futures_util::future::join_all(waits).await {
+        result?;
     }
     Ok(report)
 }
@@ -232,14 +247,26 @@ async fn migrate_service(
     Ok(())
 }
 
-/// The services some selected service waits for with `completed`: one-off jobs.
-fn completed_dependencies<'w>(workspace: &'w Workspace, services: &[&Service]) -> HashSet<&'w str> {
-    services
-        .iter()
-        .flat_map(|service| service.depends_on.iter())
-        .filter(|(_, condition)| **condition == Condition::Completed)
-        .filter_map(|(name, _)| workspace.service(name).map(|service| service.name.as_str()))
-        .collect()
+/// For each selected service some selected service depends on, the strongest condition they
+/// name (`completed`, else `healthy`, else `started`). A service no one waits for is not in it:
+/// `up` waits for its health check, if it has one, before the next wave.
+fn gates<'s>(services: &[&'s Service]) -> HashMap<&'s str, Condition> {
+    let rank = |condition: Condition| match condition {
+        Condition::Started => 0,
+        Condition::Healthy => 1,
+        Condition::Completed => 2,
+    };
+    let mut gates: HashMap<&str, Condition> = HashMap::new();
+    for service in services {
+        for (name, condition) in &service.depends_on {
+            let Some(dependency) = services.iter().find(|selected| selected.name == *name) else { continue };
+            let gate = gates.entry(dependency.name.as_str()).or_insert(*condition);
+            if rank(*condition) > rank(*gate) {
+                *gate = *condition;
+            }
+        }
+    }
+    gates
 }
 
 /// The container a service should have: its image, environment, ports and network alias.
@@ -344,13 +371,24 @@ async fn converge(
     }
 }
 
-/// Waits until the service is ready: healthy when it has a health check, exited with 0 when
-/// a dependent waits for it to complete, else running.
+/// What `up` waits for, for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Its container runs.
+    Running,
+    /// Its health check passes (the service has one).
+    Healthy,
+    /// Its container exited with 0: a one-off job.
+    Completed,
+}
+
+/// Waits until the service's container is as `wait` says; fails when it stops (or, for a job,
+/// exits with another code) or its health check keeps failing.
 async fn wait_ready(
     workspace: &Workspace,
     service: &Service,
     id: &str,
-    must_complete: bool,
+    wait: Wait,
     on_event: &(dyn Fn(UpEvent<'_>) + Sync),
 ) -> Result<(), UpError> {
     let started = Instant::now();
@@ -358,7 +396,7 @@ async fn wait_ready(
         let logs = container::last_lines(id, 20).await;
         Err(UpError::Exited { service: service.name.clone(), state, logs })
     };
-    if must_complete {
+    if wait == Wait::Completed {
         on_event(UpEvent::Waiting { service: &service.name, what: "to complete" });
         loop {
             let state = container::run_state(id, &workspace.name).await?;
@@ -371,13 +409,19 @@ async fn wait_ready(
         on_event(UpEvent::Ready { service: &service.name, took: started.elapsed() });
         return Ok(());
     }
-    let Some(health) = &service.health else {
-        let state = container::run_state(id, &workspace.name).await?;
-        if !state.running {
-            return exited(state.description).await;
+    let health = match (&service.health, wait) {
+        (Some(health), Wait::Healthy) => health,
+        (health, _) => {
+            let state = container::run_state(id, &workspace.name).await?;
+            if !state.running {
+                return exited(state.description).await;
+            }
+            // With a health check still to pass (at the end of `up`), running is not ready yet.
+            if health.is_none() {
+                on_event(UpEvent::Ready { service: &service.name, took: started.elapsed() });
+            }
+            return Ok(());
         }
-        on_event(UpEvent::Ready { service: &service.name, took: started.elapsed() });
-        return Ok(());
     };
     let what = match &health.check {
         HealthCheck::Grpc { .. } => "for its gRPC health check",
@@ -614,7 +658,9 @@ env = { LOG = "debug" }
         assert_eq!(names(with_dependencies(&workspace, &["users".to_owned()])), ["users"]);
         assert_eq!(names(with_dependencies(&workspace, &[])), ["db-job", "users", "api"]);
         let all: Vec<&Service> = workspace.services.iter().collect();
-        assert_eq!(completed_dependencies(&workspace, &all), HashSet::from(["db-job"]));
+        assert_eq!(gates(&all), HashMap::from([("db-job", Condition::Completed), ("users", Condition::Healthy)]));
+        let users = workspace.services.iter().filter(|service| service.name == "users").collect::<Vec<_>>();
+        assert_eq!(gates(&users), HashMap::new(), "only selected dependents count");
     }
 
     #[test]

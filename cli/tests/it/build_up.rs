@@ -31,7 +31,7 @@ impl Drop for Names {
             .arg("-c")
             .arg(format!(
                 "docker rm -f $(docker ps -aq --filter {label}) ; docker rmi -f $(docker images -q --filter {label}) ; \
-                 docker rmi {0}/tagged:dev {0}/web:dev {0}/db:dev {0}/db-client:dev ; docker network rm {0}-net",
+                 docker rmi {0}/tagged:dev {0}/web:dev {0}/db:dev {0}/db-client:dev {0}/db-watcher:dev ; docker network rm {0}-net",
                 self.workspace
             ))
             .output();
@@ -252,21 +252,29 @@ fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
          [services.db]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n\
          health = {{ cmd = [\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\"], interval = \"500ms\", retries = 60 }}\n\n\
          [services.db-client]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n\
-         depends_on = {{ db = \"healthy\" }}\nhealth = {{ tcp = \"pg\", interval = \"500ms\", retries = 60 }}\n",
+         depends_on = {{ db = \"healthy\" }}\nhealth = {{ tcp = \"pg\", interval = \"500ms\", retries = 60 }}\n\n\
+         [services.db-watcher]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n\
+         depends_on = {{ db-client = \"started\" }}\nhealth = {{ tcp = \"pg\", interval = \"500ms\", retries = 60 }}\n",
         names.workspace
     );
     context.manifest(&manifest);
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
     std::fs::create_dir_all(context.workspace.join("services/db-client")).unwrap();
+    std::fs::create_dir_all(context.workspace.join("services/db-watcher")).unwrap();
 
     let run = context.run(&["up"]).expect_code(0);
     let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
     assert!(at("Waiting db for its health command") < at("Ready db after"), "{}", run.stderr);
     assert!(at("Ready db after") < at("Created db-client"), "{}", run.stderr);
     assert!(at("Waiting db-client for its port to open") < at("Ready db-client after"), "{}", run.stderr);
+    // `started` asks only for a running container: db-watcher starts before db-client is healthy,
+    // and up still returns with both healthy.
+    assert!(at("Created db-watcher") < at("Ready db-client after"), "{}", run.stderr);
+    assert!(at("Ready db-watcher after") > at("Created db-watcher"), "{}", run.stderr);
     let rows = context.run(&["ps", "--json"]).expect_code(0).json();
     assert_eq!((rows[0]["service"].as_str(), rows[0]["health"].as_str()), (Some("db"), Some("healthy")));
     assert_eq!((rows[1]["service"].as_str(), rows[1]["health"].as_str()), (Some("db-client"), Some("healthy")));
+    assert_eq!((rows[2]["service"].as_str(), rows[2]["health"].as_str()), (Some("db-watcher"), Some("healthy")));
 
     // A check that fails: the health settings are not part of the container, so it is kept,
     // and up fails with the check's reason once its retries are spent.
@@ -282,6 +290,7 @@ fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
 
     let run = context.run(&["down"]).expect_code(0);
     let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
+    assert!(at("-db-watcher") < at("-db-client"), "dependents first: {}", run.stderr);
     assert!(at("-db-client") < at("-db\n"), "dependents first: {}", run.stderr);
 }
 
