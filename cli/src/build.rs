@@ -169,8 +169,8 @@ pub async fn build_service(
         (label::SERVICE.to_owned(), service.name.clone()),
         (label::INPUTS.to_owned(), inputs.hash),
     ]);
-    if inputs.files.len() <= MAX_LISTED_INPUTS {
-        let listed = serde_json::to_string(&inputs.files).expect("a map of strings serialises");
+    let listed = serde_json::to_string(&inputs.files).expect("a map of strings serialises");
+    if listed.len() <= MAX_LISTED_INPUTS_BYTES {
         labels.insert(label::INPUT_FILES.to_owned(), listed);
     }
     let request = BuildRequest {
@@ -185,8 +185,9 @@ pub async fn build_service(
     Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: false, took: started.elapsed() })
 }
 
-/// Contexts with more files than this record only their hash, not the list `--explain` reads.
-const MAX_LISTED_INPUTS: usize = 5000;
+/// An inputs list longer than this (as JSON) is not recorded, only its hash: labels travel in
+/// the build request's query string, which the Engine bounds (1 MiB of headers in all).
+const MAX_LISTED_INPUTS_BYTES: usize = 64 * 1024;
 
 /// What an image is made from: every file of its context with a digest of its content and
 /// mode, the Dockerfile's name, the build arguments (their values digested too: they may be
@@ -280,16 +281,22 @@ async fn cargo_build(
         return Err(BuildError::HostNotLinux { host });
     }
     // Appended to the user's flags. A static binary runs FROM scratch; with an explicit
-    // --target the flag reaches only the binary, not build scripts and proc macros.
-    let rustflags = match std::env::var("RUSTFLAGS") {
-        Ok(flags) if !flags.trim().is_empty() => format!("{flags} -C target-feature=+crt-static"),
-        _ => "-C target-feature=+crt-static".to_owned(),
+    // --target the flag reaches only the binary, not build scripts and proc macros. (Setting
+    // RUSTFLAGS makes cargo ignore `build.rustflags` of .cargo/config.toml, as it always does.)
+    const STATIC: &str = "-C target-feature=+crt-static";
+    let flags = match (std::env::var("CARGO_ENCODED_RUSTFLAGS"), std::env::var("RUSTFLAGS")) {
+        // cargo reads this one first, its flags separated by 0x1f.
+        (Ok(encoded), _) if !encoded.is_empty() => {
+            ("CARGO_ENCODED_RUSTFLAGS", format!("{encoded}\x1f{}", STATIC.replace(' ', "\x1f")))
+        }
+        (_, Ok(flags)) if !flags.trim().is_empty() => ("RUSTFLAGS", format!("{flags} {STATIC}")),
+        _ => ("RUSTFLAGS", STATIC.to_owned()),
     };
     let mut command = tokio::process::Command::new(&cargo);
     command
         .current_dir(service_dir)
         .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", &host, "--bin", bin])
-        .env("RUSTFLAGS", rustflags)
+        .env(flags.0, flags.1)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
@@ -304,8 +311,50 @@ async fn cargo_build(
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(BuildError::Cargo { reason: format!("{}{}", output.status, tail(&stderr, 20)) });
     }
-    executable(&String::from_utf8_lossy(&output.stdout), bin).ok_or_else(|| BuildError::Cargo {
+    let binary = executable(&String::from_utf8_lossy(&output.stdout), bin).ok_or_else(|| BuildError::Cargo {
         reason: format!("it built no binary named `{bin}` (set build = {{ cargo = {{ bin = \"...\" }} }})"),
+    })?;
+    let elf = fs_err::read(&binary).map_err(|error| BuildError::Context { path: binary.clone(), error })?;
+    if asks_for_an_interpreter(&elf) {
+        return Err(BuildError::Cargo {
+            reason: format!(
+                "{} is dynamically linked (it asks for a program interpreter), so it cannot run FROM scratch: \
+                 a `-C target-feature=-crt-static` or a linker setting in the flags or .cargo/config.toml undoes \
+                 plat's",
+                binary.display()
+            ),
+        });
+    }
+    Ok(binary)
+}
+
+/// Whether an ELF file has a `PT_INTERP` program header: a dynamically linked executable that
+/// needs ld.so, which an empty image does not have. Anything that is not ELF: no.
+fn asks_for_an_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
+        return false;
+    }
+    let wide = elf[4] == 2; // ELFCLASS64
+    let little = elf[5] == 1; // ELFDATA2LSB
+    let read = |at: usize, size: usize| -> Option<u64> {
+        let bytes = elf.get(at..at + size)?;
+        let mut value = 0u64;
+        for (i, byte) in bytes.iter().enumerate() {
+            let shift = if little { i } else { size - 1 - i };
+            value |= u64::from(*byte) << (8 * shift);
+        }
+        Some(value)
+    };
+    let (table, entry_size, count) = if wide {
+        (read(0x20, 8), read(0x36, 2), read(0x38, 2))
+    } else {
+        (read(0x1c, 4), read(0x2a, 2), read(0x2c, 2))
+    };
+    let (Some(table), Some(entry_size), Some(count)) = (table, entry_size, count) else { return false };
+    (0..count).any(|index| {
+        let at = table.saturating_add(index.saturating_mul(entry_size));
+        usize::try_from(at).ok().and_then(|at| read(at, 4)) == Some(u64::from(PT_INTERP))
     })
 }
 
@@ -371,25 +420,40 @@ fn dockerfile_context(context_dir: &Path, dockerfile: &Path) -> Result<(Context,
         let path = path.to_owned();
         move |error| BuildError::Context { path, error }
     };
-    let ignore = match fs_err::read_to_string(context_dir.join(".dockerignore")) {
-        Ok(text) => DockerIgnore::parse(&text),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => DockerIgnore::default(),
+    let ignore_text = match fs_err::read_to_string(context_dir.join(".dockerignore")) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(error) => return Err(context_error(&context_dir.join(".dockerignore"))(error)),
     };
+    let ignore = ignore_text.as_deref().map(DockerIgnore::parse).unwrap_or_default();
     let mut tar = TarWriter::new();
     add_directory(&mut tar, context_dir, Path::new(""), &ignore)?;
+    // As the Docker CLI does: the Dockerfile and .dockerignore are always sent (the Engine reads
+    // them, then leaves them out of what COPY sees when .dockerignore names them). A Dockerfile
+    // outside the context, or one .dockerignore excludes, goes under a name of plat's, which the
+    // .dockerignore sent names so that it never ends up in the image.
     let inside = dockerfile.strip_prefix(context_dir).ok().map(|path| path.to_string_lossy().replace('\\', "/"));
-    // Sent even when .dockerignore excludes it, as the Docker CLI does.
-    let name = match inside {
-        Some(name) if context_dir.join(&name).is_file() && !ignore.excludes(&name) => name,
+    let (name, ignore_text) = match inside {
+        Some(name) if context_dir.join(&name).is_file() && !ignore.excludes(&name) => (name, ignore_text),
         _ => {
             let text = fs_err::read(dockerfile).map_err(context_error(dockerfile))?;
-            tar.file(".plat.Dockerfile", &text, 0o644);
-            ".plat.Dockerfile".to_owned()
+            tar.file(PLAT_DOCKERFILE, &text, 0o644);
+            let ignore_text = match ignore_text {
+                Some(text) => format!("{text}\n{PLAT_DOCKERFILE}\n"),
+                // .dockerignore too: it is plat's, not the service's.
+                None => format!("{PLAT_DOCKERFILE}\n.dockerignore\n"),
+            };
+            (PLAT_DOCKERFILE.to_owned(), Some(ignore_text))
         }
     };
+    if let Some(text) = ignore_text {
+        tar.file(".dockerignore", text.as_bytes(), 0o644);
+    }
     Ok((tar.finish(), name))
 }
+
+/// The name plat gives a Dockerfile it adds to a context.
+const PLAT_DOCKERFILE: &str = ".plat.Dockerfile";
 
 /// Adds the files below `context_dir/relative` that `.dockerignore` leaves in, sorted by name
 /// so that the same files give the same tar and the same hash.
@@ -409,21 +473,38 @@ fn add_directory(
     for entry in entries {
         let path = relative.join(entry.file_name());
         let name = path.to_string_lossy().replace('\\', "/");
+        if name == ".dockerignore" {
+            continue; // dockerfile_context adds it, whatever it says of itself.
+        }
         let file_type = entry.file_type().map_err(context_error(entry.path()))?;
         if ignore.excludes(&name) && !(file_type.is_dir() && ignore.may_include_below(&name)) {
             continue;
         }
         if file_type.is_dir() {
+            tar.directory(&name);
             add_directory(tar, context_dir, &path, ignore)?;
         } else if file_type.is_symlink() {
             let target = fs_err::read_link(entry.path()).map_err(context_error(entry.path()))?;
             tar.symlink(&name, &target);
-        } else {
+        } else if file_type.is_file() {
             let bytes = fs_err::read(entry.path()).map_err(context_error(entry.path()))?;
             tar.file(&name, &bytes, executable_mode(&entry.path()));
         }
+        // Sockets, FIFOs and devices are left out: reading a FIFO would block.
     }
     Ok(())
+}
+
+/// plat's stderr, for a child's stdout.
+#[cfg(unix)]
+fn stderr_stdio() -> Stdio {
+    use std::os::fd::AsFd;
+    std::io::stderr().as_fd().try_clone_to_owned().map_or_else(|_| Stdio::inherit(), Stdio::from)
+}
+
+#[cfg(not(unix))]
+fn stderr_stdio() -> Stdio {
+    Stdio::inherit()
 }
 
 #[cfg(unix)]
@@ -474,6 +555,13 @@ impl TarWriter {
         // Writing to a Vec cannot fail; a name tar cannot store is a bug worth knowing.
         self.builder.append_data(&mut header, name, bytes).expect("a context entry is written to memory");
         self.files.insert(name.to_owned(), format!("{}:{mode:o}", digest(bytes)));
+    }
+
+    fn directory(&mut self, name: &str) {
+        let mut header = Self::header(tar::EntryType::Directory, 0o755, 0);
+        let path = format!("{name}/");
+        self.builder.append_data(&mut header, &path, io::empty()).expect("a context directory is written to memory");
+        self.files.insert(path, "dir".to_owned());
     }
 
     fn symlink(&mut self, name: &str, target: &Path) {
@@ -532,7 +620,11 @@ impl DockerIgnore {
 
     /// Whether an excluded directory may still hold a re-included file (so it must be walked).
     fn may_include_below(&self, dir: &str) -> bool {
-        self.rules.iter().any(|(include, pattern)| *include && pattern.join("/").starts_with(dir))
+        let dir = format!("{dir}/");
+        self.rules.iter().filter(|(include, _)| *include).any(|(_, pattern)| {
+            let pattern = format!("{}/", pattern.join("/"));
+            pattern.contains(['*', '?']) || pattern.starts_with(&dir)
+        })
     }
 }
 
@@ -583,7 +675,8 @@ async fn run_command(
         .current_dir(service_dir)
         .env("PLAT_IMAGE", reference)
         .stdin(Stdio::null())
-        .stdout(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
+        // With -v its output is shown as it comes, on stderr like all of plat's progress.
+        .stdout(if options.show_tool_output { stderr_stdio() } else { Stdio::piped() })
         .stderr(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
         .kill_on_drop(true)
         .spawn()
@@ -637,6 +730,31 @@ mod tests {
     }
 
     #[test]
+    fn a_dynamically_linked_binary_is_told_from_a_static_one() {
+        // A 64-bit little-endian ELF header with one program header, of type `ty`.
+        let elf = |ty: u32| {
+            let mut bytes = vec![0u8; 64 + 56];
+            bytes[..4].copy_from_slice(b"\x7fELF");
+            bytes[4] = 2;
+            bytes[5] = 1;
+            bytes[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+            bytes[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+            bytes[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+            bytes[64..68].copy_from_slice(&ty.to_le_bytes());
+            bytes
+        };
+        assert!(asks_for_an_interpreter(&elf(3)), "PT_INTERP");
+        assert!(!asks_for_an_interpreter(&elf(1)), "PT_LOAD only");
+        assert!(!asks_for_an_interpreter(b"#!/bin/sh\n"), "not ELF");
+        let mut truncated = elf(3);
+        truncated.truncate(66);
+        assert!(!asks_for_an_interpreter(&truncated), "a table past the end is not read");
+        // The real thing: this test binary is linked dynamically by default.
+        let me = fs_err::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(asks_for_an_interpreter(&me));
+    }
+
+    #[test]
     fn globs_match_within_a_segment() {
         assert!(glob("*.sql", "V1__init.sql"));
         assert!(glob("V?__*", "V1__init.sql"));
@@ -673,8 +791,8 @@ mod tests {
             .unwrap()
             .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, [".dockerignore", "Dockerfile", "src/a.txt"]);
-        assert_eq!(first.files.keys().collect::<Vec<_>>(), [".dockerignore", "Dockerfile", "src/a.txt"]);
+        assert_eq!(names, ["Dockerfile", "src/", "src/a.txt", ".dockerignore"]);
+        assert_eq!(first.files.keys().collect::<Vec<_>>(), [".dockerignore", "Dockerfile", "src/", "src/a.txt"]);
 
         let inputs = |context: &Context| Inputs::of(context, "Dockerfile", &HashMap::new(), None);
         assert_eq!(inputs(&first), inputs(&second));
@@ -724,12 +842,25 @@ mod tests {
         fs_err::write(dir.path().join(".dockerignore"), "*\n").unwrap();
         let (context, name) = dockerfile_context(dir.path(), &dir.path().join("Dockerfile")).unwrap();
         assert_eq!(name, ".plat.Dockerfile");
-        let names: Vec<String> = tar::Archive::new(context.tar.as_slice())
+        let mut archive = tar::Archive::new(context.tar.as_slice());
+        let entries: Vec<(String, String)> = archive
             .entries()
             .unwrap()
-            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                (entry.path().unwrap().to_string_lossy().into_owned(), text)
+            })
             .collect();
-        assert_eq!(names, [".plat.Dockerfile"]);
+        // The .dockerignore sent names plat's Dockerfile, so that `COPY . /app` leaves it out.
+        assert_eq!(
+            entries,
+            [
+                (".plat.Dockerfile".to_owned(), "FROM scratch\n".to_owned()),
+                (".dockerignore".to_owned(), "*\n\n.plat.Dockerfile\n".to_owned())
+            ]
+        );
     }
 
     #[test]

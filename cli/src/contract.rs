@@ -104,11 +104,13 @@ fn consumers(workspace: &Workspace) -> Vec<Case> {
                 .filter(|provider| provider.proto.serves.contains(package))
                 .map(|provider| provider.name.as_str())
                 .collect();
-            let outcome = match providers.as_slice() {
-                [] => Outcome::Failed(format!("no service of the workspace serves {package}")),
-                _ => Outcome::Passed,
+            let (name, outcome) = match providers.as_slice() {
+                [] => (
+                    format!("{} uses {package}", consumer.name),
+                    Outcome::Failed(format!("no service of the workspace serves {package}")),
+                ),
+                _ => (format!("{} uses {package} from {}", consumer.name, providers.join(", ")), Outcome::Passed),
             };
-            let name = format!("{} uses {package} from {}", consumer.name, providers.join(", "));
             cases.push(Case { suite: "consumers", name, outcome, took: Duration::ZERO });
         }
     }
@@ -136,6 +138,8 @@ fn generated(workspace: &Workspace, engine: Engine) -> Result<Vec<Case>, Contrac
                 Outcome::Failed(format!("stale generated code: {}", stale.join(", ")))
             }
         };
+        // One generation serves every case: its time goes to the first.
+        let took = if cases.is_empty() { took } else { Duration::ZERO };
         cases.push(Case { suite: "generated", name: format!("{} code matches proto/", service.name), outcome, took });
     }
     Ok(cases)
@@ -208,8 +212,15 @@ async fn served(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Resul
         };
         let endpoint = match (address, grpc_port(provider)) {
             (Some(address), Some(port)) => Ok(SocketAddr::new(address, port)),
-            (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
-            (_, None) => Err(format!("{} has no port named `grpc`", provider.name)),
+            (None, _) if running.is_none() => Err(format!("{} is not running: `plat up` starts it", provider.name)),
+            (None, _) => Err(format!(
+                "{} has no address on network {}",
+                provider.name,
+                crate::docker::network_name(&workspace.name)
+            )),
+            (_, None) => {
+                Err(format!("{} has no gRPC port: name one `grpc`, or give it a gRPC health check", provider.name))
+            }
         };
         for package in &provider.proto.serves {
             for method in methods(descriptors, package) {
@@ -246,14 +257,22 @@ async fn probe(address: SocketAddr, path: &str) -> Outcome {
     match tokio::time::timeout(PROBE_TIMEOUT, call).await {
         Err(_) => Outcome::Failed(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
         Ok(Err(reason)) => Outcome::Failed(reason),
+        // The server routed the call to the method, whose request then failed to decode: served.
+        Ok(Ok(Err(status))) if matches!(status.code(), tonic::Code::Internal | tonic::Code::InvalidArgument) => {
+            Outcome::Passed
+        }
         Ok(Ok(Err(status))) if status.code() == tonic::Code::Unimplemented => {
             let said = if status.message().is_empty() { String::new() } else { format!(": {}", status.message()) };
             Outcome::Failed(format!("UNIMPLEMENTED: the provider does not serve it{said}"))
         }
-        // The request reached the method and failed to decode there (INTERNAL or
-        // INVALID_ARGUMENT): the method exists. Any other answer also comes from a server
-        // that routed the call.
-        Ok(Ok(_)) => Outcome::Passed,
+        // Anything else proves nothing: an interceptor (UNAUTHENTICATED, PERMISSION_DENIED)
+        // answers before routing, a transport error before the server.
+        Ok(Ok(Err(status))) => Outcome::Failed(format!(
+            "{:?}: {} (a served method answers an undecodable request with INTERNAL or INVALID_ARGUMENT)",
+            status.code(),
+            status.message()
+        )),
+        Ok(Ok(Ok(_))) => Outcome::Failed("it accepted a request that cannot decode".to_owned()),
     }
 }
 
@@ -338,8 +357,15 @@ pub fn junit(cases: &[Case]) -> String {
     xml
 }
 
+/// Text as XML attribute or element content; control characters XML 1.0 cannot hold are dropped.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -362,10 +388,7 @@ mod tests {
             outcomes,
             [
                 ("orders uses user.v1 from users", &Outcome::Passed),
-                (
-                    "orders uses billing.v1 from ",
-                    &Outcome::Failed("no service of the workspace serves billing.v1".into())
-                ),
+                ("orders uses billing.v1", &Outcome::Failed("no service of the workspace serves billing.v1".into())),
             ]
         );
     }

@@ -26,6 +26,9 @@ const DATABASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often `up` probes a starting service, at most.
 const STARTUP_POLL: Duration = Duration::from_millis(250);
 
+/// How often `up` probes a starting service, at least.
+const MIN_POLL: Duration = Duration::from_millis(50);
+
 /// How `plat up` behaves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpOptions {
@@ -50,6 +53,9 @@ pub enum UpEvent<'a> {
     Migrate(MigrateEvent<'a>),
     /// A service's migrations are applied.
     Migrated { service: &'a str, report: &'a MigrateReport },
+    /// A service's own `DATABASE_URL` names another database: its migrations are left to
+    /// `plat migrate` with that URL.
+    MigrationSkipped { service: &'a str },
     /// What happened to a service's container.
     Container { service: &'a str, action: Action },
     /// Waiting for a service to be ready.
@@ -153,10 +159,23 @@ pub async fn up(
         images.push(built);
     }
 
+    // Every container's configuration, before anything starts: an unreadable env_file stops
+    // `up` here rather than halfway.
+    let mut specs = Vec::new();
+    for built in &images {
+        let service = workspace.service(&built.service).expect("images are built for the workspace's services");
+        specs.push(container_spec(workspace, service, &built.id)?);
+    }
+
     // 2. The database and every migration, before any service that uses them starts.
     if services.iter().any(|service| service.database.is_some()) {
         let database = start_database(workspace, on_event).await?;
         for service in services.iter().filter(|service| service.database.is_some()) {
+            // A DATABASE_URL of the service's own names a database plat does not run.
+            if own_environment(workspace, service)?.iter().any(|(key, _)| key == "DATABASE_URL") {
+                on_event(UpEvent::MigrationSkipped { service: &service.name });
+                continue;
+            }
             migrate_service(workspace, service, &database, on_event).await?;
         }
     }
@@ -167,47 +186,37 @@ pub async fn up(
     let existing = container::list_services(&workspace.name).await?;
     let mut report = UpReport::default();
     let gates = gates(services);
+    let jobs = jobs(workspace);
     let mut later = Vec::new();
     for wave in workspace.graph.waves() {
-        let wave: Vec<(&Service, &Built)> = wave
-            .iter()
-            .map(|&index| &workspace.services[index])
-            .filter_map(|service| {
-                let built = images.iter().find(|built| built.service == service.name)?;
-                Some((service, built))
-            })
-            .collect();
         let mut now = Vec::new();
-        for (service, built) in &wave {
-            let spec = container_spec(workspace, service, &built.id)?;
+        for service in wave.iter().map(|&index| &workspace.services[index]) {
+            let Some(spec) = specs.iter().find(|spec| spec.service == service.name) else { continue };
             let current = existing.iter().find(|container| container.service == service.name);
-            let gate = gates.get(service.name.as_str()).copied();
-            let job = gate == Some(Condition::Completed);
-            let (id, action) = converge(&spec, current, job, &workspace.name)
+            let job = jobs.contains(service.name.as_str());
+            let (id, action) = converge(spec, current, job, &workspace.name)
                 .await
                 .map_err(|error| UpError::Container { service: service.name.clone(), error })?;
             on_event(UpEvent::Container { service: &service.name, action });
             report.services.push((service.name.clone(), action));
-            let wait = match (gate, &service.health) {
-                (Some(Condition::Completed), _) => Wait::Completed,
-                (Some(Condition::Healthy) | None, Some(_)) => Wait::Healthy,
-                (Some(Condition::Started), Some(_)) => {
-                    later.push((*service, id.clone()));
+            let wait = match (job, gates.get(service.name.as_str()), &service.health) {
+                (true, _, _) => Wait::Completed,
+                (false, Some(Condition::Healthy) | None, Some(_)) => Wait::Healthy,
+                (false, Some(_), Some(_)) => {
+                    later.push((service, id.clone()));
                     Wait::Running
                 }
-                (_, None) => Wait::Running,
+                (false, _, None) => Wait::Running,
             };
-            now.push((*service, id, wait));
+            now.push((service, id, wait));
         }
+        // The first failure ends the wait: a crashed service is not reported after its
+        // wave-mates' checks time out.
         let waits = now.iter().map(|(service, id, wait)| wait_ready(workspace, service, id, *wait, on_event));
-        for result in futures_util::future::join_all(waits).await {
-            result?;
-        }
+        futures_util::future::try_join_all(waits).await?;
     }
     let waits = later.iter().map(|(service, id)| wait_ready(workspace, service, id, Wait::Healthy, on_event));
-    for result in futures_util::future::join_all(waits).await {
-        result?;
-    }
+    futures_util::future::try_join_all(waits).await?;
     Ok(report)
 }
 
@@ -247,6 +256,19 @@ async fn migrate_service(
     Ok(())
 }
 
+/// The one-off jobs: services that some service of the workspace waits for with `completed`,
+/// whether or not it is started this time. A job is waited for until it exits, and one that
+/// completed is not run again.
+fn jobs(workspace: &Workspace) -> HashSet<&str> {
+    workspace
+        .services
+        .iter()
+        .flat_map(|service| service.depends_on.iter())
+        .filter(|(_, condition)| **condition == Condition::Completed)
+        .filter_map(|(name, _)| workspace.service(name).map(|service| service.name.as_str()))
+        .collect()
+}
+
 /// For each selected service some selected service depends on, the strongest condition they
 /// name (`completed`, else `healthy`, else `started`). A service no one waits for is not in it:
 /// `up` waits for its health check, if it has one, before the next wave.
@@ -271,26 +293,7 @@ fn gates<'s>(services: &[&'s Service]) -> HashMap<&'s str, Condition> {
 
 /// The container a service should have: its image, environment, ports and network alias.
 fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> Result<ContainerSpec, UpError> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |key: String, value: String| match env.iter_mut().find(|(have, _)| *have == key) {
-        Some(entry) => entry.1 = value,
-        None => env.push((key, value)),
-    };
-    // As in docker compose: env_file first, `env` over it.
-    for file in &service.env_files {
-        let path = file.under(&workspace.root);
-        let text = fs_err::read_to_string(&path).map_err(|error| UpError::EnvFile {
-            service: service.name.clone(),
-            path: path.clone(),
-            error,
-        })?;
-        for (key, value) in parse_env_file(&text) {
-            set(key, value);
-        }
-    }
-    for (key, value) in &service.env {
-        set(key.clone(), value.clone());
-    }
+    let mut env = own_environment(workspace, service)?;
     if let Some(database) = &service.database {
         if !env.iter().any(|(key, _)| key == "DATABASE_URL") {
             let url =
@@ -299,9 +302,12 @@ fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> R
         }
     }
     let env: Vec<String> = env.into_iter().map(|(key, value)| format!("{key}={value}")).collect();
-    let ports: Vec<u16> = service.ports.values().copied().collect();
-    let publish: Vec<(u16, u16)> =
+    // Sorted: listing the same ports in another order changes nothing.
+    let mut ports: Vec<u16> = service.ports.values().copied().collect();
+    ports.sort_unstable();
+    let mut publish: Vec<(u16, u16)> =
         service.publish.iter().filter_map(|(name, host)| service.ports.get(name).map(|port| (*port, *host))).collect();
+    publish.sort_unstable();
 
     let mut hasher = Sha256::new();
     // The format of this hash; bump it when what a container is made from changes.
@@ -323,6 +329,31 @@ fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> R
         publish,
         config_hash: crate::text::hex(&hasher.finalize()),
     })
+}
+
+/// The environment the manifest gives a service: its `env_file`s, then `env` over them, as in
+/// docker compose.
+fn own_environment(workspace: &Workspace, service: &Service) -> Result<Vec<(String, String)>, UpError> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |key: String, value: String| match env.iter_mut().find(|(have, _)| *have == key) {
+        Some(entry) => entry.1 = value,
+        None => env.push((key, value)),
+    };
+    for file in &service.env_files {
+        let path = file.under(&workspace.root);
+        let text = fs_err::read_to_string(&path).map_err(|error| UpError::EnvFile {
+            service: service.name.clone(),
+            path: path.clone(),
+            error,
+        })?;
+        for (key, value) in parse_env_file(&text) {
+            set(key, value);
+        }
+    }
+    for (key, value) in &service.env {
+        set(key.clone(), value.clone());
+    }
+    Ok(env)
 }
 
 /// `KEY=value` lines; blank lines and `#` comments skipped, `export ` and matching quotes
@@ -433,8 +464,10 @@ async fn wait_ready(
     // Probed more often than `interval` while starting, so that `up` moves on as soon as a
     // service is ready; it fails when the checks have failed for as long as `retries` checks
     // `interval` apart would have, after `start_period`.
-    let poll = health.interval.min(STARTUP_POLL);
-    let give_up = health.start_period + health.interval * health.retries.max(1);
+    // At least MIN_POLL apart, whatever the manifest says (`0s` is a valid interval).
+    let poll = health.interval.min(STARTUP_POLL).max(MIN_POLL);
+    let give_up =
+        health.start_period.saturating_add(health.interval.max(MIN_POLL).saturating_mul(health.retries.max(1)));
     loop {
         let attempt = Instant::now();
         let state = container::run_state(id, &workspace.name).await?;
@@ -659,6 +692,7 @@ env = { LOG = "debug" }
         assert_eq!(names(with_dependencies(&workspace, &[])), ["db-job", "users", "api"]);
         let all: Vec<&Service> = workspace.services.iter().collect();
         assert_eq!(gates(&all), HashMap::from([("db-job", Condition::Completed), ("users", Condition::Healthy)]));
+        assert_eq!(jobs(&workspace), HashSet::from(["db-job"]), "a job whoever starts it");
         let users = workspace.services.iter().filter(|service| service.name == "users").collect::<Vec<_>>();
         assert_eq!(gates(&users), HashMap::new(), "only selected dependents count");
     }

@@ -1,5 +1,5 @@
-//! `plat test --contract`: the contract suites run, each case shown as it is judged, a summary
-//! line, and the results as JSON or JUnit XML for CI.
+//! `plat test --contract`: the contract suites run, then one line per case and a summary, or
+//! the results as JSON; a JUnit XML report for CI.
 
 use plat::contract::{self, Case, ContractError, ContractOptions, Outcome};
 use plat::manifest::Workspace;

@@ -163,6 +163,10 @@ fn on_up_event(event: UpEvent<'_>) {
                 format!("{service}: {} applied now, {total} in all", report.applied.len()),
             );
         }
+        UpEvent::MigrationSkipped { service } => ui::warn(format!(
+            "{service} sets its own DATABASE_URL, so its migrations are not applied here: run `plat migrate \
+             {service}` with that database's URL"
+        )),
         UpEvent::Container { service, action } => {
             let verb = match action {
                 Action::Created => "Created",

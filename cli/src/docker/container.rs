@@ -241,12 +241,23 @@ pub async fn exec(id: &str, command: &[String], timeout: Duration) -> Result<(Op
         }
         Ok::<_, DockerError>(output)
     };
-    let Ok(output) = tokio::time::timeout(timeout, run).await else {
-        return Ok((None, String::new()));
+    // The output ends a moment before the Engine records the exit code: ask until it has.
+    let finished = async {
+        let output = run.await?;
+        loop {
+            let inspect = docker.inspect_exec(&exec.id).await?;
+            if inspect.running != Some(true) {
+                return Ok::<_, DockerError>((inspect.exit_code, output));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     };
-    let output = output?;
-    let code = docker.inspect_exec(&exec.id).await?.exit_code;
-    Ok((code, output))
+    // A command still running at the timeout keeps running in the container: the Engine has no
+    // way to stop an exec. A health command should bound itself.
+    match tokio::time::timeout(timeout, finished).await {
+        Ok(result) => result,
+        Err(_) => Ok((None, String::new())),
+    }
 }
 
 /// Which stream a log line came from.
@@ -305,12 +316,12 @@ fn split_lines(
     // What each stream printed after its last newline; flushed when the log ends, so a last
     // line without a newline (a crash message, say) is not lost.
     struct Partial {
-        stdout: String,
-        stderr: String,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
     }
     let frames = frames.map(Some).chain(futures_util::stream::once(async { None }));
     frames
-        .scan(Partial { stdout: String::new(), stderr: String::new() }, |partial, frame| {
+        .scan(Partial { stdout: Vec::new(), stderr: Vec::new() }, |partial, frame| {
             let lines = match frame {
                 Some(Ok(LogOutput::StdErr { message })) => cut(&mut partial.stderr, &message, LogStream::Stderr),
                 Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
@@ -321,7 +332,9 @@ fn split_lines(
                 None => [(LogStream::Stdout, &mut partial.stdout), (LogStream::Stderr, &mut partial.stderr)]
                     .into_iter()
                     .filter(|(_, rest)| !rest.is_empty())
-                    .map(|(stream, rest)| Ok(LogLine { stream, text: std::mem::take(rest) }))
+                    .map(|(stream, rest)| {
+                        Ok(LogLine { stream, text: String::from_utf8_lossy(&std::mem::take(rest)).into_owned() })
+                    })
                     .collect(),
             };
             std::future::ready(Some(lines))
@@ -329,13 +342,15 @@ fn split_lines(
         .flat_map(futures_util::stream::iter)
 }
 
-/// Appends `bytes` to what `stream` printed so far and takes the whole lines out.
-fn cut(buffer: &mut String, bytes: &[u8], stream: LogStream) -> Vec<Result<LogLine, DockerError>> {
-    buffer.push_str(&String::from_utf8_lossy(bytes));
+/// Appends `bytes` to what `stream` printed so far and takes the whole lines out. Bytes, not
+/// text, until a line is whole: a character may be split between two frames.
+fn cut(buffer: &mut Vec<u8>, bytes: &[u8], stream: LogStream) -> Vec<Result<LogLine, DockerError>> {
+    buffer.extend_from_slice(bytes);
     let mut lines = Vec::new();
-    while let Some(end) = buffer.find('\n') {
-        let line: String = buffer.drain(..=end).collect();
-        lines.push(Ok(LogLine { stream, text: line.trim_end_matches(['\n', '\r']).to_owned() }));
+    while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+        let line: Vec<u8> = buffer.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&line);
+        lines.push(Ok(LogLine { stream, text: text.trim_end_matches(['\n', '\r']).to_owned() }));
     }
     lines
 }
@@ -368,7 +383,8 @@ mod tests {
     async fn log_frames_become_whole_lines_per_stream() {
         use bollard::container::LogOutput;
         let frames = futures_util::stream::iter(vec![
-            Ok(LogOutput::StdOut { message: Bytes::from_static(b"one\ntw") }),
+            Ok(LogOutput::StdOut { message: Bytes::from_static(b"one \xc3") }),
+            Ok(LogOutput::StdOut { message: Bytes::from_static(b"\xa9\ntw") }),
             Ok(LogOutput::StdErr { message: Bytes::from_static(b"err\r\n") }),
             Ok(LogOutput::StdOut { message: Bytes::from_static(b"o\n") }),
             Ok(LogOutput::StdErr { message: Bytes::from_static(b"panicked") }),
@@ -378,7 +394,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                line(LogStream::Stdout, "one"),
+                line(LogStream::Stdout, "one é"),
                 line(LogStream::Stderr, "err"),
                 line(LogStream::Stdout, "two"),
                 line(LogStream::Stderr, "panicked"),

@@ -170,6 +170,10 @@ pub async fn wait_healthy(container: &DatabaseContainer, timeout: Duration) -> R
         }
         match state.health.and_then(|health| health.status) {
             Some(HealthStatusEnum::HEALTHY) | None | Some(HealthStatusEnum::NONE) => return Ok(()),
+            // The image's own check gave up: waiting longer will not help.
+            Some(HealthStatusEnum::UNHEALTHY) => {
+                return Err(DockerError::Unhealthy { name: container.name.clone(), waited: started.elapsed() });
+            }
             _ => {}
         }
         if started.elapsed() >= timeout {

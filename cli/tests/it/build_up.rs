@@ -202,7 +202,7 @@ fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
     assert!(run.stdout.contains("contract consumers orders uses user.v1 from users ... ok"), "{}", run.stdout);
     assert!(
         run.stdout.contains(
-            "contract consumers orders uses billing.v1 from  ... FAILED\n    no service of the workspace serves billing.v1"
+            "contract consumers orders uses billing.v1 ... FAILED\n    no service of the workspace serves billing.v1"
         ),
         "{}",
         run.stdout
