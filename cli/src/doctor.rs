@@ -11,7 +11,7 @@ use crate::manifest::{Build, Workspace};
 /// The verdict on one tool.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// What was checked: `docker`, `git`, `cargo`, `buf`, `protoc`, `psql`.
+    /// What was checked: `docker`, `plat/postgres:15`, `git`, `cargo`, `buf`, `protoc`, `psql`.
     pub name: &'static str,
     /// Whether it is there and works.
     pub ok: bool,
@@ -119,6 +119,28 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
             hint: Some("start the Docker daemon (`sudo systemctl start docker`) or set DOCKER_HOST to reach one"),
         },
     }];
+
+    // `plat up` and `plat db start` run the workspace's database from this image, which no
+    // registry provides: it is built on the machine.
+    let has_databases =
+        workspace.is_some_and(|workspace| workspace.services.iter().any(|service| service.database.is_some()));
+    let image_check = |ok: bool, version: Option<String>, problem: Option<String>| Check {
+        name: docker::POSTGRES_IMAGE,
+        ok,
+        required: has_databases,
+        version,
+        path: None,
+        used_for: "the workspace's database (`plat up`, `plat db start`)",
+        hint: (!ok).then_some(
+            "build it with scripts/images/postgres in plat's repository (debootstrap and docker import, no registry)",
+        ),
+        problem,
+    };
+    checks.push(match docker::image::find(docker::POSTGRES_IMAGE).await {
+        Ok(Some(image)) => image_check(true, Some(image.id.chars().take(19).collect()), None),
+        Ok(None) => image_check(false, None, Some("the image is not on this machine".to_owned())),
+        Err(error) => image_check(false, None, Some(format!("cannot ask the Docker Engine: {error}"))),
+    });
 
     for tool in TOOLS {
         let required = match tool.name {

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::context::TestContext;
+use crate::context::{TestContext, ensure_postgres_image};
 
 /// A workspace name of its own, and its images and containers removed on drop.
 struct Names {
@@ -229,14 +229,6 @@ fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
     assert_eq!(cases[0]["status"], "passed");
     assert_eq!(cases[1]["status"], "failed");
     assert_eq!(cases[1]["message"], "no service of the workspace serves billing.v1");
-}
-
-/// Builds plat/postgres:15 unless it exists (the script does nothing then, and holds a lock
-/// while it builds, so tests that need it at once wait for one build).
-fn ensure_postgres_image() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/postgres");
-    let output = Command::new(&script).output().expect("scripts/images/postgres runs");
-    assert!(output.status.success(), "scripts/images/postgres failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

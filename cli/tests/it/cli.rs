@@ -1,6 +1,6 @@
 //! Conventions every command shares: help, exit codes, completions, schema, doctor, colour.
 
-use crate::context::TestContext;
+use crate::context::{TestContext, ensure_postgres_image};
 
 #[test]
 fn help_has_examples_for_every_command() {
@@ -59,15 +59,18 @@ fn schema_describes_every_service_key() {
 
 #[test]
 fn doctor_checks_the_engine_and_tools() {
+    ensure_postgres_image();
     let context = TestContext::new();
     context.manifest(include_str!("../../../workspace.toml"));
     let run = context.run(&["doctor", "--json"]);
     let json = run.json();
     let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["docker", "git", "cargo", "buf", "protoc", "psql"]);
-    // This machine runs a Docker Engine and has cargo; both are required by the sample workspace.
-    assert_eq!(json["checks"][0]["ok"], true, "{}", run.stdout);
-    assert_eq!(json["checks"][0]["required"], true);
+    assert_eq!(names, ["docker", "plat/postgres:15", "git", "cargo", "buf", "protoc", "psql"]);
+    // This machine runs a Docker Engine, has the database image and cargo; the sample workspace
+    // requires all three.
+    for check in &json["checks"].as_array().unwrap()[..2] {
+        assert_eq!((&check["ok"], &check["required"]), (&true.into(), &true.into()), "{}", run.stdout);
+    }
     assert_eq!(run.code, 0);
 }
 
@@ -91,6 +94,7 @@ fn doctor_fails_when_a_required_tool_is_missing() {
     assert_eq!(run.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("MISSING  docker"), "{stdout}");
+    assert!(stdout.contains("MISSING  plat/postgres:15"), "{stdout}");
     assert!(stdout.contains("MISSING  cargo"), "{stdout}");
     assert!(stdout.contains("MISSING  git"), "{stdout}");
     assert!(stdout.contains("hint:"), "{stdout}");

@@ -229,3 +229,16 @@ impl UnauthorizedServer {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Builds plat/postgres:15 unless it exists (the script does nothing then). Tests that need it
+/// at once wait for one build: the script holds a lock while it builds.
+pub fn ensure_postgres_image() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/postgres");
+    let output = Command::new(&script).output().expect("scripts/images/postgres runs");
+    assert!(
+        output.status.success(),
+        "scripts/images/postgres failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -3,31 +3,17 @@
 //! missing) started through the engine, one workspace name per test so that tests running at
 //! once never share a container, and everything removed at the end, even when a test fails.
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use plat::docker::{self, DatabaseContainer};
 
-use crate::context::TestContext;
+use crate::context::{TestContext, ensure_postgres_image};
 use crate::migrate::{MigrateContext, query, scalar};
 
 fn block_on<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
-}
-
-/// Builds plat/postgres:15 unless it exists (the script does nothing then). Tests that run at
-/// once wait for one build: the script holds a lock while it builds.
-fn ensure_image() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/postgres");
-    let output = Command::new(&script).output().expect("scripts/images/postgres runs");
-    assert!(
-        output.status.success(),
-        "scripts/images/postgres failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A workspace name no other test uses, and what the engine starts for it, removed on drop.
@@ -50,7 +36,7 @@ impl Platform {
 
     /// Starts the database container and waits until PostgreSQL accepts connections.
     fn start(&self) -> DatabaseContainer {
-        ensure_image();
+        ensure_postgres_image();
         let container = block_on(docker::start_database_container(&self.workspace)).expect("the container starts");
         block_on(docker::wait_healthy(&container, Duration::from_secs(120))).expect("PostgreSQL gets ready");
         container
@@ -200,7 +186,7 @@ fn docker_stop_is_a_fast_shutdown_even_with_a_client_connected() {
 #[test]
 fn db_start_converges_and_the_data_outlives_the_container() {
     let platform = Platform::new("db");
-    ensure_image();
+    ensure_postgres_image();
     let context = platform.context();
     let first = context.run(&["db", "start"], &[]).expect_code(0);
     let url = first.stdout.trim().to_owned();
