@@ -20,6 +20,7 @@ use tokio::io::AsyncReadExt;
 use crate::docker::image::{self, BuildRequest};
 use crate::docker::{DockerError, label};
 use crate::manifest::{Build, Service, Workspace};
+use crate::text::tail;
 
 /// The tag of the images plat builds: `<workspace>/<service>:dev`.
 pub const IMAGE_TAG: &str = "dev";
@@ -383,12 +384,6 @@ async fn host_triple() -> Result<String, BuildError> {
         .lines()
         .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
         .ok_or_else(|| BuildError::Cargo { reason: "`rustc -vV` names no host".to_owned() })
-}
-
-/// The last `count` lines of `text`, each on its own line after a newline.
-fn tail(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(count)..].iter().map(|line| format!("\n{line}")).collect()
 }
 
 /// The Dockerfile plat packages a cargo binary with.

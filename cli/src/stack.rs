@@ -161,18 +161,23 @@ pub async fn up(
 
     // Every container's configuration, before anything starts: an unreadable env_file stops
     // `up` here rather than halfway.
+    // A service whose own environment names a DATABASE_URL uses a database plat does not run.
     let mut specs = Vec::new();
+    let mut own_database = HashSet::new();
     for built in &images {
         let service = workspace.service(&built.service).expect("images are built for the workspace's services");
-        specs.push(container_spec(workspace, service, &built.id)?);
+        let env = own_environment(workspace, service)?;
+        if env.iter().any(|(key, _)| key == "DATABASE_URL") {
+            own_database.insert(service.name.as_str());
+        }
+        specs.push(spec_with(workspace, service, env, &built.id));
     }
 
     // 2. The database and every migration, before any service that uses them starts.
     if services.iter().any(|service| service.database.is_some()) {
         let database = start_database(workspace, on_event).await?;
         for service in services.iter().filter(|service| service.database.is_some()) {
-            // A DATABASE_URL of the service's own names a database plat does not run.
-            if own_environment(workspace, service)?.iter().any(|(key, _)| key == "DATABASE_URL") {
+            if own_database.contains(service.name.as_str()) {
                 on_event(UpEvent::MigrationSkipped { service: &service.name });
                 continue;
             }
@@ -293,7 +298,16 @@ fn gates<'s>(services: &[&'s Service]) -> HashMap<&'s str, Condition> {
 
 /// The container a service should have: its image, environment, ports and network alias.
 fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> Result<ContainerSpec, UpError> {
-    let mut env = own_environment(workspace, service)?;
+    Ok(spec_with(workspace, service, own_environment(workspace, service)?, image_id))
+}
+
+/// [`container_spec`] with the service's own environment already read.
+fn spec_with(
+    workspace: &Workspace,
+    service: &Service,
+    mut env: Vec<(String, String)>,
+    image_id: &str,
+) -> ContainerSpec {
     if let Some(database) = &service.database {
         if !env.iter().any(|(key, _)| key == "DATABASE_URL") {
             let url =
@@ -320,7 +334,7 @@ fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> R
         hasher.update(b"\0");
     }
     hasher.update(format!("{ports:?}{publish:?}"));
-    Ok(ContainerSpec {
+    ContainerSpec {
         workspace: workspace.name.clone(),
         service: service.name.clone(),
         image: image_id.to_owned(),
@@ -328,7 +342,7 @@ fn container_spec(workspace: &Workspace, service: &Service, image_id: &str) -> R
         ports,
         publish,
         config_hash: crate::text::hex(&hasher.finalize()),
-    })
+    }
 }
 
 /// The environment the manifest gives a service: its `env_file`s, then `env` over them, as in

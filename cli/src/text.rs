@@ -17,6 +17,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// The last `count` non-blank lines of a tool's output, each after a newline: the end of an
+/// error message, where builders and compilers say what failed.
+pub fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(count)..].iter().map(|line| format!("\n{line}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,3 +132,8 @@ pub fn write_stdout(text: &str) -> Result<(), CliError> {
 pub fn paint(style: Style, text: impl Display) -> String {
     format!("{}{text}{}", style.render(), style.render_reset())
 }
+
+/// A duration as people read it in a status line: `2.6s`.
+pub fn seconds(duration: std::time::Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}

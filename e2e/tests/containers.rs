@@ -69,6 +69,12 @@ impl Drop for Cleanup {
     }
 }
 
+/// How many users the workspace's database holds, asked with psql inside its container.
+fn users_in_database(workspace: &str) -> String {
+    let container = format!("{workspace}-postgres");
+    docker(&["exec", &container, "psql", "-U", "postgres", "-d", "user_service", "-tAc", "SELECT count(*) FROM users"])
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -181,17 +187,7 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     assert!(stdout.contains("stale generated code: services/order-service/src/proto/user.v1.rs"), "{stdout}");
     assert!(stderr.contains("error: 4 contract tests failed"), "{stderr}");
     std::fs::write(&user_proto, contract).unwrap();
-    let users = docker(&[
-        "exec",
-        &format!("{name}-postgres"),
-        "psql",
-        "-U",
-        "postgres",
-        "-d",
-        "user_service",
-        "-tAc",
-        "SELECT count(*) FROM users",
-    ]);
+    let users = users_in_database(&name);
     assert_eq!(users, "1", "the probes created nothing");
 
     // Up again: nothing changed, so nothing is rebuilt or restarted.
@@ -234,17 +230,7 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     assert!(stderr.contains("nope.v1.Nope"), "{stderr}");
     assert!(stderr.contains("hint: `plat logs user-service`"), "{stderr}");
     assert!(!stderr.contains("Created order-service"), "{stderr}");
-    let users = docker(&[
-        "exec",
-        &format!("{name}-postgres"),
-        "psql",
-        "-U",
-        "postgres",
-        "-d",
-        "user_service",
-        "-tAc",
-        "SELECT count(*) FROM users",
-    ]);
+    let users = users_in_database(&name);
     assert_eq!(users, "1", "the database's data survived down");
 
     plat.ok(&["down", "--volumes"]);

@@ -1,7 +1,7 @@
 //! `plat db start` and `plat db stop`: the workspace's database container by hand, until
 //! `plat up` starts it with the rest of the platform. Hidden from `plat --help`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use plat::docker::{self, DockerError};
 use plat::manifest::Workspace;
@@ -36,7 +36,7 @@ pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, Cli
             ui::status(
                 "Ready",
                 style::GOOD,
-                format!("{} on 127.0.0.1:{port} after {}", container.name, seconds(started.elapsed())),
+                format!("{} on 127.0.0.1:{port} after {}", container.name, ui::seconds(started.elapsed())),
             );
             ui::write_stdout(&format!("postgres://postgres@127.0.0.1:{port}/postgres\n"))?;
         }
@@ -57,10 +57,6 @@ pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, Cli
         }
     }
     Ok(ExitStatus::Success)
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1}s", duration.as_secs_f64())
 }
 
 /// A Docker error as the user reads it, with what to do.

@@ -88,7 +88,7 @@ fn show_built(built: &Built) {
         ui::status(
             "Built",
             style::GOOD,
-            format!("{} {} ({id}) in {}", built.service, built.image, seconds(built.took)),
+            format!("{} {} ({id}) in {}", built.service, built.image, ui::seconds(built.took)),
         );
     }
 }
@@ -135,7 +135,7 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
             "{} service{} ready ({changed} changed) in {}{}",
             report.services.len(),
             if report.services.len() == 1 { "" } else { "s" },
-            seconds(started.elapsed()),
+            ui::seconds(started.elapsed()),
             if published.is_empty() { String::new() } else { format!("; {}", published.join(", ")) }
         ),
     );
@@ -183,7 +183,7 @@ fn on_up_event(event: UpEvent<'_>) {
             ui::status(
                 "Ready",
                 style::GOOD,
-                format!("{service}{}", paint(style::DIM, format!(" after {}", seconds(took)))),
+                format!("{service}{}", paint(style::DIM, format!(" after {}", ui::seconds(took)))),
             );
         }
     }
@@ -277,8 +277,4 @@ pub fn ps(workspace: &Workspace, args: &JsonArgs) -> Result<ExitStatus, CliError
     }
     ui::write_stdout(&table)?;
     Ok(ExitStatus::Success)
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1}s", duration.as_secs_f64())
 }

@@ -87,10 +87,8 @@ pub async fn build(request: BuildRequest<'_>) -> Result<Image, DockerError> {
     find(request.tag).await?.ok_or_else(|| DockerError::Build(last_lines(&output, "no image was tagged".to_owned())))
 }
 
-/// The error after the last lines the builder printed before it, which usually say which step
+/// The error, then the last lines the builder printed before it, which usually say which step
 /// failed.
 fn last_lines(output: &str, error: String) -> String {
-    let lines: Vec<&str> = output.lines().filter(|line| !line.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(5)..];
-    if tail.is_empty() { error } else { format!("{error}\n{}", tail.join("\n")) }
+    format!("{error}{}", crate::text::tail(output, 5))
 }
