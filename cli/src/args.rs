@@ -89,11 +89,14 @@ Examples:
   plat graph --dot | dot -Tsvg > graph.svg")]
     Graph(GraphArgs),
 
-    /// Clone missing service repositories, fetch the others, check out each one's rev
+    /// Clone missing service and library repositories, fetch the others, check out each one's rev
     #[command(visible_alias = "clone")]
     #[command(after_help = "\
-Local work is never lost: a checkout with uncommitted changes, unpushed commits or a diverged
-branch is reported and left as it is. Resolved commits are written to plat.lock.
+A checkout moves whenever git itself would: untracked and ignored files, and local changes the
+move does not touch, stay as they are. Local work is never lost: a checkout whose changes the move
+would overwrite, whose branch has diverged, or which would leave a branch with uncommitted changes
+is left as it is, named with its files and the command that resolves it, and the run exits 1.
+Resolved commits are written to plat.lock.
 
 Examples:
   plat sync
@@ -101,7 +104,7 @@ Examples:
   plat sync --locked               check out exactly what plat.lock says (CI)")]
     Sync(SyncArgs),
 
-    /// Show branch, commit, changes and lock drift of every service
+    /// Show branch, commit, changes and lock drift of every service and library
     #[command(after_help = "\
 Examples:
   plat status
@@ -251,8 +254,8 @@ pub struct GraphArgs {
 /// Arguments of `plat sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Services to sync (default: all)
-    #[arg(value_name = "SERVICE")]
+    /// Services and libraries to sync (default: all)
+    #[arg(value_name = "NAME")]
     pub services: Vec<String>,
     /// Repositories to work on at once
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -265,10 +268,10 @@ pub struct SyncArgs {
 /// Arguments of `plat status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Services to show (default: all)
-    #[arg(value_name = "SERVICE")]
+    /// Services and libraries to show (default: all)
+    #[arg(value_name = "NAME")]
     pub services: Vec<String>,
-    /// Print a JSON array, one object per service
+    /// Print a JSON array, one object per service or library
     #[arg(long)]
     pub json: bool,
 }
@@ -282,6 +285,9 @@ pub struct BuildArgs {
     /// Say why each image is built again: the files, build arguments or target that changed
     #[arg(long)]
     pub explain: bool,
+    /// Refuse to build a checkout that is not at its plat.lock commit or has uncommitted changes
+    #[arg(long)]
+    pub locked: bool,
 }
 
 /// `plat up` arguments.
@@ -293,6 +299,9 @@ pub struct UpArgs {
     /// Do not build: use the images already on this machine
     #[arg(long)]
     pub no_build: bool,
+    /// Refuse to build a checkout that is not at its plat.lock commit or has uncommitted changes
+    #[arg(long)]
+    pub locked: bool,
 }
 
 /// `plat down` arguments.

@@ -1,9 +1,10 @@
 //! `plat build`: one image per service, through the Engine API, skipped when nothing it is
 //! built from changed.
 //!
-//! A `cargo` service is compiled on the host (one cargo cache for every service, incremental)
-//! as a static Linux binary, then packaged `FROM scratch` as a non-root user: no Rust toolchain
-//! in an image, no registry. A `dockerfile` service's context is sent as it is, minus what
+//! A `cargo` service is compiled on the host as a static Linux binary, into one target directory
+//! for every service of the workspace and outside every checkout
+//! ([`crate::state::cargo_target_dir`]), then packaged `FROM scratch` as a non-root user: no
+//! Rust toolchain in an image, no registry. A `dockerfile` service's context is sent as it is, minus what
 //! `.dockerignore` excludes. Either way the tar context is hashed, and an image whose
 //! [`label::INPUTS`] holds that hash is already up to date. A `command` service runs its own
 //! command, which decides for itself what to rebuild.
@@ -124,7 +125,9 @@ pub async fn build_service(
     let (context, dockerfile, args, target) = match &service.build {
         Build::Cargo { package, bin } => {
             on_event(BuildEvent::Compiling { service: &service.name });
-            let binary = cargo_build(&service_dir, package.as_deref(), bin, options).await?;
+            let target_dir = crate::state::cargo_target_dir(workspace)
+                .map_err(|error| BuildError::Context { path: crate::state::dir(workspace), error })?;
+            let binary = cargo_build(&service_dir, &target_dir, package.as_deref(), bin, options).await?;
             let context = cargo_context(&binary, bin, service.ports.values().copied())?;
             (context, "Dockerfile".to_owned(), HashMap::new(), None)
         }
@@ -268,10 +271,11 @@ fn explain(reference: &str, existing: Option<&image::Image>, inputs: &Inputs) ->
     reasons
 }
 
-/// Compiles `bin` as a static release binary for the host's Linux target and returns its path,
-/// as cargo reports it (so any target directory works).
+/// Compiles `bin` as a static release binary for the host's Linux target into `target_dir` and
+/// returns its path, as cargo reports it.
 async fn cargo_build(
     service_dir: &Path,
+    target_dir: &Path,
     package: Option<&str>,
     bin: &str,
     options: BuildOptions,
@@ -298,6 +302,7 @@ async fn cargo_build(
         .current_dir(service_dir)
         .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", &host, "--bin", bin])
         .env(flags.0, flags.1)
+        .env("CARGO_TARGET_DIR", target_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(if options.show_tool_output { Stdio::inherit() } else { Stdio::piped() })

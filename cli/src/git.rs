@@ -5,8 +5,10 @@
 //! extension it does not know), or everywhere network is involved when the user asks for the CLI
 //! (`PLAT_GIT_FETCH_WITH_CLI=true`, as cargo's `net.git-fetch-with-cli`).
 //!
-//! Safety invariant: [`update`] never discards local work. A dirty worktree, a branch with
-//! unpushed commits, or a detached HEAD holding commits no ref points to is left exactly as it was.
+//! Safety invariant: [`update`] never discards local work. It moves a checkout whenever git
+//! itself would (untracked and ignored files, and changes the move does not touch, stay as they
+//! are); a move that would overwrite a change, carry uncommitted changes off a branch, drop a
+//! diverged branch's commits or orphan a detached commit is not made, and says which.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -15,8 +17,8 @@ use std::sync::Once;
 
 use git2::build::{CheckoutBuilder, RepoBuilder};
 use git2::{
-    AutotagOption, BranchType, Cred, CredentialType, FetchOptions, FetchPrune, Oid, RemoteCallbacks, Repository,
-    Status, StatusOptions,
+    AutotagOption, BranchType, CheckoutNotificationType, Cred, CredentialType, FetchOptions, FetchPrune, Oid,
+    RemoteCallbacks, Repository, Status, StatusOptions,
 };
 
 /// How many times credentials are offered before a repository is given up on.
@@ -84,25 +86,37 @@ pub enum Update {
         /// The commit it was at, if any.
         from: Option<Oid>,
     },
-    /// It was left exactly as it was, for this reason.
+    /// HEAD is on the branch, which holds the target and local commits the remote does not
+    /// have yet: nothing to move, and nothing skipped.
+    Ahead {
+        /// Local commits not on the remote.
+        commits: usize,
+    },
+    /// It was left exactly as it was, for this reason: git itself would not move it either
+    /// without losing something.
     Untouched(Untouched),
 }
 
 /// Why a checkout was left alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Untouched {
-    /// Uncommitted changes.
-    Dirty {
-        /// Changed, staged or untracked files.
-        files: usize,
+    /// Moving would overwrite these files' local changes, or untracked files in the way of
+    /// files the target adds (what `git merge --ff-only` refuses too).
+    WouldOverwrite {
+        /// The files, relative to the checkout.
+        files: Vec<String>,
     },
-    /// The local branch has commits the remote does not (and is not behind).
-    Ahead {
-        /// Commits not on the remote.
-        commits: usize,
+    /// HEAD would leave `branch`, taking these uncommitted changes to tracked files along.
+    LeavesBranch {
+        /// The branch HEAD is on.
+        branch: String,
+        /// The changed files, relative to the checkout.
+        files: Vec<String>,
     },
     /// The local branch and the remote both have commits the other lacks.
     Diverged {
+        /// The branch.
+        branch: String,
         /// Local commits.
         ahead: usize,
         /// Remote commits.
@@ -119,19 +133,34 @@ impl std::fmt::Display for Untouched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         match self {
-            Untouched::Dirty { files } => write!(f, "{files} uncommitted file{}", plural(*files)),
-            Untouched::Ahead { commits } => {
-                write!(f, "the branch has {commits} commit{} not on the remote", plural(*commits))
+            Untouched::WouldOverwrite { files } => {
+                write!(f, "it would overwrite local changes to {}", list_files(files))
             }
-            Untouched::Diverged { ahead, behind } => write!(
+            Untouched::LeavesBranch { branch, files } => write!(
                 f,
-                "the branch and the remote have diverged ({ahead} local, {behind} remote commit{})",
+                "it is on branch {branch} with uncommitted changes to {}, which switching would take along",
+                list_files(files)
+            ),
+            Untouched::Diverged { branch, ahead, behind } => write!(
+                f,
+                "its branch {branch} and the remote have diverged ({ahead} local, {behind} remote commit{})",
                 plural(*behind)
             ),
             Untouched::UnreachableHead { head } => {
                 write!(f, "HEAD is detached at {}, a commit no branch or tag contains", short(*head))
             }
         }
+    }
+}
+
+/// `a, b and 3 more files`: at most five names.
+fn list_files(files: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown = files.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    match files.len() {
+        0 => "no file".to_owned(),
+        n if n <= SHOWN => shown,
+        n => format!("{shown} and {} more", n - SHOWN),
     }
 }
 
@@ -493,53 +522,76 @@ fn default_branch(repo: &Repository) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Moves the checkout to `target` when that loses nothing; otherwise leaves it untouched and says why.
+/// Moves the checkout to `target` whenever git itself would, and never loses anything: local
+/// changes and untracked files stay unless the move would overwrite them, in which case the
+/// checkout is left exactly as it was and the reason says which files.
+///
+/// HEAD on the branch: fast-forward (as `git merge --ff-only`). HEAD elsewhere: switch (as `git
+/// switch`), except that uncommitted changes to tracked files are not carried off a branch, and
+/// a detached commit nothing else holds is not left behind.
 pub fn update(repo: &Repository, target: &Target) -> Result<Update, GitError> {
-    let dirty = dirty_files(repo, None)?;
     let head = repo.head().ok();
     let head_commit = head.as_ref().and_then(|head| head.peel_to_commit().ok()).map(|commit| commit.id());
     let head_branch =
         head.as_ref().filter(|head| head.is_branch()).and_then(|head| head.shorthand().ok().map(str::to_owned));
+    // What leaving HEAD's branch or detached commit would cost, checked before switching.
+    let may_leave = |repo: &Repository| -> Result<Option<Untouched>, GitError> {
+        if let Some(branch) = &head_branch {
+            let files = changed_tracked_files(repo)?;
+            if !files.is_empty() {
+                return Ok(Some(Untouched::LeavesBranch { branch: branch.clone(), files }));
+            }
+        } else if let Some(head) = head_commit {
+            if !reachable_from_refs(repo, head)? {
+                return Ok(Some(Untouched::UnreachableHead { head }));
+            }
+        }
+        Ok(None)
+    };
 
     match &target.kind {
         RevKind::Branch(branch) => {
             if head_branch.as_deref() == Some(branch.as_str()) {
                 let local_commit = head_commit.expect("a checked-out branch has a commit");
-                if local_commit != target.commit && dirty > 0 {
-                    let (ahead, _) = repo.graph_ahead_behind(local_commit, target.commit)?;
-                    if ahead == 0 {
-                        return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
-                    }
-                }
                 return fast_forward(repo, branch, local_commit, target.commit);
             }
-            // HEAD is elsewhere: switch only when that loses nothing and lands on the target.
-            if dirty > 0 {
-                return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+            if let Some(reason) = may_leave(repo)? {
+                return Ok(Update::Untouched(reason));
             }
-            if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
-                if !reachable_from_refs(repo, head)? {
-                    return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
-                }
-            }
-            match repo.find_branch(branch, BranchType::Local) {
+            // The local branch, when there is one, must hold nothing the remote lacks... or be
+            // ahead of it only, in which case it is checked out as it is (`git switch` would).
+            let (tip, ahead) = match repo.find_branch(branch, BranchType::Local) {
                 Ok(local) => {
                     let local_commit = local.get().peel_to_commit()?.id();
                     match repo.graph_ahead_behind(local_commit, target.commit)? {
-                        (0, _) => {}
-                        (ahead, 0) => return Ok(Update::Untouched(Untouched::Ahead { commits: ahead })),
-                        (ahead, behind) => return Ok(Update::Untouched(Untouched::Diverged { ahead, behind })),
+                        (0, _) => (target.commit, 0),
+                        (ahead, 0) => (local_commit, ahead),
+                        (ahead, behind) => {
+                            let branch = branch.clone();
+                            return Ok(Update::Untouched(Untouched::Diverged { branch, ahead, behind }));
+                        }
                     }
-                    // The local branch is behind or at the target: moving it forward is a fast-forward.
-                    local.into_reference().set_target(target.commit, "plat sync: fast-forward")?;
                 }
+                Err(_) => (target.commit, 0),
+            };
+            if let Err(files) = checkout(repo, tip)? {
+                return Ok(Update::Untouched(Untouched::WouldOverwrite { files }));
+            }
+            match repo.find_branch(branch, BranchType::Local) {
+                // Behind or at the target: moving it forward is a fast-forward.
+                Ok(local) if ahead == 0 => {
+                    local.into_reference().set_target(tip, "plat sync: fast-forward")?;
+                }
+                Ok(_) => {}
                 Err(_) => {
-                    let mut local = repo.branch(branch, &repo.find_commit(target.commit)?, false)?;
+                    let mut local = repo.branch(branch, &repo.find_commit(tip)?, false)?;
                     local.set_upstream(Some(&format!("origin/{branch}")))?;
                 }
             }
-            checkout(repo, target.commit)?;
             repo.set_head(&format!("refs/heads/{branch}"))?;
+            if ahead > 0 {
+                return Ok(Update::Ahead { commits: ahead });
+            }
             Ok(Update::Switched { from: head_commit })
         }
         RevKind::Tag(_) | RevKind::Commit => {
@@ -551,15 +603,12 @@ pub fn update(repo: &Repository, target: &Target) -> Result<Update, GitError> {
                 repo.set_head_detached(target.commit)?;
                 return Ok(Update::Switched { from: head_commit });
             }
-            if dirty > 0 {
-                return Ok(Update::Untouched(Untouched::Dirty { files: dirty }));
+            if let Some(reason) = may_leave(repo)? {
+                return Ok(Update::Untouched(reason));
             }
-            if let Some(head) = head_commit.filter(|_| head_branch.is_none()) {
-                if !reachable_from_refs(repo, head)? {
-                    return Ok(Update::Untouched(Untouched::UnreachableHead { head }));
-                }
+            if let Err(files) = checkout(repo, target.commit)? {
+                return Ok(Update::Untouched(Untouched::WouldOverwrite { files }));
             }
-            checkout(repo, target.commit)?;
             repo.set_head_detached(target.commit)?;
             Ok(Update::Switched { from: head_commit })
         }
@@ -571,23 +620,45 @@ fn fast_forward(repo: &Repository, branch: &str, local: Oid, remote: Oid) -> Res
     if local == remote {
         return Ok(Update::UpToDate);
     }
-    let (ahead, behind) = repo.graph_ahead_behind(local, remote)?;
-    match (ahead, behind) {
+    match repo.graph_ahead_behind(local, remote)? {
         (0, _) => {
-            checkout(repo, remote)?;
+            if let Err(files) = checkout(repo, remote)? {
+                return Ok(Update::Untouched(Untouched::WouldOverwrite { files }));
+            }
             repo.find_reference(&format!("refs/heads/{branch}"))?.set_target(remote, "plat sync: fast-forward")?;
             Ok(Update::FastForwarded { from: local })
         }
-        (ahead, 0) => Ok(Update::Untouched(Untouched::Ahead { commits: ahead })),
-        (ahead, behind) => Ok(Update::Untouched(Untouched::Diverged { ahead, behind })),
+        (ahead, 0) => Ok(Update::Ahead { commits: ahead }),
+        (ahead, behind) => Ok(Update::Untouched(Untouched::Diverged { branch: branch.to_owned(), ahead, behind })),
     }
 }
 
-/// Updates the worktree and index to `commit`, refusing (rather than overwriting) any conflict.
-fn checkout(repo: &Repository, commit: Oid) -> Result<(), GitError> {
+/// Updates the worktree and index from HEAD's tree to `commit`'s, as git does: local changes and
+/// untracked files the move does not touch stay; when it would overwrite any, nothing is written
+/// and the conflicting files are returned.
+fn checkout(repo: &Repository, commit: Oid) -> Result<Result<(), Vec<String>>, GitError> {
     let object = repo.find_object(commit, None)?;
-    repo.checkout_tree(&object, Some(CheckoutBuilder::new().safe()))?;
-    Ok(())
+    let conflicts = std::cell::RefCell::new(Vec::new());
+    let mut builder = CheckoutBuilder::new();
+    builder.safe().notify_on(CheckoutNotificationType::CONFLICT).notify(|_, path, _, _, _| {
+        if let Some(path) = path {
+            conflicts.borrow_mut().push(path.to_string_lossy().into_owned());
+        }
+        true
+    });
+    // libgit2 finds every conflict before it writes a file, so a refused checkout changed nothing.
+    let result = repo.checkout_tree(&object, Some(&mut builder));
+    drop(builder);
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(error) if error.code() == git2::ErrorCode::Conflict => {
+            let mut files = conflicts.into_inner();
+            files.sort();
+            files.dedup();
+            Ok(Err(files))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Whether some branch, remote branch or tag contains `commit`.
@@ -615,6 +686,18 @@ fn dirty_files(repo: &Repository, pathspec: Option<&str>) -> Result<usize, GitEr
     }
     let statuses = repo.statuses(Some(&mut options))?;
     Ok(statuses.iter().filter(|entry| !entry.status().is_empty() && entry.status() != Status::IGNORED).count())
+}
+
+/// Tracked files with changes, staged or not: what a branch switch would carry along.
+fn changed_tracked_files(repo: &Repository) -> Result<Vec<String>, GitError> {
+    let mut options = StatusOptions::new();
+    options.include_untracked(false).include_ignored(false);
+    let statuses = repo.statuses(Some(&mut options))?;
+    Ok(statuses
+        .iter()
+        .filter(|entry| !entry.status().is_empty() && !entry.status().intersects(Status::IGNORED | Status::WT_NEW))
+        .filter_map(|entry| entry.path().ok().map(str::to_owned))
+        .collect())
 }
 
 /// Branch, commit, dirty files and distance to the upstream of the checkout at `path`.
@@ -649,6 +732,43 @@ pub fn status(path: &Path, within: Option<&Path>) -> Result<RepoStatus, GitError
         }
     }
     Ok(status)
+}
+
+/// Where a cloned checkout is against its manifest rev, as its last fetch saw the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutDrift {
+    /// HEAD commit; `None` in an empty repository.
+    pub head: Option<Oid>,
+    /// Uncommitted files, ignored ones excepted.
+    pub dirty: usize,
+    /// When HEAD is not at the rev: the rev as said to a person, its commit, and the commits
+    /// HEAD has that it lacks and the other way round.
+    pub off_rev: Option<(String, Oid, usize, usize)>,
+}
+
+/// Compares the checkout at `path` with what `rev` of `url` names in its remote-tracking refs
+/// (no fetch: `plat sync` fetches).
+pub fn drift(path: &Path, url: &str, rev: Option<&str>) -> Result<CheckoutDrift, GitError> {
+    let repo = open(path)?;
+    let head = repo.head().ok().and_then(|head| head.peel_to_commit().ok()).map(|commit| commit.id());
+    let dirty = dirty_files(&repo, None)?;
+    let target = resolve(&repo, rev, url)?;
+    let off_rev = match head {
+        Some(head) if head == target.commit => None,
+        head => {
+            let (ahead, behind) = match head {
+                Some(head) => repo.graph_ahead_behind(head, target.commit)?,
+                None => (0, 0),
+            };
+            let rev = match &target.kind {
+                RevKind::Branch(branch) => format!("{branch} (origin/{branch})"),
+                RevKind::Tag(tag) => format!("tag {tag}"),
+                RevKind::Commit => format!("commit {}", short(target.commit)),
+            };
+            Some((rev, target.commit, ahead, behind))
+        }
+    };
+    Ok(CheckoutDrift { head, dirty, off_rev })
 }
 
 /// The commit HEAD of the checkout at `path` is at.

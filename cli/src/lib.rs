@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod migrate;
 pub mod proto;
 pub mod stack;
+pub mod state;
 pub mod status;
 pub mod sync;
 pub mod text;

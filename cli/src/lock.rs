@@ -1,18 +1,21 @@
-//! `plat.lock`: the exact commit each service repository resolved to, so a checkout can be reproduced.
+//! `plat.lock`: the exact commit each service and library repository resolved to, so a
+//! checkout can be reproduced.
 //!
 //! `plat sync` writes it; `plat sync --locked` checks out exactly what it says and refuses when it
-//! no longer matches the manifest; `plat status` compares checkouts with it.
+//! no longer matches the manifest; `plat status`, `plat build` and `plat up` compare checkouts
+//! with it.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Service, Source};
+use crate::manifest::{Checkout, CheckoutKind, Source};
 
 /// File name of the lock file, beside `workspace.toml`.
 pub const LOCK_FILE: &str = "plat.lock";
 
-/// The format version this build reads and writes.
+/// The format version this build reads and writes. Version 1 gained `[[library]]` entries
+/// without a bump: a lock file with none reads and writes exactly as before.
 const VERSION: u32 = 1;
 
 const HEADER: &str = "# This file is written by `plat sync`; commit it. Edit workspace.toml instead.\n";
@@ -25,14 +28,17 @@ pub struct Lockfile {
     pub version: u32,
     /// One entry per service with its own repository, sorted by name.
     #[serde(default, rename = "service")]
-    pub services: Vec<LockedService>,
+    pub services: Vec<LockEntry>,
+    /// One entry per library with its own repository, sorted by name.
+    #[serde(default, rename = "library", skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<LockEntry>,
 }
 
-/// One service pinned to a commit.
+/// One repository pinned to a commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LockedService {
-    /// Service name.
+pub struct LockEntry {
+    /// Service or library name.
     pub name: String,
     /// The repository URL the commit came from.
     pub repo: String,
@@ -43,20 +49,20 @@ pub struct LockedService {
     pub commit: String,
 }
 
-/// Why a lock entry cannot be used for a service.
+/// Why a lock entry cannot be used for a checkout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LockMismatch {
-    /// The service has no entry.
-    #[error("`{service}` is not in plat.lock")]
+    /// The service or library has no entry.
+    #[error("`{name}` is not in plat.lock")]
     Missing {
-        /// Service name.
-        service: String,
+        /// Service or library name.
+        name: String,
     },
     /// The entry was resolved from another repository or rev than the manifest names now.
-    #[error("`{service}` is locked to {locked}, but workspace.toml says {wanted}")]
+    #[error("`{name}` is locked to {locked}, but workspace.toml says {wanted}")]
     Changed {
-        /// Service name.
-        service: String,
+        /// Service or library name.
+        name: String,
         /// `repo@rev` in the lock.
         locked: String,
         /// `repo@rev` in the manifest.
@@ -104,6 +110,7 @@ impl Lockfile {
         let mut lock = self.clone();
         lock.version = VERSION;
         lock.services.sort_by(|a, b| a.name.cmp(&b.name));
+        lock.libraries.sort_by(|a, b| a.name.cmp(&b.name));
         let text = format!("{HEADER}{}", toml::to_string(&lock).expect("a lock file always serialises"));
         if fs_err::read_to_string(path).is_ok_and(|old| old == text) {
             return Ok(false);
@@ -115,24 +122,37 @@ impl Lockfile {
         Ok(true)
     }
 
-    /// The entry for a service, whatever it says.
-    pub fn get(&self, name: &str) -> Option<&LockedService> {
-        self.services.iter().find(|locked| locked.name == name)
+    fn entries(&self, kind: CheckoutKind) -> &Vec<LockEntry> {
+        match kind {
+            CheckoutKind::Service => &self.services,
+            CheckoutKind::Library => &self.libraries,
+        }
     }
 
-    /// The entry for a service, if it was resolved from the repository and rev the manifest names now.
-    pub fn entry_for(&self, service: &Service) -> Result<&LockedService, LockMismatch> {
-        let Source::Git { repo, rev } = &service.source else {
-            return Err(LockMismatch::Missing { service: service.name.clone() });
-        };
-        let locked = self.get(&service.name).ok_or_else(|| LockMismatch::Missing { service: service.name.clone() })?;
+    fn entries_mut(&mut self, kind: CheckoutKind) -> &mut Vec<LockEntry> {
+        match kind {
+            CheckoutKind::Service => &mut self.services,
+            CheckoutKind::Library => &mut self.libraries,
+        }
+    }
+
+    /// The entry for a service or library, whatever it says.
+    pub fn get(&self, kind: CheckoutKind, name: &str) -> Option<&LockEntry> {
+        self.entries(kind).iter().find(|locked| locked.name == name)
+    }
+
+    /// The entry for a checkout, if it was resolved from the repository and rev the manifest names now.
+    pub fn entry_for(&self, checkout: &Checkout<'_>) -> Result<&LockEntry, LockMismatch> {
+        let missing = || LockMismatch::Missing { name: checkout.name.to_owned() };
+        let Source::Git { repo, rev } = checkout.source else { return Err(missing()) };
+        let locked = self.get(checkout.kind, checkout.name).ok_or_else(missing)?;
         if &locked.repo != repo || &locked.rev != rev {
             let describe = |repo: &str, rev: &Option<String>| match rev {
                 Some(rev) => format!("{repo} at `{rev}`"),
                 None => format!("{repo} (default branch)"),
             };
             return Err(LockMismatch::Changed {
-                service: service.name.clone(),
+                name: checkout.name.to_owned(),
                 locked: describe(&locked.repo, &locked.rev),
                 wanted: describe(repo, rev),
             });
@@ -140,21 +160,24 @@ impl Lockfile {
         Ok(locked)
     }
 
-    /// Records `commit` for a service, replacing its previous entry.
-    pub fn record(&mut self, service: &Service, commit: String) {
-        let Source::Git { repo, rev } = &service.source else { return };
-        self.services.retain(|locked| locked.name != service.name);
-        self.services.push(LockedService { name: service.name.clone(), repo: repo.clone(), rev: rev.clone(), commit });
+    /// Records `commit` for a checkout, replacing its previous entry.
+    pub fn record(&mut self, checkout: &Checkout<'_>, commit: String) {
+        let Source::Git { repo, rev } = checkout.source else { return };
+        let entries = self.entries_mut(checkout.kind);
+        entries.retain(|locked| locked.name != checkout.name);
+        entries.push(LockEntry { name: checkout.name.to_owned(), repo: repo.clone(), rev: rev.clone(), commit });
     }
 
-    /// Drops entries of services the manifest no longer has as repositories.
-    pub fn retain_services<'a>(&mut self, services: impl IntoIterator<Item = &'a Service>) {
-        let names: Vec<&str> = services
+    /// Drops the entries of services and libraries that the manifest no longer has as repositories.
+    pub fn retain<'a>(&mut self, checkouts: impl IntoIterator<Item = Checkout<'a>>) {
+        let repos: Vec<(CheckoutKind, &str)> = checkouts
             .into_iter()
-            .filter(|service| matches!(service.source, Source::Git { .. }))
-            .map(|service| service.name.as_str())
+            .filter(Checkout::is_repository)
+            .map(|checkout| (checkout.kind, checkout.name))
             .collect();
-        self.services.retain(|locked| names.contains(&locked.name.as_str()));
+        for kind in [CheckoutKind::Service, CheckoutKind::Library] {
+            self.entries_mut(kind).retain(|locked| repos.contains(&(kind, locked.name.as_str())));
+        }
     }
 }
 
@@ -169,12 +192,13 @@ mod tests {
         assert_eq!(Lockfile::read(&path).unwrap(), None);
         let lock = Lockfile {
             version: VERSION,
-            services: vec![LockedService {
+            services: vec![LockEntry {
                 name: "b".into(),
                 repo: "file:///b".into(),
                 rev: Some("main".into()),
                 commit: "0".repeat(40),
             }],
+            libraries: vec![LockEntry { name: "pkg".into(), repo: "file:///pkg".into(), rev: None, commit: "1".repeat(40) }],
         };
         assert!(lock.write(&path).unwrap());
         assert!(!lock.write(&path).unwrap());

@@ -1,7 +1,8 @@
-//! `plat sync`: every service repository cloned or fetched in parallel, then moved to its rev
-//! (or, with `--locked`, to the commit `plat.lock` records) without losing local work.
+//! `plat sync`: every service and library repository cloned or fetched in parallel, then moved
+//! to its rev (or, with `--locked`, to the commit `plat.lock` records) without losing local work.
 //!
-//! One repository failing does not stop the others; the report says what happened to each.
+//! One repository failing does not stop the others; the report says what happened to each, and
+//! a repository left where it was (to keep local work) counts against the run like a failure.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ use git2::Oid;
 
 use crate::git::{self, GitError, GitOptions, RevKind, Target, Transfer, Update};
 use crate::lock::{LockError, LockMismatch, Lockfile};
-use crate::manifest::{Service, Source, Workspace};
+use crate::manifest::{Checkout, Source, Workspace};
 
 /// How to sync.
 #[derive(Debug, Clone, Copy)]
@@ -37,22 +38,22 @@ pub enum Action {
 pub enum SyncEvent<'a> {
     /// Work on a repository began.
     Started {
-        /// Service name.
-        service: &'a str,
+        /// Service or library name.
+        name: &'a str,
         /// Clone or fetch.
         action: Action,
     },
     /// Objects arrived.
     Transfer {
-        /// Service name.
-        service: &'a str,
+        /// Service or library name.
+        name: &'a str,
         /// Totals so far.
         transfer: Transfer,
     },
     /// Work on a repository ended.
     Finished {
-        /// Service name.
-        service: &'a str,
+        /// Service or library name.
+        name: &'a str,
         /// What happened.
         result: &'a Result<Synced, SyncError>,
     },
@@ -75,7 +76,7 @@ pub enum SyncError {
     /// A git operation failed.
     #[error(transparent)]
     Git(#[from] GitError),
-    /// `--locked`, and the lock file has no usable entry for the service.
+    /// `--locked`, and the lock file has no usable entry for the repository.
     #[error(transparent)]
     Lock(#[from] LockMismatch),
     /// `--locked`, and the recorded commit is not in the repository.
@@ -110,7 +111,7 @@ pub enum SyncSetupError {
 /// What a sync did.
 #[derive(Debug)]
 pub struct SyncReport {
-    /// Each synced service with its result, in the order they were asked for.
+    /// Each synced service or library by name, with its result, in the order they were asked for.
     pub results: Vec<(String, Result<Synced, SyncError>)>,
     /// Whether plat.lock was (re)written.
     pub lock_written: bool,
@@ -121,12 +122,17 @@ impl SyncReport {
     pub fn failures(&self) -> usize {
         self.results.iter().filter(|(_, result)| result.is_err()).count()
     }
+
+    /// Number of repositories left where they were, to keep local work.
+    pub fn skipped(&self) -> usize {
+        self.results.iter().filter(|(_, result)| matches!(result, Ok(Synced { update: Update::Untouched(_), .. }))).count()
+    }
 }
 
-/// Syncs the repositories of `services` (those with a `repo`; the others live in the workspace).
+/// Syncs the repositories among `checkouts` (those with a `repo`; the others live in the workspace).
 pub fn sync(
     workspace: &Workspace,
-    services: &[&Service],
+    checkouts: &[Checkout<'_>],
     options: SyncOptions,
     on_event: &(dyn Fn(SyncEvent<'_>) + Sync),
 ) -> Result<SyncReport, SyncSetupError> {
@@ -134,8 +140,7 @@ pub fn sync(
     if options.locked && lock.is_none() {
         return Err(SyncSetupError::NoLockFile);
     }
-    let repos: Vec<&Service> =
-        services.iter().copied().filter(|service| matches!(service.source, Source::Git { .. })).collect();
+    let repos: Vec<&Checkout<'_>> = checkouts.iter().filter(|checkout| checkout.is_repository()).collect();
 
     let results: Mutex<Vec<Option<Result<Synced, SyncError>>>> = Mutex::new(repos.iter().map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -146,9 +151,9 @@ pub fn sync(
             scope.spawn(|| {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(service) = repos.get(index) else { break };
-                    let result = sync_one(workspace, service, locked, options.git, on_event);
-                    on_event(SyncEvent::Finished { service: &service.name, result: &result });
+                    let Some(checkout) = repos.get(index) else { break };
+                    let result = sync_one(workspace, checkout, locked, options.git, on_event);
+                    on_event(SyncEvent::Finished { name: checkout.name, result: &result });
                     results.lock().expect("no worker panics holding the lock")[index] = Some(result);
                 }
             });
@@ -157,7 +162,7 @@ pub fn sync(
     let results: Vec<(String, Result<Synced, SyncError>)> = repos
         .iter()
         .zip(results.into_inner().expect("workers are done"))
-        .map(|(service, result)| (service.name.clone(), result.expect("every repository was synced")))
+        .map(|(checkout, result)| (checkout.name.to_owned(), result.expect("every repository was synced")))
         .collect();
 
     let mut lock_written = false;
@@ -165,11 +170,11 @@ pub fn sync(
         let mut lock = lock.unwrap_or_default();
         for (name, result) in &results {
             if let Ok(synced) = result {
-                let service = workspace.service(name).expect("synced services come from the workspace");
-                lock.record(service, synced.target.commit.to_string());
+                let checkout = workspace.checkout(name).expect("synced repositories come from the workspace");
+                lock.record(&checkout, synced.target.commit.to_string());
             }
         }
-        lock.retain_services(&workspace.services);
+        lock.retain(workspace.checkouts());
         lock_written = lock.write(&workspace.lock_path())?;
     }
     Ok(SyncReport { results, lock_written })
@@ -177,27 +182,28 @@ pub fn sync(
 
 fn sync_one(
     workspace: &Workspace,
-    service: &Service,
+    checkout: &Checkout<'_>,
     lock: Option<&Lockfile>,
     options: GitOptions,
     on_event: &(dyn Fn(SyncEvent<'_>) + Sync),
 ) -> Result<Synced, SyncError> {
-    let Source::Git { repo: url, rev } = &service.source else {
-        unreachable!("only services with a repository are synced")
+    let Source::Git { repo: url, rev } = checkout.source else {
+        unreachable!("only checkouts with a repository are synced")
     };
     // With --locked, a missing or stale entry fails before any network work.
-    let locked_commit = lock.map(|lock| lock.entry_for(service).map(|entry| entry.commit.clone())).transpose()?;
+    let locked_commit = lock.map(|lock| lock.entry_for(checkout).map(|entry| entry.commit.clone())).transpose()?;
 
-    let dir = workspace.service_dir(service);
-    let mut progress = |transfer| on_event(SyncEvent::Transfer { service: &service.name, transfer });
+    let dir = workspace.checkout_dir(checkout);
+    let name = checkout.name;
+    let mut progress = |transfer| on_event(SyncEvent::Transfer { name, transfer });
     let is_empty_dir = dir.is_dir() && dir.read_dir().is_ok_and(|mut entries| entries.next().is_none());
     let (repo, action) = if dir.exists() && !is_empty_dir {
-        on_event(SyncEvent::Started { service: &service.name, action: Action::Fetch });
+        on_event(SyncEvent::Started { name, action: Action::Fetch });
         let repo = git::open(&dir)?;
         git::fetch(&repo, url, options, &mut progress)?;
         (repo, Action::Fetch)
     } else {
-        on_event(SyncEvent::Started { service: &service.name, action: Action::Clone });
+        on_event(SyncEvent::Started { name, action: Action::Clone });
         if is_empty_dir {
             fs_err::remove_dir(&dir).map_err(GitError::Io)?;
         }

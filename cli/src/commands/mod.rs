@@ -104,10 +104,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// An unknown service name on the command line, with the closest real one.
 fn unknown_service(error: manifest::UnknownService) -> CliError {
     let suggestion = error.suggestion.clone();
+    let listed = if error.what == "service" { "`plat graph` lists the services" } else { "`plat status` lists them" };
     let error = CliError::usage(error);
     match suggestion {
         Some(name) => error.hint(format!("did you mean `{name}`?")),
-        None => error.hint("`plat graph` lists the services"),
+        None => error.hint(listed),
     }
 }
 

@@ -1,15 +1,15 @@
-//! `plat status`: a table of every service's checkout, or JSON.
+//! `plat status`: a table of every service's and library's checkout, or JSON.
 
 use plat::lock::Lockfile;
 use plat::manifest::Workspace;
-use plat::status::{self, ServiceStatus};
+use plat::status::{self, CheckoutStatus};
 
 use super::{print_json, unknown_service};
 use crate::args::StatusArgs;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
 pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliError> {
-    let services = workspace.select(&args.services).map_err(unknown_service)?;
+    let checkouts = workspace.select_checkouts(&args.services).map_err(unknown_service)?;
     let lock = match Lockfile::read(&workspace.lock_path()) {
         Ok(lock) => lock,
         Err(error) => {
@@ -17,7 +17,7 @@ pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliEr
             None
         }
     };
-    let statuses = status::status(workspace, &services, lock.as_ref());
+    let statuses = status::status(workspace, &checkouts, lock.as_ref());
     if args.json {
         return print_json(&statuses);
     }
@@ -28,10 +28,10 @@ pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliEr
     Ok(ExitStatus::Success)
 }
 
-/// Columns: service, branch, commit, changes, upstream distance, lock.
-fn table(statuses: &[ServiceStatus]) -> String {
-    let header = ["SERVICE", "BRANCH", "COMMIT", "CHANGES", "UPSTREAM", "LOCK"].map(str::to_owned);
-    let rows: Vec<[String; 6]> = statuses.iter().map(row).collect();
+/// Columns: name, kind, branch, commit, changes, upstream distance, lock.
+fn table(statuses: &[CheckoutStatus]) -> String {
+    let header = ["NAME", "KIND", "BRANCH", "COMMIT", "CHANGES", "UPSTREAM", "LOCK"].map(str::to_owned);
+    let rows: Vec<[String; 7]> = statuses.iter().map(row).collect();
     let mut widths = header.clone().map(|cell| cell.len());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -39,7 +39,7 @@ fn table(statuses: &[ServiceStatus]) -> String {
         }
     }
     let mut out = String::new();
-    let mut push = |cells: &[String; 6], header: bool| {
+    let mut push = |cells: &[String; 7], header: bool| {
         let mut line = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
             let padded = if index + 1 == cells.len() { cell.clone() } else { format!("{cell:<width$}  ") };
@@ -55,18 +55,19 @@ fn table(statuses: &[ServiceStatus]) -> String {
     out
 }
 
-fn row(status: &ServiceStatus) -> [String; 6] {
+fn row(status: &CheckoutStatus) -> [String; 7] {
     let dash = || "-".to_owned();
+    let kind = status.kind.to_string();
     if !status.present {
         let what = if status.source == "repo" { "not cloned" } else { "missing" };
         let lock = match status.locked {
             Some(_) => "missing".to_owned(),
             None => dash(),
         };
-        return [status.name.clone(), what.to_owned(), dash(), dash(), dash(), lock];
+        return [status.name.clone(), kind, what.to_owned(), dash(), dash(), dash(), lock];
     }
     if let Some(error) = &status.error {
-        return [status.name.clone(), format!("error: {error}"), dash(), dash(), dash(), dash()];
+        return [status.name.clone(), kind, format!("error: {error}"), dash(), dash(), dash(), dash()];
     }
     let branch = status.branch.clone().unwrap_or_else(|| "(detached)".to_owned());
     let commit = status.commit.as_deref().map_or_else(dash, |commit| commit[..7.min(commit.len())].to_owned());
@@ -81,5 +82,5 @@ fn row(status: &ServiceStatus) -> [String; 6] {
         Some(false) => "differs".to_owned(),
         None => dash(),
     };
-    [status.name.clone(), branch, commit, changes, upstream, lock]
+    [status.name.clone(), kind, branch, commit, changes, upstream, lock]
 }

@@ -6,41 +6,43 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plat::git::{self, GitError, GitOptions, RevKind, Update};
-use plat::manifest::{Source, Workspace};
+use plat::git::{self, GitError, GitOptions, RevKind, Untouched, Update};
+use plat::manifest::Workspace;
 use plat::sync::{self, Action, SyncError, SyncEvent, SyncOptions, SyncSetupError, Synced};
 
 use super::unknown_service;
 use crate::args::SyncArgs;
+use crate::render::display_path;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
 pub fn run(workspace: &Workspace, args: &SyncArgs) -> Result<ExitStatus, CliError> {
-    let services = workspace.select(&args.services).map_err(unknown_service)?;
-    let repos = services.iter().filter(|service| matches!(service.source, Source::Git { .. })).count();
+    let checkouts = workspace.select_checkouts(&args.services).map_err(unknown_service)?;
+    let repos = checkouts.iter().filter(|checkout| checkout.is_repository()).count();
     if repos == 0 {
-        ui::status("Fresh", style::GOOD, "nothing to sync: every selected service lives in this repository");
+        ui::status("Fresh", style::GOOD, "nothing to sync: everything selected lives in this repository");
         return Ok(ExitStatus::Success);
     }
     let options = SyncOptions { jobs: usize::from(args.jobs), locked: args.locked, git: GitOptions::from_env() };
 
-    let display = Display::new();
+    let display = Display::new(workspace);
     let report =
-        sync::sync(workspace, &services, options, &|event| display.event(event)).map_err(|error| match error {
+        sync::sync(workspace, &checkouts, options, &|event| display.event(event)).map_err(|error| match error {
             SyncSetupError::NoLockFile => {
                 CliError::failure(error).hint("run `plat sync` without `--locked` to create it, then commit plat.lock")
             }
             SyncSetupError::Lock(error) => CliError::failure(error),
         })?;
 
-    let failures = report.failures();
+    let (failures, skipped) = (report.failures(), report.skipped());
     let summary = format!(
-        "{} repositor{}{}{}",
+        "{} repositor{}{}{}{}",
         report.results.len(),
         if report.results.len() == 1 { "y" } else { "ies" },
+        if skipped > 0 { format!(", {skipped} left as they were") } else { String::new() },
         if failures > 0 { format!(", {failures} failed") } else { String::new() },
         if report.lock_written { "; plat.lock updated" } else { "" },
     );
-    if failures > 0 {
+    if failures + skipped > 0 {
         ui::status("Finished", style::ERROR, summary);
         Ok(ExitStatus::Failure)
     } else {
@@ -50,21 +52,22 @@ pub fn run(workspace: &Workspace, args: &SyncArgs) -> Result<ExitStatus, CliErro
 }
 
 /// Draws sync events, from any worker thread.
-struct Display {
+struct Display<'w> {
+    workspace: &'w Workspace,
     bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
     started: Mutex<HashMap<String, Instant>>,
 }
 
-impl Display {
-    fn new() -> Self {
+impl Display<'_> {
+    fn new(workspace: &Workspace) -> Display<'_> {
         let bars = ui::stderr_is_terminal()
             .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
-        Display { bars, started: Mutex::new(HashMap::new()) }
+        Display { workspace, bars, started: Mutex::new(HashMap::new()) }
     }
 
     fn event(&self, event: SyncEvent<'_>) {
         match event {
-            SyncEvent::Started { service, action } => {
+            SyncEvent::Started { name: service, action } => {
                 self.started.lock().unwrap().insert(service.to_owned(), Instant::now());
                 let verb = match action {
                     Action::Clone => "Cloning",
@@ -88,7 +91,7 @@ impl Display {
                     None => ui::status(verb, style::HINT, service),
                 }
             }
-            SyncEvent::Transfer { service, transfer } => {
+            SyncEvent::Transfer { name: service, transfer } => {
                 if let Some((_, bars)) = &self.bars {
                     if let Some(bar) = bars.lock().unwrap().get(service) {
                         bar.set_length(transfer.total_objects as u64);
@@ -96,9 +99,11 @@ impl Display {
                     }
                 }
             }
-            SyncEvent::Finished { service, result } => {
+            SyncEvent::Finished { name: service, result } => {
                 let elapsed = self.started.lock().unwrap().get(service).map(Instant::elapsed);
-                let lines = finished_lines(service, result, elapsed);
+                let dir = self.workspace.checkout(service).map(|checkout| self.workspace.checkout_dir(&checkout));
+                let dir = dir.map_or_else(|| service.to_owned(), |dir| display_path(&dir));
+                let lines = finished_lines(service, &dir, result, elapsed);
                 match &self.bars {
                     Some((multi, bars)) => {
                         if let Some(bar) = bars.lock().unwrap().remove(service) {
@@ -117,7 +122,6 @@ impl Display {
 /// A finished repository as a status line, then any warning and hints.
 enum Line {
     Status(&'static str, anstyle::Style, String),
-    Warning(String),
     Error(String),
     Hint(String),
 }
@@ -126,14 +130,14 @@ fn print_lines(lines: &[Line]) {
     for line in lines {
         match line {
             Line::Status(verb, style, message) => ui::status(verb, *style, message),
-            Line::Warning(message) => ui::warn(message),
             Line::Error(message) => ui::print_error(&CliError::failure(message)),
             Line::Hint(message) => ui::hint(message),
         }
     }
 }
 
-fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Option<Duration>) -> Vec<Line> {
+/// `dir` is the checkout's directory as the user would type it, for the commands in hints.
+fn finished_lines(service: &str, dir: &str, result: &Result<Synced, SyncError>, elapsed: Option<Duration>) -> Vec<Line> {
     let took =
         elapsed.map(|elapsed| paint(style::DIM, format!(" ({:.1}s)", elapsed.as_secs_f64()))).unwrap_or_default();
     let synced = match result {
@@ -164,22 +168,35 @@ fn finished_lines(service: &str, result: &Result<Synced, SyncError>, elapsed: Op
             let verb = if synced.action == Action::Clone { "Cloned" } else { "Switched" };
             vec![Line::Status(verb, style::GOOD, format!("{service} to {at}{took}"))]
         }
+        Update::Ahead { commits } => vec![Line::Status(
+            "Ahead",
+            style::GOOD,
+            format!(
+                "{service} {at}, and {commits} local commit{} not pushed yet{took}",
+                if *commits == 1 { "" } else { "s" }
+            ),
+        )],
         Update::Untouched(reason) => vec![
-            Line::Status("Skipped", style::WARN, format!("{service}: left as it is{took}")),
-            Line::Warning(format!("{service}: {reason}; not moved to {at}")),
-            Line::Hint(match reason {
-                git::Untouched::Dirty { .. } => {
-                    format!("commit or stash the changes in {service}, then run `plat sync` again")
-                }
-                git::Untouched::Ahead { .. } => format!("push the commits of {service} when they are ready"),
-                git::Untouched::Diverged { .. } => {
-                    format!("rebase or merge in {service} yourself; plat only fast-forwards")
-                }
-                git::Untouched::UnreachableHead { .. } => {
-                    format!("create a branch in {service} (`git switch -c <name>`) to keep the commit, then sync again")
-                }
-            }),
+            Line::Error(format!("{service}: not moved to {at}: {reason}")),
+            Line::Hint(untouched_hint(dir, reason)),
         ],
+    }
+}
+
+/// The commands that let the next `plat sync` move a checkout it had to leave alone.
+fn untouched_hint(dir: &str, reason: &Untouched) -> String {
+    match reason {
+        Untouched::WouldOverwrite { .. } | Untouched::LeavesBranch { .. } => format!(
+            "commit them, or put them aside with `git -C {dir} stash --include-untracked`, then run `plat sync` again"
+        ),
+        Untouched::Diverged { branch, .. } => format!(
+            "rebase your commits onto the remote's (`git -C {dir} pull --rebase origin {branch}`) or merge them, then \
+             run `plat sync` again; plat only fast-forwards"
+        ),
+        Untouched::UnreachableHead { head } => format!(
+            "keep the commit on a branch (`git -C {dir} switch -c <name> {}`), then run `plat sync` again",
+            git::short(*head)
+        ),
     }
 }
 

@@ -7,8 +7,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use plat::build::{self, BuildError, BuildEvent, BuildOptions, Built};
-use plat::manifest::Workspace;
+use plat::lock::Lockfile;
+use plat::manifest::{Service, Workspace};
 use plat::stack::{self, Action, UpError, UpEvent, UpOptions};
+use plat::status::{self, Drift};
 
 use super::{docker_hint, migrate, print_json, runtime, unknown_service, with_hint};
 use crate::args::{BuildArgs, DownArgs, GlobalArgs, JsonArgs, UpArgs};
@@ -52,6 +54,7 @@ fn end_step() {
 
 pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Result<ExitStatus, CliError> {
     let services = workspace.select(&args.services).map_err(unknown_service)?;
+    check_checkouts(workspace, &services, args.locked)?;
     let options = BuildOptions { show_tool_output: global.verbose > 0, explain: args.explain };
     enable_spinners(global);
     let runtime = runtime()?;
@@ -61,6 +64,90 @@ pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Re
         show_built(&built.map_err(|error| build_error(&service.name, error))?);
     }
     Ok(ExitStatus::Success)
+}
+
+/// Says which checkouts to be built are not what their rev and plat.lock say (a warning each,
+/// since building local work is the inner loop), and refuses them with `--locked`. A checkout
+/// that does not exist cannot be built either way.
+fn check_checkouts(workspace: &Workspace, services: &[&Service], locked: bool) -> Result<(), CliError> {
+    let lock = match Lockfile::read(&workspace.lock_path()) {
+        Ok(lock) => lock,
+        Err(error) if locked => return Err(CliError::failure(error)),
+        Err(error) => {
+            ui::warn(format!("ignoring plat.lock: {error}"));
+            None
+        }
+    };
+    // Every library: a service may build against any of them.
+    let checkouts: Vec<_> = workspace
+        .libraries
+        .iter()
+        .map(|library| library.checkout())
+        .chain(services.iter().map(|service| service.checkout()))
+        .collect();
+    let repositories = checkouts.iter().filter(|checkout| checkout.is_repository()).count();
+    if locked && lock.is_none() && repositories > 0 {
+        return Err(CliError::failure("--locked needs plat.lock, and there is none")
+            .hint("run `plat sync` to clone the repositories and write plat.lock, then commit it"));
+    }
+    let drifts = status::drift(workspace, &checkouts, lock.as_ref());
+    let missing: Vec<&Drift> = drifts.iter().filter(|drift| drift.missing).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|drift| format!("{} {} ({})", drift.kind, drift.name, drift.path)).collect();
+        return Err(CliError::failure(format!("not cloned yet: {}", names.join(", ")))
+            .hint("`plat sync` clones them"));
+    }
+    if locked {
+        let refused: Vec<String> =
+            drifts.iter().filter(|drift| drift.refused_when_locked()).map(|drift| describe_drift(drift, true)).collect();
+        if !refused.is_empty() {
+            return Err(CliError::failure(format!(
+                "--locked: not what plat.lock says:\n  {}",
+                refused.join("\n  ")
+            ))
+            .hint("`plat sync --locked` checks out plat.lock's commits (commit or stash local changes first)"));
+        }
+        return Ok(());
+    }
+    for drift in drifts.iter().filter(|drift| drift.is_off()) {
+        ui::warn(format!("{}; building the checkout as it is", describe_drift(drift, false)));
+        let behind = drift.off_rev.as_ref().is_some_and(|off| off.behind > 0);
+        ui::hint(if behind {
+            "`plat sync` moves checkouts to their rev and records them in plat.lock".to_owned()
+        } else {
+            format!("push the commits of {}, then `plat sync` records them in plat.lock", drift.name)
+        });
+    }
+    Ok(())
+}
+
+/// `service user-service is at 1a2b3c4: 1 commit ahead of main (origin/main); plat.lock says 5d6e7f8`.
+fn describe_drift(drift: &Drift, with_changes: bool) -> String {
+    let short = |commit: &str| commit.get(..7).unwrap_or(commit).to_owned();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if let Some(error) = &drift.error {
+        parts.push(format!("cannot be read: {error}"));
+    }
+    if let Some(off) = &drift.off_rev {
+        parts.push(match (off.ahead, off.behind) {
+            (0, 0) => format!("not at {} ({})", off.rev, short(&off.commit)),
+            (ahead, 0) => format!("{} ahead of {}", plural(ahead, "commit"), off.rev),
+            (0, behind) => format!("{} behind {} ({})", plural(behind, "commit"), off.rev, short(&off.commit)),
+            (ahead, behind) => format!("diverged from {} ({ahead} local, {behind} remote)", off.rev),
+        });
+    }
+    if let Some(locked) = &drift.off_lock {
+        parts.push(format!("plat.lock says {}", short(locked)));
+    }
+    if drift.not_in_lock {
+        parts.push("plat.lock has no entry for it".to_owned());
+    }
+    if with_changes && drift.dirty > 0 {
+        parts.push(plural(drift.dirty, "uncommitted file"));
+    }
+    let head = drift.head.as_deref().map_or_else(|| "no commit".to_owned(), short);
+    format!("{} {} ({}) is at {head}: {}", drift.kind, drift.name, drift.path, parts.join("; "))
 }
 
 fn on_build_event(event: BuildEvent<'_>) {
@@ -112,6 +199,9 @@ fn build_error(service: &str, error: BuildError) -> CliError {
 pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliError> {
     workspace.select(&args.services).map_err(unknown_service)?;
     let services = stack::with_dependencies(workspace, &args.services);
+    if !args.no_build {
+        check_checkouts(workspace, &services, args.locked)?;
+    }
     let options = UpOptions {
         no_build: args.no_build,
         build: BuildOptions { show_tool_output: global.verbose > 0, explain: false },

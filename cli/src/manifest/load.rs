@@ -15,10 +15,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::expected_names;
 use super::spec::{
-    BuildKind, BuildSpec, DependsOnSpec, HealthSpec, ManifestSpec, ServiceSpec, StringOrList, WorkspaceSpec,
+    BuildKind, BuildSpec, DependsOnSpec, HealthSpec, LibrarySpec, ManifestSpec, ServiceSpec, StringOrList,
+    WorkspaceSpec,
 };
 use super::{
-    Build, Database, Diagnostic, Health, HealthCheck, ManifestError, Proto, RelPath, Service, Source, Workspace,
+    Build, CheckoutKind, Database, Diagnostic, Health, HealthCheck, Library, ManifestError, Proto, RelPath, Service,
+    Source, Workspace,
 };
 use crate::graph::{Edge, ServiceGraph};
 
@@ -43,6 +45,8 @@ struct Decoded {
     workspace: WorkspaceDecode,
     /// Each service's name, what decoded of it, and the keys dropped because they were wrong.
     services: Vec<(Spanned<String>, ServiceSpec, Vec<String>)>,
+    /// Each library's name and what decoded of it.
+    libraries: Vec<(Spanned<String>, LibrarySpec)>,
 }
 
 enum WorkspaceDecode {
@@ -63,6 +67,7 @@ fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
     let root_span = root.span();
     let mut root = root.into_inner();
     let services_value = root.remove_entry("services");
+    let libraries_value = root.remove_entry("libraries");
 
     let workspace_value = root.remove_entry("workspace");
     // Decoding the rest of the top level only finds unknown keys: `workspace` and `services` are
@@ -76,27 +81,41 @@ fn decode(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Decoded> {
         },
     };
 
-    let mut services = Vec::new();
-    if let Some((key, value)) = services_value {
-        let span = value.span();
-        match value.into_inner() {
-            DeValue::Table(table) => {
-                for (name, service) in table {
-                    let name = Spanned::new(name.span(), name.into_inner().into_owned());
-                    let what = format!("service `{}`", name.get_ref());
-                    if let Some((spec, dropped)) = decode_table::<ServiceSpec>(&what, service, diagnostics) {
-                        services.push((name, spec, dropped));
-                    }
+    let services = decode_named::<ServiceSpec>(services_value, CheckoutKind::Service, diagnostics);
+    let libraries = decode_named::<LibrarySpec>(libraries_value, CheckoutKind::Library, diagnostics)
+        .into_iter()
+        .map(|(name, spec, _)| (name, spec))
+        .collect();
+    Some(Decoded { workspace, services, libraries })
+}
+
+/// Decodes `[services]` or `[libraries]`: a table of tables by name, each decoded on its own.
+fn decode_named<T: DeserializeOwned + Default>(
+    entry: Option<(Spanned<std::borrow::Cow<'_, str>>, Spanned<DeValue<'_>>)>,
+    kind: CheckoutKind,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(Spanned<String>, T, Vec<String>)> {
+    let mut decoded = Vec::new();
+    let Some((key, value)) = entry else { return decoded };
+    let span = value.span();
+    let plural = kind.plural();
+    match value.into_inner() {
+        DeValue::Table(table) => {
+            for (name, item) in table {
+                let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                let what = format!("{kind} `{}`", name.get_ref());
+                if let Some((spec, dropped)) = decode_table::<T>(&what, item, diagnostics) {
+                    decoded.push((name, spec, dropped));
                 }
             }
-            other => diagnostics.push(
-                Diagnostic::new(format!("`services` must be a table, found {}", other.type_str()), Some(span))
-                    .note(key.span(), "defined here")
-                    .help("declare each service as `[services.<name>]`"),
-            ),
         }
+        other => diagnostics.push(
+            Diagnostic::new(format!("`{plural}` must be a table, found {}", other.type_str()), Some(span))
+                .note(key.span(), "defined here")
+                .help(format!("declare each {kind} as `[{plural}.<name>]`")),
+        ),
     }
-    Some(Decoded { workspace, services })
+    decoded
 }
 
 /// Decodes a table into `T` key by key, so that every bad key is reported, then from the good
@@ -209,8 +228,32 @@ fn validate(
     for (service_name, spec, dropped) in decoded.services {
         checked.push(check_service(root, &name, service_name, spec, &dropped, diagnostics));
     }
+    let libraries: Vec<(Library, Range<usize>)> = decoded
+        .libraries
+        .into_iter()
+        .map(|(library_name, spec)| check_library(root, library_name, spec, diagnostics))
+        .collect();
 
-    check_unique_paths(&checked, diagnostics);
+    let places: Vec<Place<'_>> = libraries
+        .iter()
+        .map(|(library, span)| Place {
+            kind: CheckoutKind::Library,
+            name: &library.name,
+            path: &library.path,
+            is_repo: matches!(library.source, Source::Git { .. }),
+            span,
+        })
+        .chain(checked.iter().map(|checked| Place {
+            kind: CheckoutKind::Service,
+            name: &checked.service.name,
+            path: &checked.service.path,
+            is_repo: matches!(checked.service.source, Source::Git { .. }),
+            span: &checked.name_span,
+        }))
+        .collect();
+    check_unique_names(&places, diagnostics);
+    check_unique_paths(&places, diagnostics);
+    drop(places);
     check_published_ports(&checked, diagnostics);
     let graph = check_dependencies(&mut checked, diagnostics);
 
@@ -224,6 +267,7 @@ fn validate(
         name,
         proto_dir,
         services: checked.into_iter().map(|checked| checked.service).collect(),
+        libraries: libraries.into_iter().map(|(library, _)| library).collect(),
         graph,
     })
 }
@@ -258,31 +302,7 @@ fn check_service(
         );
     }
 
-    let source = match (spec.repo, spec.rev) {
-        (None, None) => Source::Local,
-        (None, Some(rev)) => {
-            diagnostics
-                .push(Diagnostic::new(format!("service `{name}` has a `rev` but no `repo`"), Some(rev.span())).help(
-                    "`rev` picks what to check out of `repo`; a service without `repo` lives in this repository",
-                ));
-            Source::Local
-        }
-        (Some(repo), rev) => {
-            if repo.get_ref().trim().is_empty() {
-                diagnostics.push(Diagnostic::new(format!("service `{name}` has an empty `repo`"), Some(repo.span())));
-            }
-            if let Some(rev) = &rev {
-                if rev.get_ref().trim().is_empty() {
-                    diagnostics.push(
-                        Diagnostic::new(format!("service `{name}` has an empty `rev`"), Some(rev.span())).help(
-                            "name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch",
-                        ),
-                    );
-                }
-            }
-            Source::Git { repo: absolute_repo(root, repo.into_inner()), rev: rev.map(Spanned::into_inner) }
-        }
-    };
+    let source = check_source(root, CheckoutKind::Service, &name, spec.repo, spec.rev, diagnostics);
 
     let default_path =
         || RelPath::new(&format!("services/{name}")).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
@@ -413,6 +433,90 @@ fn check_service(
     }
 }
 
+/// Checks one `[libraries.<name>]` table; returns the library and the place of its name.
+fn check_library(
+    root: &Path,
+    name: Spanned<String>,
+    spec: LibrarySpec,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Library, Range<usize>) {
+    let name_span = name.span();
+    let name = name.into_inner();
+    if let Err(reason) = check_library_name(&name) {
+        diagnostics.push(
+            Diagnostic::new(format!("invalid library name `{name}`: {reason}"), Some(name_span.clone()))
+                .help("library names are lowercase letters, digits, `-` and `_`, starting with a letter"),
+        );
+    }
+    let source = check_source(root, CheckoutKind::Library, &name, spec.repo, spec.rev, diagnostics);
+    let default_path = || RelPath::new(&name).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
+    let path = match &spec.path {
+        Some(path) => checked_path(path, "path", Base::Workspace, diagnostics).unwrap_or_else(default_path),
+        None => default_path(),
+    };
+    (Library { name, source, path }, name_span)
+}
+
+/// Where a service's or library's code comes from: `repo` and `rev`, checked.
+fn check_source(
+    root: &Path,
+    kind: CheckoutKind,
+    name: &str,
+    repo: Option<Spanned<String>>,
+    rev: Option<Spanned<String>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Source {
+    match (repo, rev) {
+        (None, None) => Source::Local,
+        (None, Some(rev)) => {
+            diagnostics.push(
+                Diagnostic::new(format!("{kind} `{name}` has a `rev` but no `repo`"), Some(rev.span())).help(format!(
+                    "`rev` picks what to check out of `repo`; a {kind} without `repo` lives in this repository"
+                )),
+            );
+            Source::Local
+        }
+        (Some(repo), rev) => {
+            if repo.get_ref().trim().is_empty() {
+                diagnostics.push(Diagnostic::new(format!("{kind} `{name}` has an empty `repo`"), Some(repo.span())));
+            }
+            if let Some(rev) = &rev {
+                if rev.get_ref().trim().is_empty() {
+                    diagnostics.push(
+                        Diagnostic::new(format!("{kind} `{name}` has an empty `rev`"), Some(rev.span())).help(
+                            "name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch",
+                        ),
+                    );
+                }
+            }
+            Source::Git { repo: absolute_repo(root, repo.into_inner()), rev: rev.map(Spanned::into_inner) }
+        }
+    }
+}
+
+/// A service's or library's directory, for the checks across both.
+struct Place<'a> {
+    kind: CheckoutKind,
+    name: &'a str,
+    path: &'a RelPath,
+    is_repo: bool,
+    span: &'a Range<usize>,
+}
+
+/// A name is a service's or a library's, not both: `plat sync NAME` and plat.lock tell them
+/// apart by name alone.
+fn check_unique_names(places: &[Place<'_>], diagnostics: &mut Vec<Diagnostic>) {
+    for (index, place) in places.iter().enumerate() {
+        if let Some(first) = places[..index].iter().find(|other| other.name == place.name) {
+            diagnostics.push(
+                Diagnostic::new(format!("`{}` names both a {} and a {}", place.name, first.kind, place.kind), Some(place.span.clone()))
+                    .note(first.span.clone(), "first named here")
+                    .help("services and libraries share one namespace; rename one of them"),
+            );
+        }
+    }
+}
+
 fn check_health(
     name: &str,
     health: Spanned<HealthSpec>,
@@ -492,44 +596,46 @@ fn check_health(
     })
 }
 
-/// Two services in one directory, or one inside the other, would overwrite each other's clones
-/// and builds.
-fn check_unique_paths(services: &[Checked], diagnostics: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<&RelPath, &Checked> = HashMap::new();
-    for checked in services {
-        let path = checked.service.path.as_str();
-        let is_repo = matches!(checked.service.source, Source::Git { .. });
-        if let Some(outer) = services.iter().find(|other| {
-            let other_path = other.service.path.as_str();
-            other.service.name != checked.service.name
+/// Two checkouts in one directory, or a repository inside another checkout (or one inside it),
+/// would overwrite each other's clones and builds.
+fn check_unique_paths(places: &[Place<'_>], diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&RelPath, &Place<'_>> = HashMap::new();
+    for place in places {
+        let path = place.path.as_str();
+        if let Some(outer) = places.iter().find(|other| {
+            let other_path = other.path.as_str();
+            other.name != place.name
                 && (other_path.is_empty() || path.starts_with(&format!("{other_path}/")))
-                && (is_repo || matches!(other.service.source, Source::Git { .. }))
+                && (place.is_repo || other.is_repo)
         }) {
             diagnostics.push(
                 Diagnostic::new(
                     format!(
-                        "service `{}` lives in `{}`, inside the directory of service `{}`",
-                        checked.service.name, checked.service.path, outer.service.name
+                        "{} `{}` lives in `{}`, inside the directory of {} `{}`",
+                        place.kind, place.name, place.path, outer.kind, outer.name
                     ),
-                    Some(checked.name_span.clone()),
+                    Some(place.span.clone()),
                 )
-                .note(outer.name_span.clone(), "whose directory is here")
-                .help(
-                    "a service with its own repository needs a directory of its own; give one of them another `path`",
-                ),
+                .note(outer.span.clone(), "whose directory is here")
+                .help(format!(
+                    "a {} with its own repository needs a directory of its own; give one of them another `path`",
+                    if place.is_repo { place.kind } else { outer.kind }
+                )),
             );
         }
-        if let Some(first) = seen.insert(&checked.service.path, checked) {
-            diagnostics.push(
-                Diagnostic::new(
-                    format!(
-                        "services `{}` and `{}` share the directory `{}`",
-                        first.service.name, checked.service.name, checked.service.path
-                    ),
-                    Some(checked.name_span.clone()),
+        if let Some(first) = seen.insert(place.path, place) {
+            let message = if first.kind == place.kind {
+                format!("{} `{}` and `{}` share the directory `{}`", place.kind.plural(), first.name, place.name, place.path)
+            } else {
+                format!(
+                    "{} `{}` and {} `{}` share the directory `{}`",
+                    first.kind, first.name, place.kind, place.name, place.path
                 )
-                .note(first.name_span.clone(), "first used here")
-                .help("give one of them its own `path`"),
+            };
+            diagnostics.push(
+                Diagnostic::new(message, Some(place.span.clone()))
+                    .note(first.span.clone(), "first used here")
+                    .help("give one of them its own `path`"),
             );
         }
     }
@@ -697,6 +803,20 @@ fn check_dns_label(name: &str) -> Result<(), &'static str> {
     }
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err("only lowercase letters, digits and `-` are allowed");
+    }
+    Ok(())
+}
+
+/// A library's name: it names a directory and a plat.lock entry, not a host, so `_` is allowed.
+fn check_library_name(name: &str) -> Result<(), &'static str> {
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("it must start with a lowercase letter");
+    }
+    if name.len() > 63 {
+        return Err("it is longer than 63 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        return Err("only lowercase letters, digits, `-` and `_` are allowed");
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub struct Workspace {
     pub proto_dir: RelPath,
     /// Services in the order the manifest lists them.
     pub services: Vec<Service>,
+    /// Libraries in the order the manifest lists them.
+    pub libraries: Vec<Library>,
     /// Dependencies between services; acyclic by construction.
     pub graph: ServiceGraph,
 }
@@ -49,6 +51,38 @@ impl Workspace {
     /// Absolute directory of a service.
     pub fn service_dir(&self, service: &Service) -> PathBuf {
         service.path.under(&self.root)
+    }
+
+    /// Every checkout the workspace names: libraries first (services build against them), then
+    /// services, each in manifest order.
+    pub fn checkouts(&self) -> impl Iterator<Item = Checkout<'_>> {
+        self.libraries.iter().map(Library::checkout).chain(self.services.iter().map(Service::checkout))
+    }
+
+    /// The checkout of a service or library by name.
+    pub fn checkout(&self, name: &str) -> Option<Checkout<'_>> {
+        self.checkouts().find(|checkout| checkout.name == name)
+    }
+
+    /// Absolute directory of a checkout.
+    pub fn checkout_dir(&self, checkout: &Checkout<'_>) -> PathBuf {
+        checkout.path.under(&self.root)
+    }
+
+    /// Looks up the named services and libraries, in [`Workspace::checkouts`] order; every
+    /// checkout when `names` is empty.
+    pub fn select_checkouts(&self, names: &[String]) -> Result<Vec<Checkout<'_>>, UnknownService> {
+        for name in names {
+            if self.checkout(name).is_none() {
+                let known: Vec<&str> = self.checkouts().map(|checkout| checkout.name).collect();
+                return Err(UnknownService {
+                    name: name.clone(),
+                    what: "service or library",
+                    suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                });
+            }
+        }
+        Ok(self.checkouts().filter(|checkout| names.is_empty() || names.iter().any(|name| name == checkout.name)).collect())
     }
 
     /// The lock file beside the manifest.
@@ -70,6 +104,7 @@ impl Workspace {
                 let known: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
                 return Err(UnknownService {
                     name: name.clone(),
+                    what: "service",
                     suggestion: diagnostic::closest(name, &known).map(str::to_owned),
                 });
             }
@@ -78,12 +113,14 @@ impl Workspace {
     }
 }
 
-/// A service named on the command line that the manifest does not define.
+/// A service (or library) named on the command line that the manifest does not define.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no service named `{name}` in the workspace")]
+#[error("no {what} named `{name}` in the workspace")]
 pub struct UnknownService {
     /// The name asked for.
     pub name: String,
+    /// What was looked for: `service`, or `service or library`.
+    pub what: &'static str,
     /// The closest service name, if one is close.
     pub suggestion: Option<String>,
 }
@@ -117,6 +154,81 @@ pub struct Service {
     pub database: Option<Database>,
     /// Protobuf packages served and used.
     pub proto: Proto,
+}
+
+impl Service {
+    /// The service's code, as a checkout.
+    pub fn checkout(&self) -> Checkout<'_> {
+        Checkout { kind: CheckoutKind::Service, name: &self.name, source: &self.source, path: &self.path }
+    }
+}
+
+/// A repository the services build against that is not a service: no image, no container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// Name of the library.
+    pub name: String,
+    /// Where its code comes from.
+    pub source: Source,
+    /// Directory of the library, relative to the workspace root.
+    pub path: RelPath,
+}
+
+impl Library {
+    /// The library's code, as a checkout.
+    pub fn checkout(&self) -> Checkout<'_> {
+        Checkout { kind: CheckoutKind::Library, name: &self.name, source: &self.source, path: &self.path }
+    }
+}
+
+/// Whether a checkout holds a service or a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutKind {
+    /// A service: built into an image and run.
+    Service,
+    /// A library the services build against.
+    Library,
+}
+
+impl CheckoutKind {
+    /// `services` or `libraries`: also the manifest's table of them.
+    pub fn plural(self) -> &'static str {
+        match self {
+            CheckoutKind::Service => "services",
+            CheckoutKind::Library => "libraries",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckoutKind::Service => "service",
+            CheckoutKind::Library => "library",
+        })
+    }
+}
+
+/// A directory of code the workspace names, a service's or a library's: what `plat sync`
+/// clones, `plat status` inspects and plat.lock pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkout<'w> {
+    /// Service or library.
+    pub kind: CheckoutKind,
+    /// Its name, unique among services and libraries.
+    pub name: &'w str,
+    /// Where its code comes from.
+    pub source: &'w Source,
+    /// Its directory, relative to the workspace root.
+    pub path: &'w RelPath,
+}
+
+impl Checkout<'_> {
+    /// Whether it is a repository of its own, cloned by `plat sync`.
+    pub fn is_repository(&self) -> bool {
+        matches!(self.source, Source::Git { .. })
+    }
 }
 
 /// Where a service's code comes from.

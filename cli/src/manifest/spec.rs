@@ -27,6 +27,26 @@ pub struct ManifestSpec {
     /// The services of the platform, by name (a DNS label: lowercase letters, digits and `-`).
     #[serde(default)]
     pub services: IndexMap<String, ServiceSpec>,
+    /// Repositories the services build against that are not services themselves (a shared
+    /// crate, say), by name. `plat sync` clones them like services.
+    #[serde(default)]
+    pub libraries: IndexMap<String, LibrarySpec>,
+}
+
+/// One `[libraries.<name>]` table: where a library's code comes from and where it lives.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LibrarySpec {
+    /// Git URL of the library's own repository; absent when it lives in this repository.
+    #[schemars(with = "Option<String>")]
+    pub repo: Option<Spanned<String>>,
+    /// Branch, tag or commit to check out (default: the remote's default branch).
+    #[schemars(with = "Option<String>")]
+    pub rev: Option<Spanned<String>>,
+    /// Where the library lives, relative to the workspace root (default: its name, so that
+    /// services beside each other under `services/` reach it as `../../<name>`).
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
 }
 
 /// The `[workspace]` table.

@@ -2,6 +2,7 @@
 //! are real git repositories (bare repositories on file:// URLs, made here with the git CLI).
 
 mod build_up;
+mod checkouts;
 mod cli;
 mod context;
 mod graph;

@@ -127,7 +127,7 @@ fn locked_checks_out_the_lock_and_refuses_a_stale_or_missing_one() {
 }
 
 #[test]
-fn never_touches_a_dirty_checkout() {
+fn never_overwrites_local_changes_and_says_how_to_move_on() {
     let context = TestContext::new();
     let remote = context.remote("svc");
     workspace(&context, &[("svc", &remote, "")]);
@@ -138,19 +138,100 @@ fn never_touches_a_dirty_checkout() {
 
     remote.commit(&context, "README.md", "upstream change\n");
     remote.push(&context, "main");
-    let run = context.run(&["sync"]).expect_code(0);
-    assert!(run.stderr.contains("Skipped svc"), "{}", run.stderr);
-    assert!(run.stderr.contains("1 uncommitted file"), "{}", run.stderr);
-    assert!(run.stderr.contains("commit or stash"), "{}", run.stderr);
+    let run = context.run(&["sync"]).expect_code(1);
+    assert!(
+        run.stderr.contains("error: svc: not moved to main at") && run.stderr.contains("local changes to README.md"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("git -C services/svc stash --include-untracked"), "{}", run.stderr);
+    assert!(run.stderr.contains("1 left as they were"), "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "my unsaved work\n");
     assert_eq!(context.head(&dir), before);
 
-    // The lock holds what `main` resolved to; --locked cannot move a dirty checkout there, and
-    // says so with exit 1, leaving the work where it was.
+    // The lock holds what `main` resolved to; --locked cannot move the checkout there either,
+    // and says so with exit 1, leaving the work where it was.
     let run = context.run(&["sync", "--locked"]).expect_code(1);
     assert!(run.stderr.contains("cannot check out locked commit"), "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "my unsaved work\n");
     assert_eq!(context.head(&dir), before);
+
+    // Stashed as the hint says, the next sync moves it.
+    context.git(&dir, &["stash", "--quiet", "--include-untracked"]);
+    context.run(&["sync"]).expect_code(0);
+    assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "upstream change\n");
+}
+
+#[test]
+fn moves_whenever_git_would_keeping_untracked_ignored_and_untouched_changes() {
+    let context = TestContext::new();
+    let remote = context.remote("svc");
+    remote.commit(&context, ".gitignore", "/target\n");
+    remote.commit(&context, "src/lib.rs", "// v1\n");
+    remote.push(&context, "main");
+    workspace(&context, &[("svc", &remote, "")]);
+    context.run(&["sync"]).expect_code(0);
+    let dir = context.checkout("svc");
+
+    // What a developer leaves in a checkout: build output (ignored), a scratch file
+    // (untracked), an edit and a staged edit to files upstream does not touch.
+    std::fs::create_dir_all(dir.join("target/debug")).unwrap();
+    std::fs::write(dir.join("target/debug/svc"), "binary").unwrap();
+    std::fs::write(dir.join("notes.txt"), "scratch").unwrap();
+    std::fs::write(dir.join("README.md"), "# svc, edited\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), "/target\n/dist\n").unwrap();
+    context.git(&dir, &["add", ".gitignore"]);
+
+    let next = remote.commit(&context, "src/lib.rs", "// v2\n");
+    remote.push(&context, "main");
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("Updated svc main"), "{}", run.stderr);
+    assert_eq!(context.head(&dir), next);
+    assert_eq!(std::fs::read_to_string(dir.join("src/lib.rs")).unwrap(), "// v2\n");
+    assert_eq!(std::fs::read_to_string(dir.join("target/debug/svc")).unwrap(), "binary");
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "scratch");
+    assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "# svc, edited\n");
+    let staged = context.git(&dir, &["diff", "--cached", "--name-only"]);
+    assert_eq!(staged, ".gitignore", "the staged change stays staged");
+    assert_eq!(locked_commit(&context, "svc"), next);
+
+    // An untracked file where upstream adds one: git refuses, and so does plat, naming it.
+    std::fs::write(dir.join("new.rs"), "mine").unwrap();
+    remote.commit(&context, "new.rs", "theirs");
+    remote.push(&context, "main");
+    let run = context.run(&["sync"]).expect_code(1);
+    assert!(run.stderr.contains("local changes to new.rs"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("new.rs")).unwrap(), "mine");
+    assert_eq!(context.head(&dir), next);
+}
+
+#[test]
+fn does_not_carry_uncommitted_changes_off_a_branch() {
+    let context = TestContext::new();
+    let remote = context.remote("svc");
+    workspace(&context, &[("svc", &remote, "")]);
+    context.run(&["sync"]).expect_code(0);
+    let dir = context.checkout("svc");
+    context.git(&dir, &["switch", "--quiet", "-c", "feature"]);
+    std::fs::write(dir.join("README.md"), "feature work\n").unwrap();
+    remote.commit(&context, "other.txt", "o");
+    remote.push(&context, "main");
+
+    let run = context.run(&["sync"]).expect_code(1);
+    assert!(
+        run.stderr.contains("it is on branch feature with uncommitted changes to README.md"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(context.branch(&dir).as_deref(), Some("feature"));
+    assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "feature work\n");
+
+    // An untracked file alone does not hold it back.
+    context.git(&dir, &["checkout", "--quiet", "--", "README.md"]);
+    std::fs::write(dir.join("scratch.txt"), "s").unwrap();
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("Switched svc to main"), "{}", run.stderr);
+    assert!(dir.join("scratch.txt").exists());
 }
 
 #[test]
@@ -165,14 +246,16 @@ fn never_loses_unpushed_or_diverged_commits() {
     context.git(&dir, &["add", "local.txt"]);
     context.git(&dir, &["commit", "--quiet", "-m", "local work"]);
     let local = context.head(&dir);
+    // Ahead only: the checkout holds the remote's commit, nothing to move, nothing skipped.
     let run = context.run(&["sync"]).expect_code(0);
-    assert!(run.stderr.contains("1 commit not on the remote"), "{}", run.stderr);
+    assert!(run.stderr.contains("Ahead svc main at") && run.stderr.contains("1 local commit not pushed yet"), "{}", run.stderr);
     assert_eq!(context.head(&dir), local);
 
     remote.commit(&context, "theirs.txt", "theirs");
     remote.push(&context, "main");
-    let run = context.run(&["sync"]).expect_code(0);
-    assert!(run.stderr.contains("diverged"), "{}", run.stderr);
+    let run = context.run(&["sync"]).expect_code(1);
+    assert!(run.stderr.contains("its branch main and the remote have diverged"), "{}", run.stderr);
+    assert!(run.stderr.contains("git -C services/svc pull --rebase origin main"), "{}", run.stderr);
     assert_eq!(context.head(&dir), local, "a diverged branch is not moved");
 }
 
@@ -189,8 +272,9 @@ fn keeps_a_detached_head_that_no_branch_contains() {
     context.git(&dir, &["commit", "--quiet", "-m", "experiment"]);
     let orphan = context.head(&dir);
 
-    let run = context.run(&["sync"]).expect_code(0);
+    let run = context.run(&["sync"]).expect_code(1);
     assert!(run.stderr.contains("a commit no branch or tag contains"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("switch -c <name> {}", &orphan[..7])), "{}", run.stderr);
     assert_eq!(context.head(&dir), orphan);
 }
 
@@ -304,7 +388,7 @@ fn does_not_switch_to_a_branch_it_could_not_then_update() {
     remote.commit(&context, "theirs.txt", "theirs");
     remote.push(&context, "main");
 
-    let run = context.run(&["sync"]).expect_code(0);
+    let run = context.run(&["sync"]).expect_code(1);
     assert!(run.stderr.contains("diverged"), "{}", run.stderr);
     assert_eq!(context.branch(&dir).as_deref(), Some("feature"), "left exactly where it was");
 }
@@ -345,4 +429,44 @@ fn a_relative_repo_path_is_relative_to_the_workspace() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let run = context.run(&["sync"]).expect_code(0);
     assert!(run.stderr.contains("Fresh svc"), "{}", run.stderr);
+}
+
+#[test]
+fn libraries_are_cloned_locked_and_shown_like_services() {
+    let context = TestContext::new();
+    let users = context.remote("users");
+    let shared = context.remote("shared");
+    context.manifest(&format!(
+        "[workspace]\nname = \"p\"\n[services.user-service]\nrepo = \"{}\"\n[libraries.pkg]\nrepo = \"{}\"\n",
+        users.url, shared.url
+    ));
+    let run = context.run(&["sync"]).expect_code(0);
+    assert!(run.stderr.contains("Cloned pkg main at"), "{}", run.stderr);
+    assert!(run.stderr.contains("2 repositories"), "{}", run.stderr);
+    let pkg = context.workspace.join("pkg");
+    assert!(pkg.join("README.md").exists(), "a library lives at its name by default");
+    let lock = lock(&context);
+    let library = &lock["library"].as_array().expect("[[library]] entries")[0];
+    assert_eq!(library["name"].as_str(), Some("pkg"));
+    assert_eq!(library["commit"].as_str(), Some(context.head(&pkg).as_str()));
+    assert_eq!(lock["service"].as_array().unwrap().len(), 1, "services keep their own entries");
+
+    // Selected by name, like a service; a new commit is fetched and locked.
+    let next = shared.commit(&context, "lib.rs", "pub fn f() {}");
+    shared.push(&context, "main");
+    let run = context.run(&["sync", "pkg"]).expect_code(0);
+    assert!(run.stderr.contains("Updated pkg main"), "{}", run.stderr);
+    assert!(!run.stderr.contains("user-service"), "only what was named: {}", run.stderr);
+    assert_eq!(context.head(&pkg), next);
+
+    let json = context.run(&["status", "--json"]).expect_code(0).json();
+    let rows = json.as_array().unwrap();
+    let pkg_row = rows.iter().find(|row| row["name"] == "pkg").expect("pkg in status");
+    assert_eq!(pkg_row["kind"], "library");
+    assert_eq!(pkg_row["locked"], true);
+    assert_eq!(rows.iter().find(|row| row["name"] == "user-service").unwrap()["kind"], "service");
+
+    let run = context.run(&["sync", "pkgs"]).expect_code(2);
+    assert!(run.stderr.contains("no service or library named `pkgs`"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `pkg`?"), "{}", run.stderr);
 }

@@ -94,6 +94,24 @@ manifest_error!(
     two_services_one_directory,
     "[workspace]\nname = \"p\"\n[services.a]\npath = \"svc\"\n[services.b]\npath = \"./svc/\"\n"
 );
+manifest_error!(
+    library_unknown_key,
+    "[workspace]\nname = \"p\"\n[libraries.pkg]\nrepo = \"https://example.com/pkg.git\"\nbranch = \"main\"\n"
+);
+manifest_error!(
+    library_and_service_share_a_name,
+    "[workspace]\nname = \"p\"\n[services.pkg]\n[libraries.pkg]\nrepo = \"https://example.com/pkg.git\"\n"
+);
+manifest_error!(library_rev_without_repo, "[workspace]\nname = \"p\"\n[libraries.pkg]\nrev = \"v1\"\n");
+manifest_error!(
+    library_inside_a_service,
+    "[workspace]\nname = \"p\"\n[services.a]\n[libraries.pkg]\nrepo = \"https://example.com/pkg.git\"\npath = \"services/a/pkg\"\n"
+);
+manifest_error!(
+    library_name_and_path,
+    "[workspace]\nname = \"p\"\n[libraries.Shared]\n[libraries.b]\npath = \"../b\"\n"
+);
+manifest_error!(libraries_not_a_table, "[workspace]\nname = \"p\"\nlibraries = [\"pkg\"]\n");
 
 #[test]
 fn every_error_is_reported_not_only_the_first() {
