@@ -1,9 +1,11 @@
 //! The sample platform started for real: PostgreSQL databases migrated by `plat migrate`, NATS,
 //! and the three services as processes on loopback ports, for the end-to-end tests and the load
-//! check (`scripts/bench/gateway-load`).
+//! check (`scripts/bench/gateway-load`); and `plat` itself run on workspaces of the tests' own
+//! ([`plat`]).
 
 pub mod load;
 pub mod nats;
+pub mod plat;
 pub mod platform;
 pub mod token;
 

@@ -4,10 +4,10 @@
 //! then driven through the gateway's published port; `plat ps`, `plat logs`, a second `up`
 //! that changes nothing, a service that never gets healthy, and `plat down`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
 use platform_e2e::platform::repo_root;
 use platform_e2e::token;
 use serde_json::{Value, json};
@@ -15,68 +15,10 @@ use serde_json::{Value, json};
 /// The sample manifest's development JWT secret (workspace.toml).
 const JWT_SECRET: &str = "plat-sample-platform-dev-only-secret-0123456789";
 
-struct Plat {
-    binary: PathBuf,
-    dir: PathBuf,
-}
-
-impl Plat {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.binary)
-            .current_dir(&self.dir)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap_or_else(|error| panic!("plat {args:?}: {error}"))
-    }
-
-    /// Runs plat and expects success; returns (stdout, stderr).
-    fn ok(&self, args: &[&str]) -> (String, String) {
-        let output = self.run(args);
-        let (stdout, stderr) = texts(&output);
-        assert!(output.status.success(), "plat {args:?} failed ({}):\n{stdout}{stderr}", output.status);
-        (stdout, stderr)
-    }
-}
-
-fn texts(output: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Removes whatever the test's workspace left in Docker, even when the test fails halfway.
-struct Cleanup {
-    workspace: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let label = format!("label=dev.plat.workspace={}", self.workspace);
-        let ids = docker(&["ps", "-aq", "--filter", &label]);
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
-        }
-        let _ = Command::new("docker").args(["volume", "rm", &format!("{}-postgres-data", self.workspace)]).output();
-        let _ = Command::new("docker").args(["network", "rm", &format!("{}-net", self.workspace)]).output();
-        for service in ["user-service", "order-service", "api-gateway"] {
-            let _ = Command::new("docker").args(["rmi", &format!("{}/{service}:dev", self.workspace)]).output();
-        }
-    }
-}
-
 /// How many users the workspace's database holds, asked with psql inside its container.
 fn users_in_database(workspace: &str) -> String {
     let container = format!("{workspace}-postgres");
     docker(&["exec", &container, "psql", "-U", "postgres", "-d", "user_service", "-tAc", "SELECT count(*) FROM users"])
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A workspace of the test's own (its name, so nothing collides with another run, and a free
@@ -89,6 +31,7 @@ fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
     assert!(manifest.contains(&gateway_port.to_string()), "the sample manifest publishes the gateway");
     std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
     std::os::unix::fs::symlink(root.join("services"), dir.join("services")).unwrap();
+    std::os::unix::fs::symlink(root.join("pkg"), dir.join("pkg")).unwrap();
     // A copy of the contracts, which the contract test changes.
     let proto = dir.join("proto");
     for entry in ["buf.yaml", "buf.gen.yaml", "user/v1/user.proto", "order/v1/order.proto", "order/v1/events.proto"] {
@@ -101,18 +44,12 @@ fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let root = repo_root();
-    let images = Command::new(root.join("scripts/images/postgres")).status().expect("scripts/images/postgres runs");
-    assert!(images.success(), "the PostgreSQL image builds");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).status().unwrap();
-    assert!(built.success(), "plat builds");
-
     let name = format!("e2e{}", std::process::id());
     let _cleanup = Cleanup { workspace: name.clone() };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     workspace(&root, dir.path(), &name, port);
-    let plat = Plat { binary: root.join("target/debug/plat"), dir: dir.path().to_owned() };
+    let plat = Plat::build(dir.path(), env!("CARGO_TARGET_TMPDIR"));
 
     // Up: images, database, migrations, services in dependency order, each healthy first.
     let (_, stderr) = plat.ok(&["up"]);

@@ -1,0 +1,101 @@
+//! `plat` run as a user runs it, on a workspace of a test's own: the binary built once, the
+//! Docker state a test makes removed when it ends, and one cargo target directory for the
+//! services every end-to-end test builds, so that none of them compiles the dependencies cold.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::platform::repo_root;
+
+/// plat, run in a workspace directory.
+pub struct Plat {
+    binary: PathBuf,
+    /// The workspace root, where plat runs.
+    pub dir: PathBuf,
+    target_dir: PathBuf,
+}
+
+impl Plat {
+    /// Builds plat (debug, once per test binary at most: cargo has nothing to do the second
+    /// time), makes sure the PostgreSQL image exists, and runs plat in `dir`. `tmpdir` is the
+    /// test's `CARGO_TARGET_TMPDIR`: the services compile beside it, in `<target>/plat-services`,
+    /// shared by every end-to-end test.
+    pub fn build(dir: &Path, tmpdir: &str) -> Plat {
+        let root = repo_root();
+        let images = Command::new(root.join("scripts/images/postgres")).status().expect("scripts/images/postgres runs");
+        assert!(images.success(), "the PostgreSQL image builds");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = Command::new(cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).status().unwrap();
+        assert!(built.success(), "plat builds");
+        let target = Path::new(tmpdir).parent().expect("CARGO_TARGET_TMPDIR is inside the target directory");
+        Plat {
+            binary: target.join("debug/plat"),
+            dir: dir.to_path_buf(),
+            target_dir: target.join("plat-services"),
+        }
+    }
+
+    /// The command, not run yet: no colour, the shared target directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.current_dir(&self.dir).args(args).env("NO_COLOR", "1").env("CARGO_TARGET_DIR", &self.target_dir);
+        command
+    }
+
+    /// Runs plat and returns what happened.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap_or_else(|error| panic!("plat {args:?}: {error}"))
+    }
+
+    /// Runs plat and expects success; returns (stdout, stderr).
+    pub fn ok(&self, args: &[&str]) -> (String, String) {
+        let output = self.run(args);
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "plat {args:?} failed ({}):\n{stdout}{stderr}", output.status);
+        (stdout, stderr)
+    }
+}
+
+/// stdout and stderr as text.
+pub fn texts(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The docker CLI's stdout, trimmed (the tests look at the Engine with the tool a person uses).
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("docker runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The id of a container by name.
+pub fn container_id(name: &str) -> String {
+    docker(&["inspect", "--format", "{{.Id}}", name])
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Removes whatever a test's workspace left in Docker when the test ends, even halfway:
+/// containers, the database volume, the network, the services' images.
+pub struct Cleanup {
+    /// The workspace's name.
+    pub workspace: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let label = format!("label=dev.plat.workspace={}", self.workspace);
+        let ids = docker(&["ps", "-aq", "--filter", &label]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        }
+        let _ = Command::new("docker").args(["volume", "rm", &format!("{}-postgres-data", self.workspace)]).output();
+        let _ = Command::new("docker").args(["network", "rm", &format!("{}-net", self.workspace)]).output();
+        for service in ["user-service", "order-service", "api-gateway"] {
+            let _ = Command::new("docker").args(["rmi", &format!("{}/{service}:dev", self.workspace)]).output();
+        }
+    }
+}
