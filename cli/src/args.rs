@@ -288,6 +288,9 @@ pub struct BuildArgs {
     /// Refuse to build a checkout that is not at its plat.lock commit or has uncommitted changes
     #[arg(long)]
     pub locked: bool,
+    /// Compile cargo services with the release profile, whatever workspace.toml says
+    #[arg(long)]
+    pub release: bool,
 }
 
 /// `plat up` arguments.
@@ -302,6 +305,9 @@ pub struct UpArgs {
     /// Refuse to build a checkout that is not at its plat.lock commit or has uncommitted changes
     #[arg(long)]
     pub locked: bool,
+    /// Compile cargo services with the release profile, whatever workspace.toml says
+    #[arg(long)]
+    pub release: bool,
 }
 
 /// `plat down` arguments.

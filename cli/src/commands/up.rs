@@ -55,7 +55,7 @@ fn end_step() {
 pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Result<ExitStatus, CliError> {
     let services = workspace.select(&args.services).map_err(unknown_service)?;
     check_checkouts(workspace, &services, args.locked)?;
-    let options = BuildOptions { show_tool_output: global.verbose > 0, explain: args.explain };
+    let options = BuildOptions { show_tool_output: global.verbose > 0, explain: args.explain, release: args.release };
     enable_spinners(global);
     let runtime = runtime()?;
     for service in services {
@@ -153,7 +153,7 @@ fn describe_drift(drift: &Drift, with_changes: bool) -> String {
 fn on_build_event(event: BuildEvent<'_>) {
     end_step();
     match event {
-        BuildEvent::Compiling { service } => long_step("Compiling", format!("{service} (cargo, release, static)")),
+        BuildEvent::Compiling { service, profile } => long_step("Compiling", format!("{service} (cargo, {profile}, static)")),
         BuildEvent::Running { service, command } => long_step("Running", format!("{service}: `{command}`")),
         BuildEvent::Packaging { service, image } => long_step("Packaging", format!("{service} as {image}")),
         BuildEvent::Explained { service, reasons } => {
@@ -204,7 +204,7 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
     }
     let options = UpOptions {
         no_build: args.no_build,
-        build: BuildOptions { show_tool_output: global.verbose > 0, explain: false },
+        build: BuildOptions { show_tool_output: global.verbose > 0, explain: false, release: args.release },
     };
     let started = std::time::Instant::now();
     enable_spinners(global);

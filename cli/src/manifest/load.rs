@@ -219,6 +219,11 @@ fn validate(
         None => {}
     }
     let name = name.map_or_else(String::new, |name| name.get_ref().clone());
+    let profile = workspace
+        .as_ref()
+        .and_then(|workspace| workspace.profile.as_ref())
+        .and_then(|profile| checked_profile(profile, diagnostics))
+        .unwrap_or_else(|| super::DEFAULT_PROFILE.to_owned());
     let proto_dir = match workspace.as_ref().and_then(|workspace| workspace.proto.as_ref()) {
         Some(proto) => checked_path(proto, "proto", Base::Workspace, diagnostics),
         None => RelPath::new("proto").ok(),
@@ -266,6 +271,7 @@ fn validate(
         manifest_path: manifest_path.to_path_buf(),
         name,
         proto_dir,
+        profile,
         services: checked.into_iter().map(|checked| checked.service).collect(),
         libraries: libraries.into_iter().map(|(library, _)| library).collect(),
         graph,
@@ -313,7 +319,7 @@ fn check_service(
 
     let build_span = spec.build.as_ref().map_or(name_span.clone(), Spanned::span);
     let build = match spec.build.map(Spanned::into_inner) {
-        None | Some(BuildSpec::Kind(BuildKind::Cargo)) => Build::Cargo { package: None, bin: name.clone() },
+        None | Some(BuildSpec::Kind(BuildKind::Cargo)) => Build::Cargo { package: None, bin: name.clone(), profile: None },
         Some(BuildSpec::Kind(BuildKind::Dockerfile)) => Build::Dockerfile {
             file: RelPath::new("Dockerfile").expect("relative"),
             context: RelPath::new(".").expect("relative"),
@@ -322,7 +328,8 @@ fn check_service(
         },
         Some(BuildSpec::Table(table)) => {
             if let Some(cargo) = table.cargo {
-                Build::Cargo { package: cargo.package, bin: cargo.bin.unwrap_or_else(|| name.clone()) }
+                let profile = cargo.profile.and_then(|profile| checked_profile(&profile, diagnostics));
+                Build::Cargo { package: cargo.package, bin: cargo.bin.unwrap_or_else(|| name.clone()), profile }
             } else if let Some(command) = table.command {
                 Build::Command(command)
             } else {
@@ -805,6 +812,23 @@ fn check_dns_label(name: &str) -> Result<(), &'static str> {
         return Err("only lowercase letters, digits and `-` are allowed");
     }
     Ok(())
+}
+
+/// A cargo profile name, as cargo accepts them: `dev`, `release`, or a custom profile of the
+/// service's Cargo.toml (letters, digits, `-` and `_`).
+fn checked_profile(profile: &Spanned<String>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    let name = profile.get_ref();
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !matches!(name.as_str(), "test" | "bench" | "doc" | "check");
+    if !valid {
+        diagnostics.push(
+            Diagnostic::new(format!("`{name}` is not a cargo profile plat can build with"), Some(profile.span()))
+                .help("use `dev` (the default), `release`, or a custom profile of the service's Cargo.toml"),
+        );
+        return None;
+    }
+    Some(name.clone())
 }
 
 /// A library's name: it names a directory and a plat.lock entry, not a host, so `_` is allowed.

@@ -34,6 +34,8 @@ pub struct Workspace {
     pub name: String,
     /// Directory of the protobuf contracts.
     pub proto_dir: RelPath,
+    /// The cargo profile cargo services compile with, unless their own build names one.
+    pub profile: String,
     /// Services in the order the manifest lists them.
     pub services: Vec<Service>,
     /// Libraries in the order the manifest lists them.
@@ -254,6 +256,8 @@ pub enum Build {
         package: Option<String>,
         /// Binary to package.
         bin: String,
+        /// The cargo profile, when the service names its own (else the workspace's).
+        profile: Option<String>,
     },
     /// A Dockerfile built by the Engine.
     Dockerfile {
@@ -317,6 +321,10 @@ pub struct Proto {
     /// Packages it calls.
     pub uses: Vec<String>,
 }
+
+/// The profile a workspace compiles cargo services with when it names none: the quickest
+/// rebuild, since what a person waits for is the edit-to-serving loop.
+pub const DEFAULT_PROFILE: &str = "dev";
 
 /// Reads the manifest at `path` into a workspace rooted at its directory.
 pub fn load_path(path: &Path) -> Result<Workspace, LoadError> {

@@ -59,6 +59,10 @@ pub struct WorkspaceSpec {
     /// Directory of the protobuf contracts, relative to the workspace root (default `proto`).
     #[schemars(with = "Option<String>")]
     pub proto: Option<Spanned<String>>,
+    /// The cargo profile cargo services are compiled with (default `dev`: the quickest rebuild;
+    /// `release` for an optimised image). A service's `build.cargo.profile` and `--release` win.
+    #[schemars(with = "Option<String>")]
+    pub profile: Option<Spanned<String>>,
 }
 
 /// One `[services.<name>]` table.
@@ -203,6 +207,9 @@ pub struct CargoBuildSpec {
     pub package: Option<String>,
     /// Binary to package (default: the service name).
     pub bin: Option<String>,
+    /// The cargo profile to compile with (default: the workspace's `profile`).
+    #[schemars(with = "Option<String>")]
+    pub profile: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for BuildSpec {

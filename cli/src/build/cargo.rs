@@ -1,0 +1,498 @@
+//! Cargo services: compiled on the host as a static Linux binary with the profile the manifest
+//! asks for, and the record that lets the next build skip cargo altogether.
+//!
+//! After each build plat records, in `.plat/builds/<service>.json`, what the binary was made
+//! from: a digest of every source file cargo read that lives in the workspace (from cargo's own
+//! dep-info file, so it is exactly the files the compiler opened, pkg's included), the
+//! manifests and lock file, and the recipe (profile, target, flags, rustc); and the image it
+//! became. The next build compares: when nothing differs and that image is still here, cargo
+//! does not run. Sources outside the workspace (the registry's crates) are pinned by Cargo.lock,
+//! which is compared instead of their thousands of files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use super::context::{Context, TarWriter};
+use super::{BuildError, digest};
+use crate::manifest::{Service, Workspace};
+use crate::text::tail;
+
+/// Appended to the user's flags. A static binary runs FROM scratch; with an explicit --target
+/// the flag reaches only the binary, not build scripts and proc macros. (Setting RUSTFLAGS makes
+/// cargo ignore `build.rustflags` of .cargo/config.toml, as it always does.)
+const STATIC: &str = "-C target-feature=+crt-static";
+
+/// Everything one cargo build of a service is made with, but its sources.
+#[derive(Debug, Clone)]
+pub(super) struct Recipe {
+    root: PathBuf,
+    service_dir: PathBuf,
+    target_dir: PathBuf,
+    package: Option<String>,
+    bin: String,
+    profile: String,
+    host: String,
+    /// The rustflags variable cargo reads, and its value with plat's flag appended.
+    flags: (&'static str, String),
+    /// A digest of all of the above that changes the binary, and of rustc's version.
+    key: String,
+}
+
+impl Recipe {
+    /// The recipe of `service`'s build with `profile`; fails on a host that cannot build a
+    /// Linux binary for a container.
+    pub(super) async fn new(
+        workspace: &Workspace,
+        service_dir: &Path,
+        package: Option<&str>,
+        bin: &str,
+        profile: &str,
+    ) -> Result<Recipe, BuildError> {
+        let rustc = rustc_version().await?;
+        let host = rustc
+            .lines()
+            .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+            .ok_or_else(|| BuildError::Cargo { reason: "`rustc -vV` names no host".to_owned() })?;
+        if !host.contains("-linux-") {
+            return Err(BuildError::HostNotLinux { host });
+        }
+        let target_dir = crate::state::cargo_target_dir(workspace)
+            .map_err(|error| BuildError::Context { path: crate::state::dir(workspace), error })?;
+        let flags = match (std::env::var("CARGO_ENCODED_RUSTFLAGS"), std::env::var("RUSTFLAGS")) {
+            // cargo reads this one first, its flags separated by 0x1f.
+            (Ok(encoded), _) if !encoded.is_empty() => {
+                ("CARGO_ENCODED_RUSTFLAGS", format!("{encoded}\x1f{}", STATIC.replace(' ', "\x1f")))
+            }
+            (_, Ok(flags)) if !flags.trim().is_empty() => ("RUSTFLAGS", format!("{flags} {STATIC}")),
+            _ => ("RUSTFLAGS", STATIC.to_owned()),
+        };
+        let mut hasher = Sha256::new();
+        for part in [&rustc, &host, profile, bin, package.unwrap_or(""), flags.0, &flags.1] {
+            hasher.update(part.as_bytes());
+            hasher.update(b"\0");
+        }
+        hasher.update(target_dir.as_os_str().as_encoded_bytes());
+        Ok(Recipe {
+            root: workspace.root.clone(),
+            service_dir: service_dir.to_path_buf(),
+            target_dir,
+            package: package.map(str::to_owned),
+            bin: bin.to_owned(),
+            profile: profile.to_owned(),
+            host,
+            flags,
+            key: crate::text::hex(&hasher.finalize()),
+        })
+    }
+}
+
+/// What a cargo build produced.
+#[derive(Debug)]
+pub(super) struct Output {
+    /// The binary.
+    pub(super) binary: PathBuf,
+    /// cargo's dep-info file beside it: every file the binary was compiled from.
+    dep_info: PathBuf,
+    /// When cargo started: a source changed after this may not be in the binary.
+    started: SystemTime,
+}
+
+/// `rustc -vV`, once per process: its version and host are part of every recipe.
+async fn rustc_version() -> Result<String, BuildError> {
+    static VERSION: OnceCell<String> = OnceCell::const_new();
+    VERSION
+        .get_or_try_init(|| async {
+            let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+            let output = tokio::process::Command::new(&rustc)
+                .arg("-vV")
+                .output()
+                .await
+                .map_err(|error| BuildError::Cargo { reason: format!("cannot run rustc: {error}") })?;
+            if !output.status.success() {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                return Err(BuildError::Cargo {
+                    reason: format!("`rustc -vV` failed: {}{}", output.status, tail(&stderr, 5)),
+                });
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        })
+        .await
+        .cloned()
+}
+
+/// Compiles the recipe's binary, static, for the host's Linux target, into the workspace's
+/// target directory, and returns it with its dep-info file.
+pub(super) async fn build(recipe: &Recipe, show_output: bool) -> Result<Output, BuildError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = tokio::process::Command::new(&cargo);
+    command
+        .current_dir(&recipe.service_dir)
+        .args(["build", "--message-format=json-render-diagnostics", "--target", &recipe.host, "--bin", &recipe.bin])
+        .args(profile_args(&recipe.profile))
+        .env(recipe.flags.0, &recipe.flags.1)
+        .env("CARGO_TARGET_DIR", &recipe.target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if show_output { Stdio::inherit() } else { Stdio::piped() })
+        .kill_on_drop(true);
+    if let Some(package) = &recipe.package {
+        command.args(["--package", package]);
+    }
+    let started = SystemTime::now();
+    let output = command.output().await.map_err(|error| BuildError::Cargo {
+        reason: format!("cannot run {}: {error}", PathBuf::from(&cargo).display()),
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BuildError::Cargo { reason: format!("{}{}", output.status, diagnostics(&stderr)) });
+    }
+    let bin = &recipe.bin;
+    let binary = executable(&String::from_utf8_lossy(&output.stdout), bin).ok_or_else(|| BuildError::Cargo {
+        reason: format!("it built no binary named `{bin}` (set build = {{ cargo = {{ bin = \"...\" }} }})"),
+    })?;
+    let elf = fs_err::read(&binary).map_err(|error| BuildError::Context { path: binary.clone(), error })?;
+    if asks_for_an_interpreter(&elf) {
+        return Err(BuildError::Cargo {
+            reason: format!(
+                "{} is dynamically linked (it asks for a program interpreter), so it cannot run FROM scratch: \
+                 a `-C target-feature=-crt-static` or a linker setting in the flags or .cargo/config.toml undoes \
+                 plat's",
+                binary.display()
+            ),
+        });
+    }
+    let dep_info = binary.with_extension("d");
+    Ok(Output { binary, dep_info, started })
+}
+
+/// cargo's options for a profile: none for `dev`, `--release`, or `--profile NAME`.
+fn profile_args(profile: &str) -> Vec<&str> {
+    match profile {
+        "dev" => Vec::new(),
+        "release" => vec!["--release"],
+        other => vec!["--profile", other],
+    }
+}
+
+/// What a person needs of a failed cargo build: the compiler's messages, from the first error,
+/// rather than the progress lines before them; at most 80 lines. Without one, the last lines.
+fn diagnostics(stderr: &str) -> String {
+    const MAX_LINES: usize = 80;
+    let lines: Vec<&str> = stderr.lines().collect();
+    match lines.iter().position(|line| line.starts_with("error")) {
+        Some(first) => {
+            let shown = &lines[first..lines.len().min(first + MAX_LINES)];
+            let more = lines.len() - first - shown.len();
+            let mut text: String = shown.iter().map(|line| format!("\n{line}")).collect();
+            if more > 0 {
+                text.push_str(&format!("\n... {more} more lines (`plat build -v` shows them all)"));
+            }
+            text
+        }
+        None => tail(stderr, 20),
+    }
+}
+
+/// Whether the sources of the last build are those of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Sources {
+    /// Every file the last build read is as it was, and so is the recipe.
+    Unchanged,
+    /// What differs, for `--explain`.
+    Changed(Vec<String>),
+}
+
+/// What the last build of a service was made from, and the image it became.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Record {
+    /// [`Recipe::key`].
+    recipe: String,
+    /// Each source file (relative to the workspace root when inside it) with a digest of it.
+    files: BTreeMap<String, String>,
+    /// The image id.
+    pub(super) image: String,
+}
+
+impl Record {
+    fn path(workspace: &Workspace, service: &Service) -> PathBuf {
+        crate::state::dir(workspace).join("builds").join(format!("{}.json", service.name))
+    }
+
+    /// The record of the service's last build, if there is a readable one.
+    pub(super) fn read(workspace: &Workspace, service: &Service) -> Option<Record> {
+        let text = std::fs::read_to_string(Self::path(workspace, service)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Compares the record with the sources as they are now, under `recipe`.
+    pub(super) fn compare(&self, recipe: &Recipe) -> Sources {
+        if self.recipe != recipe.key {
+            return Sources::Changed(vec![
+                "the profile, target, flags or rustc changed since the last build".to_owned(),
+            ]);
+        }
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        for (name, was) in &self.files {
+            match file_digest(&recipe.root.join(name)) {
+                Some(now) if &now == was => {}
+                Some(_) => changed.push(name.as_str()),
+                None => removed.push(name.as_str()),
+            }
+        }
+        if changed.is_empty() && removed.is_empty() {
+            return Sources::Unchanged;
+        }
+        let list = |names: &[&str]| {
+            let shown = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+            match names.len().saturating_sub(10) {
+                0 => shown,
+                more => format!("{shown} and {more} more"),
+            }
+        };
+        let mut reasons = Vec::new();
+        if !changed.is_empty() {
+            reasons.push(format!("changed: {}", list(&changed)));
+        }
+        if !removed.is_empty() {
+            reasons.push(format!("removed: {}", list(&removed)));
+        }
+        Sources::Changed(reasons)
+    }
+
+    /// Records what `output` was built from, as the image `image`. Not recorded (so the next
+    /// build runs cargo) when a source changed while cargo ran: the binary may predate it.
+    pub(super) fn write(
+        workspace: &Workspace,
+        service: &Service,
+        recipe: &Recipe,
+        output: &Output,
+        image: &str,
+    ) -> std::io::Result<()> {
+        let path = Self::path(workspace, service);
+        let _ = std::fs::remove_file(&path);
+        let Some(files) = sources(recipe, output)? else { return Ok(()) };
+        let record = Record { recipe: recipe.key.clone(), files, image: image.to_owned() };
+        crate::state::ensure(workspace)?;
+        fs_err::create_dir_all(path.parent().expect("a record has a directory"))?;
+        let temporary = path.with_extension("json.tmp");
+        fs_err::write(&temporary, serde_json::to_vec_pretty(&record).expect("a record serialises"))?;
+        fs_err::rename(&temporary, &path)
+    }
+}
+
+/// The files a build read that plat compares next time, with their digests: those of the
+/// dep-info inside the workspace root and outside the target directory, the Cargo.toml of every
+/// package they belong to, the service's Cargo.lock, and cargo's configuration files above the
+/// service. `None` when one of them changed after cargo started.
+fn sources(recipe: &Recipe, output: &Output) -> std::io::Result<Option<BTreeMap<String, String>>> {
+    let text = fs_err::read_to_string(&output.dep_info)?;
+    let mut paths: Vec<PathBuf> = dep_info_files(&text)
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|path| path.starts_with(&recipe.root) && !path.starts_with(&recipe.target_dir))
+        .collect();
+    let mut extra = vec![recipe.service_dir.join("Cargo.toml"), recipe.service_dir.join("Cargo.lock")];
+    for path in &paths {
+        // The nearest Cargo.toml above each source: its package's manifest.
+        if let Some(manifest) = path.ancestors().skip(1).take_while(|dir| dir.starts_with(&recipe.root)).map(|dir| dir.join("Cargo.toml")).find(|manifest| manifest.is_file()) {
+            extra.push(manifest);
+        }
+    }
+    for dir in recipe.service_dir.ancestors().take_while(|dir| dir.starts_with(&recipe.root)) {
+        extra.extend([dir.join(".cargo/config.toml"), dir.join(".cargo/config")]);
+    }
+    paths.extend(extra.into_iter().filter(|path| path.is_file()));
+    paths.sort();
+    paths.dedup();
+    let mut files = BTreeMap::new();
+    for path in paths {
+        let metadata = fs_err::metadata(&path)?;
+        if metadata.modified().is_ok_and(|modified| modified >= output.started) {
+            return Ok(None);
+        }
+        let Some(digest) = file_digest(&path) else { continue };
+        let name = path.strip_prefix(&recipe.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        files.insert(name, digest);
+    }
+    Ok(Some(files))
+}
+
+/// A digest of a file's content; `None` when it cannot be read.
+fn file_digest(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| digest(&bytes))
+}
+
+/// The prerequisites of a Makefile-style dep-info file (`target: a.rs b.rs`), with `\ ` for a
+/// space in a name, as cargo writes them.
+fn dep_info_files(text: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for line in text.lines() {
+        let Some((_, prerequisites)) = split_target(line) else { continue };
+        let mut current = String::new();
+        let mut chars = prerequisites.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek().is_some_and(|next| *next == ' ' || *next == '\\') => {
+                    current.push(chars.next().expect("peeked"));
+                }
+                ' ' | '\t' => {
+                    if !current.is_empty() {
+                        files.push(std::mem::take(&mut current));
+                    }
+                }
+                c => current.push(c),
+            }
+        }
+        if !current.is_empty() {
+            files.push(current);
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// `target: prerequisites` split at the first `:` that is not escaped and not a Windows drive's.
+fn split_target(line: &str) -> Option<(&str, &str)> {
+    let bytes = line.as_bytes();
+    (0..bytes.len())
+        .find(|&i| bytes[i] == b':' && (i == 0 || bytes[i - 1] != b'\\') && bytes.get(i + 1).is_none_or(|next| *next == b' '))
+        .map(|i| (&line[..i], line[i + 1..].trim_start()))
+}
+
+/// Whether an ELF file has a `PT_INTERP` program header: a dynamically linked executable that
+/// needs ld.so, which an empty image does not have. Anything that is not ELF: no.
+fn asks_for_an_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
+        return false;
+    }
+    let wide = elf[4] == 2; // ELFCLASS64
+    let little = elf[5] == 1; // ELFDATA2LSB
+    let read = |at: usize, size: usize| -> Option<u64> {
+        let bytes = elf.get(at..at + size)?;
+        let mut value = 0u64;
+        for (i, byte) in bytes.iter().enumerate() {
+            let shift = if little { i } else { size - 1 - i };
+            value |= u64::from(*byte) << (8 * shift);
+        }
+        Some(value)
+    };
+    let (table, entry_size, count) = if wide {
+        (read(0x20, 8), read(0x36, 2), read(0x38, 2))
+    } else {
+        (read(0x1c, 4), read(0x2a, 2), read(0x2c, 2))
+    };
+    let (Some(table), Some(entry_size), Some(count)) = (table, entry_size, count) else { return false };
+    (0..count).any(|index| {
+        let at = table.saturating_add(index.saturating_mul(entry_size));
+        usize::try_from(at).ok().and_then(|at| read(at, 4)) == Some(u64::from(PT_INTERP))
+    })
+}
+
+/// The path of binary `bin` among cargo's JSON messages.
+fn executable(messages: &str, bin: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == bin)
+        .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin")))
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+}
+
+/// The Dockerfile plat packages a cargo binary with.
+fn cargo_dockerfile(bin: &str, ports: impl Iterator<Item = u16>) -> String {
+    let expose: Vec<String> = ports.map(|port| port.to_string()).collect();
+    let mut dockerfile = format!(
+        "# Written by plat build: a static binary, nothing else, run as a non-root user.\n\
+         FROM scratch\nCOPY {bin} /{bin}\nUSER 10001:10001\n"
+    );
+    if !expose.is_empty() {
+        dockerfile.push_str(&format!("EXPOSE {}\n", expose.join(" ")));
+    }
+    dockerfile.push_str(&format!("ENTRYPOINT [\"/{bin}\"]\n"));
+    dockerfile
+}
+
+/// The image's context: the binary and the Dockerfile that packages it.
+pub(super) fn image_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> Result<Context, BuildError> {
+    let read = |path: &Path| fs_err::read(path).map_err(|error| BuildError::Context { path: path.to_owned(), error });
+    let mut tar = TarWriter::new();
+    tar.file("Dockerfile", cargo_dockerfile(bin, ports).as_bytes(), 0o644);
+    tar.file(bin, &read(binary)?, 0o755);
+    Ok(tar.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamically_linked_binary_is_told_from_a_static_one() {
+        // A 64-bit little-endian ELF header with one program header, of type `ty`.
+        let elf = |ty: u32| {
+            let mut bytes = vec![0u8; 64 + 56];
+            bytes[..4].copy_from_slice(b"\x7fELF");
+            bytes[4] = 2;
+            bytes[5] = 1;
+            bytes[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+            bytes[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+            bytes[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+            bytes[64..68].copy_from_slice(&ty.to_le_bytes());
+            bytes
+        };
+        assert!(asks_for_an_interpreter(&elf(3)), "PT_INTERP");
+        assert!(!asks_for_an_interpreter(&elf(1)), "PT_LOAD only");
+        assert!(!asks_for_an_interpreter(b"#!/bin/sh\n"), "not ELF");
+        let mut truncated = elf(3);
+        truncated.truncate(66);
+        assert!(!asks_for_an_interpreter(&truncated), "a table past the end is not read");
+        // The real thing: this test binary is linked dynamically by default.
+        let me = fs_err::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(asks_for_an_interpreter(&me));
+    }
+
+    #[test]
+    fn cargo_messages_name_the_binary() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"pkg","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"user-service","kind":["bin"]},"executable":"/t/release/user-service"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(executable(messages, "user-service"), Some(PathBuf::from("/t/release/user-service")));
+        assert_eq!(executable(messages, "other"), None);
+    }
+
+    #[test]
+    fn a_cargo_image_is_one_binary_run_as_a_non_root_user() {
+        let dockerfile = cargo_dockerfile("user-service", [50051, 9090].into_iter());
+        assert_eq!(
+            dockerfile,
+            "# Written by plat build: a static binary, nothing else, run as a non-root user.\nFROM scratch\n\
+             COPY user-service /user-service\nUSER 10001:10001\nEXPOSE 50051 9090\nENTRYPOINT [\"/user-service\"]\n"
+        );
+    }
+
+    #[test]
+    fn dep_info_lists_every_prerequisite_once() {
+        let text = "/t/debug/svc: /ws/svc/src/main.rs /ws/pkg/src/lib.rs /ws/my\\ dir/a.rs\n\n/ws/svc/src/main.rs:\n";
+        assert_eq!(dep_info_files(text), ["/ws/my dir/a.rs", "/ws/pkg/src/lib.rs", "/ws/svc/src/main.rs"]);
+        assert_eq!(dep_info_files(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn failed_builds_show_the_compiler_errors_not_the_progress() {
+        let stderr = "   Compiling pkg v0.1.0\n   Compiling svc v0.1.0\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5\n  |\nerror: could not compile `svc`\n";
+        let shown = diagnostics(stderr);
+        assert!(shown.starts_with("\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5"), "{shown}");
+        assert!(!shown.contains("Compiling"), "{shown}");
+        assert_eq!(profile_args("dev"), Vec::<&str>::new());
+        assert_eq!(profile_args("release"), ["--release"]);
+        assert_eq!(profile_args("ci"), ["--profile", "ci"]);
+    }
+}
