@@ -12,8 +12,11 @@
 //! {"timestamp":"2026-08-04T10:00:00.123456Z","level":"INFO","target":"pkg::trace","service":"user-service",
 //!  "message":"request completed","fields":{"status":"OK","duration_ms":1.2},
 //!  "span":{"name":"request","route":"/user.v1.UserService/GetUser"},
-//!  "trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}
+//!  "trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7",
+//!  "request_id":"9b2e6a4e-5c1d-4f7e-8a43-2f0d7c1b9e55"}
 //! ```
+//!
+//! `request_id` is there while a request that carried one is served (see [`crate::trace`]).
 //!
 //! Trace and span ids are always OpenTelemetry's, exported or not: one OpenTelemetry tracer
 //! provider is installed in both cases (without an exporter when there is no endpoint), so the
@@ -276,6 +279,12 @@ where
                 span_context.trace_id(),
                 span_context.span_id()
             );
+        }
+        // The request this task serves, whichever span the line is in: `plat logs --trace`
+        // finds a request's lines in every service by it.
+        if let Some(request_id) = crate::trace::current_request_id() {
+            line.push_str(",\"request_id\":");
+            push_json(&mut line, &request_id);
         }
         line.push('}');
         writeln!(writer, "{line}")

@@ -7,6 +7,10 @@
 //!   (at DEBUG for health checks, readiness probes and metric scrapes, unless they fail).
 //! - [`InjectLayer`] goes on clients, a tonic `Channel` or any HTTP client service: it opens a
 //!   client span per call, child of the current span, and sends it as `traceparent`.
+//! - Request ids ([`X_REQUEST_ID`]) travel the same way: a request that arrives with one is
+//!   served [`with_request_id`], so every line logged while serving it carries `request_id` and
+//!   every call it makes through [`InjectLayer`] passes the id on. The gateway gives each request
+//!   its id; the services it calls, and those they call, log it too.
 //!
 //! The ids come from the OpenTelemetry layer that [`telemetry`](crate::telemetry) installs,
 //! whether or not spans are exported: log lines carry `trace_id` without a collector. Without
@@ -17,6 +21,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -33,6 +38,42 @@ use crate::body::{ObservedBody, Observer, Outcome, Protocol, route_of};
 pub const TRACEPARENT: &str = "traceparent";
 /// The `tracestate` header name.
 pub const TRACESTATE: &str = "tracestate";
+/// The request id header, passed on from service to service.
+pub const X_REQUEST_ID: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The id of the request the current task serves.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Whether a request id can be logged and passed on as it is: 1 to 128 visible ASCII characters
+/// from a conservative set (no spaces, quotes or control characters).
+pub fn is_sane_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+}
+
+/// The id of the request being served, when there is one.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
+/// Runs `future` as the serving of request `id`: its log lines carry `request_id` (and the
+/// current span records it, when it has the field, as [`TraceLayer`]'s does), and calls made
+/// through [`InjectLayer`] send it on as `x-request-id`.
+pub async fn with_request_id<F: Future>(id: &str, future: F) -> F::Output {
+    tracing::Span::current().record("request_id", id);
+    REQUEST_ID.scope(Arc::from(id), future).await
+}
+
+/// The request id a request carries, when there is exactly one and it is sane.
+fn request_id_of(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(X_REQUEST_ID).iter();
+    match (values.next().and_then(|value| value.to_str().ok()), values.next()) {
+        (Some(id), None) if is_sane_request_id(id) => Some(id.to_owned()),
+        _ => None,
+    }
+}
 
 /// A parsed `traceparent` header: `00-<trace-id>-<parent-id>-<flags>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -269,7 +310,9 @@ where
             method = %method,
             route = %route,
             status = tracing::field::Empty,
+            request_id = tracing::field::Empty,
         );
+        let request_id = request_id_of(request.headers());
         if let Some(parent) = extract(request.headers()) {
             // Fails only when no OpenTelemetry layer is installed: then there is no trace to join.
             let _ = span.set_parent(parent);
@@ -283,7 +326,11 @@ where
         let response_span = span.clone();
         Box::pin(
             async move {
-                match future.await {
+                let response = match request_id {
+                    Some(id) => with_request_id(&id, future).await,
+                    None => future.await,
+                };
+                match response {
                     Ok(response) => {
                         let on_end_span = response_span.clone();
                         let observer = Observer::new(
@@ -390,6 +437,9 @@ where
             peer = %request.uri().authority().map(|a| a.as_str()).unwrap_or(""),
         );
         inject(&span.context(), request.headers_mut());
+        if let Some(value) = current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
+            request.headers_mut().insert(X_REQUEST_ID, value);
+        }
         let future = {
             let _entered = span.enter();
             self.inner.call(request)

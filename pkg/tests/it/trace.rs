@@ -219,3 +219,67 @@ async fn the_layers_work_without_telemetry() {
     assert_eq!(check(&health_client(grpc_addr), "test.v1.Test").await.unwrap(), 1);
     assert_eq!(seen.lock().unwrap()[0], (None, None));
 }
+
+#[tokio::test]
+async fn a_request_id_is_logged_and_passed_on_to_the_services_called() {
+    let telemetry = crate::telemetry("api-gateway");
+    // An upstream that records the x-request-id each call brings, as a service's server sees it.
+    let sent: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = sent.clone();
+    let capture = tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
+        let id = request.headers().get(pkg::trace::X_REQUEST_ID).map(|v| v.to_str().unwrap().to_owned());
+        record.lock().unwrap().push(id);
+        request
+    });
+    let (health, service) = pkg::health::Health::new("test.v1.Test").await;
+    health.set_serving().await;
+    let (listener, grpc_addr) = crate::loopback().await;
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(TraceLayer::new())
+            .layer(capture)
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap()
+    });
+    let client = health_client(grpc_addr);
+    let router = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(move || {
+                let client = client.clone();
+                async move {
+                    tracing::info!("asking upstream");
+                    check(&client, "test.v1.Test").await.map(|s| s.to_string()).map_err(pkg::Error::from)
+                }
+            }),
+        )
+        .layer(TraceLayer::new());
+    let http_addr = crate::serve_http(router).await;
+
+    let request = http::Request::get(format!("http://{http_addr}/health"))
+        .header("x-request-id", "req-42")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    assert_eq!(http.request(request).await.unwrap().status(), 200);
+
+    assert_eq!(*sent.lock().unwrap(), [Some("req-42".to_owned())], "the call passed the id on");
+    let handler = &telemetry.logs.with_message("asking upstream")[0];
+    assert_eq!(handler["request_id"], "req-42", "{handler}");
+    let done = &telemetry.logs.with_message("request completed")[0];
+    assert_eq!(done["span"]["request_id"], "req-42", "{done}");
+
+    // Without the header, nothing is made up: the gateway chooses ids, not pkg.
+    let (status, _, _) = crate::http_get(http_addr, "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(sent.lock().unwrap()[1], None);
+    // An id that could not be logged safely is not passed on.
+    let request = http::Request::get(format!("http://{http_addr}/health"))
+        .header("x-request-id", "has spaces\"and quotes")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(http.request(request).await.unwrap().status(), 200);
+    assert_eq!(sent.lock().unwrap()[2], None);
+}

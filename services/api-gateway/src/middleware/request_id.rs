@@ -5,8 +5,9 @@
 //! generated. The id is:
 //!
 //! - echoed in the response's `X-Request-Id`;
-//! - logged: a `request_id` span wraps the request, so every line logged while serving it
-//!   carries the id, and one `request received` line ties it to the trace id;
+//! - logged: the request is served [`pkg::trace::with_request_id`], so every line logged while
+//!   serving it carries the id, here and in the services it calls (pkg sends it on as
+//!   `x-request-id`);
 //! - written into JSON error bodies as `request_id`, replacing what [`pkg::Error`] puts there
 //!   (the trace id): a client quotes the id it sent or received, and the logs join the two.
 
@@ -30,8 +31,7 @@ pub struct RequestId(pub String);
 
 /// Whether a client-sent id can be used as is.
 pub fn is_sane(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+    pkg::trace::is_sane_request_id(id)
 }
 
 /// The request's id: the client's when sane, else a new UUID.
@@ -47,15 +47,17 @@ pub fn choose(headers: &http::HeaderMap) -> RequestId {
 /// carries the id.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = choose(request.headers());
+    let id_text = id.0.clone();
     request.extensions_mut().insert(id.clone());
     let span = tracing::info_span!("request_id", request_id = %id.0);
-    async move {
+    // Served as this request: every line logged carries the id, and pkg passes it on to the
+    // services the handlers call, whose lines carry it too.
+    let serve = async move {
         tracing::info!(method = %request.method(), path = %request.uri().path(), "request received");
         let response = next.run(request).await;
         finish(response, &id).await
-    }
-    .instrument(span)
-    .await
+    };
+    pkg::trace::with_request_id(&id_text, serve.instrument(span)).await
 }
 
 async fn finish(response: Response, id: &RequestId) -> Response {
