@@ -155,9 +155,14 @@ by wave (`plat graph`): a wave starts once the one before it passes its health c
 it changes only what changed: an unchanged container keeps running. Returns once everything is
 up; `plat logs -f` follows the services, `plat down` removes them.
 
+With --watch, plat then watches each service's directory and the libraries': a change a service
+is built from rebuilds it (a failed build leaves its container serving and shows the compiler's
+errors), applies its new migrations and replaces its container; the logs stream meanwhile.
+
 Examples:
   plat up
   plat up api-gateway              that service and what it depends on
+  plat up --watch                  the inner loop: edit, and the new code serves seconds later
   plat up --no-build               use the images already on this machine")]
     Up(UpArgs),
 
@@ -177,12 +182,19 @@ Examples:
   plat ps --json | jq '.[] | select(.health != \"healthy\") | .service'")]
     Ps(JsonArgs),
 
-    /// Show the logs of the services' containers, each line prefixed with its service
+    /// Show the services' logs, merged in time order, readable: time, level, service, message
     #[command(after_help = "\
+The JSON lines the services write (pkg's) are shown as time, level, service, message and fields;
+other lines pass through as they are. Lines of all services are merged in the order they were
+written. `-f` follows the containers, and a service's new container when `plat up` replaces it.
+
 Examples:
   plat logs order-service
   plat logs -f                     follow every service
-  plat logs -n 20 user-service order-service")]
+  plat logs -n 20 user-service order-service
+  plat logs --trace 4bf92f35       one request across every service (trace or request id)
+  plat logs --level warn --since 10m
+  plat logs --json | jq .          the lines as the services wrote them")]
     Logs(LogsArgs),
 
     /// Verify the gRPC contracts between the services (CI)
@@ -300,8 +312,12 @@ pub struct UpArgs {
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     /// Do not build: use the images already on this machine
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub no_build: bool,
+    /// Once up, keep watching the services' code: rebuild and replace a service when it
+    /// changes, and show the logs, until Ctrl-C
+    #[arg(short, long)]
+    pub watch: bool,
     /// Refuse to build a checkout that is not at its plat.lock commit or has uncommitted changes
     #[arg(long)]
     pub locked: bool,
@@ -350,9 +366,38 @@ pub struct LogsArgs {
     /// Only the last N lines of each service
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<u64>,
-    /// Show each line's timestamp
+    /// Show the time the Engine received each line (full date, nanoseconds)
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Only lines written since: a duration ago (`10m`, `1h30m`) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// Only lines at this level or more severe (error, warn, info, debug, trace)
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub level: Option<plat::logs::Level>,
+    /// Only the lines of one request, in every service: its trace id or request id (or the
+    /// first 8 or more characters of either)
+    #[arg(long, value_name = "ID")]
+    pub trace: Option<String>,
+    /// Print the lines as the services wrote them (one JSON object per line, for pkg's)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--since`: a duration ago, or an RFC 3339 time, as Unix seconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Some(seconds) = plat::logs::unix_seconds(text) {
+        return Ok(seconds);
+    }
+    let ago = plat::manifest::spec::HumanDuration::parse(text)
+        .map_err(|_| format!("`{text}` is neither a duration (`10m`, `1h30m`) nor an RFC 3339 time"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(i64::try_from(now.saturating_sub(ago).as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `--level`.
+fn parse_level(text: &str) -> Result<plat::logs::Level, String> {
+    plat::logs::Level::parse(text).ok_or_else(|| format!("`{text}` is not a level: error, warn, info, debug or trace"))
 }
 
 #[derive(Debug, Subcommand)]

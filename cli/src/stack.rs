@@ -1,7 +1,6 @@
 //! The running platform: `plat up` brings the workspace's containers to what the manifest says
 //! (images built, database started and migrated, services started wave by wave, each wave
-//! gated on its health checks), `plat down` removes them, `plat ps` reports them, `plat logs`
-//! reads them.
+//! gated on its health checks), `plat down` removes them, `plat ps` reports them.
 //!
 //! `up` converges: a container whose configuration (image id included) is unchanged keeps
 //! running, a changed one is re-created, a missing one created. Every container carries the
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::build::{self, BuildError, BuildEvent, BuildOptions, Built};
-use crate::docker::container::{self, ContainerSpec, LogLines, LogOptions, ServiceContainer};
+use crate::docker::container::{self, ContainerSpec, ServiceContainer};
 use crate::docker::{self, DatabaseContainer, DockerError};
 use crate::health::{self, ProbeTarget};
 use crate::manifest::{Condition, HealthCheck, Service, Workspace};
@@ -632,35 +631,6 @@ async fn probe_once(
         Ok(()) => "healthy".to_owned(),
         Err(reason) => reason,
     }
-}
-
-/// A service with no container to read logs from.
-#[derive(Debug, thiserror::Error)]
-pub enum LogsError {
-    /// The Engine failed.
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    /// The service has no container.
-    #[error("{0} has no container")]
-    NoContainer(String),
-}
-
-/// The log of each service's container, as streams of lines, in the order asked.
-pub async fn logs(
-    workspace: &Workspace,
-    services: &[&Service],
-    options: LogOptions,
-) -> Result<Vec<(String, LogLines)>, LogsError> {
-    let containers = container::list_services(&workspace.name).await?;
-    let mut streams = Vec::new();
-    for service in services {
-        let found = containers
-            .iter()
-            .find(|container| container.service == service.name)
-            .ok_or_else(|| LogsError::NoContainer(service.name.clone()))?;
-        streams.push((service.name.clone(), container::logs(&found.id, options).await?));
-    }
-    Ok(streams)
 }
 
 #[cfg(test)]

@@ -189,5 +189,96 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("--locked: not what plat.lock says"), "{stderr}");
 
+    // The inner loop, in the clone: `plat up --watch`, an edit, the new code answering; then a
+    // broken edit, the compiler's error shown and the old container serving on.
+    let mut watching = Watching::start(&plat);
+    watching.wait_for("Watching ", "watching to start");
+    let service_rs = checkout.join("src/service/mod.rs");
+    let code = std::fs::read_to_string(&service_rs).unwrap();
+    let validated = "let display_name = validate::display_name(&new.display_name)?;";
+    assert!(code.contains(validated), "the line the edit changes");
+    std::fs::write(&service_rs, code.replace(validated, &validated.replace("?;", "?.to_uppercase();"))).unwrap();
+    let serving = watching.wait_for("Serving user-service's new code", "the edit to serve");
+    eprintln!("polyrepo watch: {serving}");
+    let user = create_user(&gateway, &bearer, "edsger@example.com").await;
+    assert_eq!(user["display_name"], "ADA", "the edited code answers: {user}");
+    let serving_id = container_id(&format!("{name}-user-service"));
+
+    std::fs::write(&service_rs, code.replace(validated, "let display_name = validate::display_name(&new.display_name)?.no_such_method();")).unwrap();
+    watching.wait_for("no method named `no_such_method`", "the compiler's error");
+    watching.wait_for("running container was left as it was", "the hint that the old container serves");
+    assert_eq!(container_id(&format!("{name}-user-service")), serving_id, "the old container was kept");
+    let user = create_user(&gateway, &bearer, "barbara@example.com").await;
+    assert_eq!(user["display_name"], "ADA", "and it still serves the last good code");
+
+    let (stdout, stderr) = watching.stop();
+    assert!(stderr.contains("Stopped watching; still running: user-service, order-service, api-gateway"), "{stderr}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("user-service ") && line.contains("INFO  user created")),
+        "the logs streamed, readable: {stdout}"
+    );
+
     plat.ok(&["down", "--volumes"]);
+}
+
+/// `plat up --watch` running, its output collected as it comes.
+struct Watching {
+    child: std::process::Child,
+    stderr: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+impl Watching {
+    fn start(plat: &Plat) -> Watching {
+        use std::io::{BufRead, Read};
+        let mut child = plat
+            .command(&["up", "--watch"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, stderr) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut pipe = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Watching { child, stderr, seen: Vec::new(), stdout }
+    }
+
+    /// Waits (at most 5 minutes: a cold build may be under way) for a stderr line containing
+    /// `needle`, and returns it.
+    fn wait_for(&mut self, needle: &str, what: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            if let Some(line) = self.seen.iter().find(|line| line.contains(needle)) {
+                let line = line.clone();
+                self.seen.clear();
+                return line;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {what} (`{needle}`) in plat up --watch's output:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Ctrl-C, as a person stops it; returns all of stdout and the rest of stderr.
+    fn stop(mut self) -> (String, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "plat up --watch ends with 0 on Ctrl-C: {status}");
+        let rest: Vec<String> = self.stderr.iter().collect();
+        (self.stdout.join().unwrap(), rest.join("\n"))
+    }
 }

@@ -208,7 +208,8 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
     };
     let started = std::time::Instant::now();
     enable_spinners(global);
-    let report = runtime()?.block_on(stack::up(workspace, &services, options, &on_up_event));
+    let runtime = runtime()?;
+    let report = runtime.block_on(stack::up(workspace, &services, options, &on_up_event));
     end_step();
     let report = report.map_err(up_error)?;
     let published: Vec<String> = services
@@ -229,7 +230,113 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
             if published.is_empty() { String::new() } else { format!("; {}", published.join(", ")) }
         ),
     );
+    if args.watch {
+        return watch(&runtime, workspace, &services, options);
+    }
     Ok(ExitStatus::Success)
+}
+
+/// `--watch`: rebuilds and replaces services as their code changes, with their logs, until
+/// Ctrl-C; then says what keeps running.
+fn watch(
+    runtime: &tokio::runtime::Runtime,
+    workspace: &Workspace,
+    services: &[&Service],
+    options: UpOptions,
+) -> Result<ExitStatus, CliError> {
+    // Lines, not spinners: log lines interleave with the steps.
+    SPINNERS.store(false, Ordering::Relaxed);
+    let names: Vec<&str> = services.iter().map(|service| service.name.as_str()).collect();
+    let printer = super::logs::LogPrinter::new(&names, false, false);
+    let display = WatchDisplay { printer, replaced: Mutex::new(Vec::new()) };
+    let on_event = |event: plat::watch::WatchEvent<'_>| display.event(event);
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            watched = plat::watch::watch(workspace, services, options, &on_event) => Some(watched),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    if let Some(Err(error)) = outcome {
+        return Err(CliError::failure(error).hint("the platform keeps running: `plat down` stops it"));
+    }
+    let running = runtime.block_on(stack::ps(workspace)).map(|rows| {
+        rows.into_iter().filter(|row| row.state == "running").map(|row| row.service).collect::<Vec<_>>()
+    });
+    match running {
+        Ok(running) if running.is_empty() => ui::status("Stopped", style::GOOD, "watching; nothing of the platform runs"),
+        Ok(running) => ui::status(
+            "Stopped",
+            style::GOOD,
+            format!("watching; still running: {} (`plat down` stops them)", running.join(", ")),
+        ),
+        Err(_) => ui::status("Stopped", style::GOOD, "watching; the platform's containers keep running (`plat ps`)"),
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Draws `--watch`: changes, rebuilds and their outcome between the services' log lines.
+struct WatchDisplay {
+    printer: super::logs::LogPrinter,
+    /// Services whose container was replaced in the round under way: only their readiness is news.
+    replaced: Mutex<Vec<String>>,
+}
+
+impl WatchDisplay {
+    fn event(&self, event: plat::watch::WatchEvent<'_>) {
+        use plat::watch::WatchEvent;
+        match event {
+            WatchEvent::Watching { dirs } => {
+                let dirs: Vec<String> = dirs.iter().map(|dir| crate::render::display_path(dir)).collect();
+                ui::status("Watching", style::GOOD, format!("{} (Ctrl-C to stop)", dirs.join(", ")));
+            }
+            WatchEvent::Changed { service, files } => {
+                self.replaced.lock().unwrap().clear();
+                let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
+                let more = files.len().saturating_sub(shown.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                ui::status("Changed", style::WARN, format!("{service}: {}{more}", shown.join(", ")));
+            }
+            WatchEvent::Up(event) => match event {
+                // A fresh image and an unchanged container are what a no-op looks like: quiet.
+                UpEvent::Built(built) if built.fresh => {}
+                UpEvent::Container { action: Action::Unchanged, .. } => {}
+                UpEvent::Container { service, action } => {
+                    self.replaced.lock().unwrap().push(service.to_owned());
+                    on_up_event(UpEvent::Container { service, action });
+                }
+                UpEvent::Ready { service, .. } | UpEvent::Waiting { service, .. }
+                    if !self.replaced.lock().unwrap().iter().any(|name| name == service) => {}
+                UpEvent::DatabaseStarting { .. } | UpEvent::DatabaseReady { .. } => {}
+                UpEvent::Migrated { report, .. } if report.applied.is_empty() => {}
+                event => on_up_event(event),
+            },
+            WatchEvent::Serving { service, took } => {
+                ui::status("Serving", style::GOOD, format!("{service}'s new code, {} after the change", ui::seconds(took)));
+            }
+            WatchEvent::Unchanged { service } => {
+                ui::status("Unchanged", style::DIM, format!("{service}: nothing it is built from changed"));
+            }
+            WatchEvent::Failed { service, error } => {
+                let kept = matches!(error, UpError::Build { .. });
+                let mut message = CliError::failure(format_up_error(error));
+                if kept {
+                    message = message.hint(format!("{service}'s running container was left as it was; fix the code and save again"));
+                }
+                ui::print_error(&message);
+            }
+            WatchEvent::Log(record) => {
+                let _ = self.printer.print(record);
+            }
+        }
+    }
+}
+
+/// An `up` error as one message (with a build's compiler output), for `--watch`, which goes on.
+fn format_up_error(error: &UpError) -> String {
+    match error {
+        UpError::Exited { logs, .. } | UpError::Unhealthy { logs, .. } => format!("{error}{}", indented_logs(logs)),
+        other => other.to_string(),
+    }
 }
 
 fn on_up_event(event: UpEvent<'_>) {

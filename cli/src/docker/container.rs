@@ -287,6 +287,8 @@ pub struct LogOptions {
     pub tail: Option<u64>,
     /// The Engine's RFC 3339 timestamp before each line.
     pub timestamps: bool,
+    /// Only lines written at or after this time (Unix seconds).
+    pub since: Option<i64>,
 }
 
 /// A container's log, line by line.
@@ -296,13 +298,17 @@ pub type LogLines = Pin<Box<dyn Stream<Item = Result<LogLine, DockerError>> + Se
 pub async fn logs(id: &str, options: LogOptions) -> Result<LogLines, DockerError> {
     let docker = connect().await?;
     let tail = options.tail.map_or_else(|| "all".to_owned(), |tail| tail.to_string());
-    let query = LogsOptionsBuilder::new()
+    let mut query = LogsOptionsBuilder::new()
         .stdout(true)
         .stderr(true)
         .follow(options.follow)
         .timestamps(options.timestamps)
-        .tail(&tail)
-        .build();
+        .tail(&tail);
+    if let Some(since) = options.since {
+        // The Engine takes seconds as a 32-bit number: enough until 2038, and clamped after.
+        query = query.since(i32::try_from(since).unwrap_or(i32::MAX));
+    }
+    let query = query.build();
     let id = id.to_owned();
     // The Engine's frames are writes, not lines: join them per stream and cut at newlines.
     let frames = split_lines(docker.logs(&id, Some(query)));
@@ -358,7 +364,8 @@ fn cut(buffer: &mut Vec<u8>, bytes: &[u8], stream: LogStream) -> Vec<Result<LogL
 /// The last `count` lines a container printed, for an error message; empty when they cannot
 /// be read.
 pub async fn last_lines(id: &str, count: u64) -> Vec<String> {
-    let Ok(mut lines) = logs(id, LogOptions { follow: false, tail: Some(count), timestamps: false }).await else {
+    let Ok(mut lines) = logs(id, LogOptions { follow: false, tail: Some(count), timestamps: false, since: None }).await
+    else {
         return Vec::new();
     };
     let mut text = Vec::new();
