@@ -2,25 +2,22 @@
 //!
 //! ```no_run
 //! # async fn f() {
-//! use std::time::Duration;
 //! use pkg::health::Health;
 //! let (health, health_service) = Health::new("user.v1.UserService").await;
 //! // Server::builder().add_service(health_service) ... ; for HTTP services: .merge(health.router())
-//! // NOT_SERVING while the database does not answer, SERVING again when it does:
-//! health.watch(Duration::from_secs(5), || async { /* pool.acquire().await.is_ok() */ true });
+//! health.set_serving().await;
 //! # }
 //! ```
 //!
-//! A service starts NOT_SERVING and says when it is ready (or lets [`Health::watch`] find out),
+//! A service starts NOT_SERVING and says when it is ready (a service with a database lets
+//! `postgres::HealthProbe` flip it as the database answers or not),
 //! so `plat up` and load balancers never route to a service that has not reached its database.
 //! The switch sets both the named service and the server as a whole (`""`), which is what
 //! `grpc_health_probe` asks for without `-service`.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use tonic_health::ServingStatus;
@@ -89,25 +86,6 @@ impl Health {
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status(&*self.service, status).await;
         self.reporter.set_service_status("", status).await;
-    }
-
-    /// Runs `check` now and every `interval`, reporting SERVING while it returns true: for
-    /// a database ping. Stops when the returned handle is aborted or the runtime ends.
-    pub fn watch<F, Fut>(&self, interval: Duration, mut check: F) -> tokio::task::JoinHandle<()>
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = bool> + Send,
-    {
-        let health = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let ok = check().await;
-                health.set(ok).await;
-            }
-        })
     }
 
     /// `GET /healthz` (alive: always 200) and `GET /readyz` (200 while serving, else 503), for

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pagination;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -1,9 +1,5 @@
 //! health: one switch drives the gRPC health service and the HTTP probes.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
 use pkg::health::Health;
 
 const SERVING: i32 = 1;
@@ -37,38 +33,6 @@ async fn a_service_starts_not_serving_and_flips_both_its_name_and_the_server() {
     health.set_not_serving().await;
     assert_eq!(crate::trace::check(&client, "user.v1.UserService").await.unwrap(), NOT_SERVING);
     assert!(!health.is_serving());
-}
-
-#[tokio::test]
-async fn watch_follows_the_database() {
-    let (health, service) = Health::new("user.v1.UserService").await;
-    let client = crate::trace::health_client(grpc_health(service).await);
-    let database_up = Arc::new(AtomicBool::new(true));
-    let probe = database_up.clone();
-    let watcher = health.watch(Duration::from_millis(20), move || {
-        let up = probe.load(Ordering::SeqCst);
-        async move { up }
-    });
-
-    let wait_for = |expected: i32| {
-        let client = client.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                if crate::trace::check(&client, "user.v1.UserService").await.unwrap() == expected {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "status never became {expected}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    wait_for(SERVING).await;
-    database_up.store(false, Ordering::SeqCst);
-    wait_for(NOT_SERVING).await;
-    database_up.store(true, Ordering::SeqCst);
-    wait_for(SERVING).await;
-    watcher.abort();
 }
 
 #[tokio::test]

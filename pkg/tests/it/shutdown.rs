@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 use pkg::shutdown::{GraceExpired, Shutdown, ShutdownConfig};
 use tokio::sync::Notify;
 
-/// A router whose `/slow` handler tells `started` it began, then takes `takes` to answer.
-fn slow_router(started: Arc<Notify>, takes: Duration) -> axum::Router {
+/// A router whose `/slow` handler tells `started` it began, then answers once `release` says so
+/// (never, when nothing does): the test decides when a request is in flight and when it ends,
+/// with no sleep standing in for either.
+fn slow_router(started: Arc<Notify>, release: Arc<Notify>) -> axum::Router {
     axum::Router::new().route(
         "/slow",
         axum::routing::get(move || {
-            let started = started.clone();
+            let (started, release) = (started.clone(), release.clone());
             async move {
                 started.notify_one();
-                tokio::time::sleep(takes).await;
+                release.notified().await;
                 "done"
             }
         }),
@@ -29,9 +31,9 @@ fn slow_router(started: Arc<Notify>, takes: Duration) -> axum::Router {
 #[tokio::test]
 async fn an_in_flight_request_completes_after_the_signal() {
     let shutdown = Shutdown::new(ShutdownConfig { grace: Duration::from_secs(10), force_exit: false });
-    let started = Arc::new(Notify::new());
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let (listener, addr) = crate::loopback().await;
-    let server = axum::serve(listener, slow_router(started.clone(), Duration::from_millis(300)))
+    let server = axum::serve(listener, slow_router(started.clone(), release.clone()))
         .with_graceful_shutdown(shutdown.signalled());
     let draining = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -42,6 +44,9 @@ async fn an_in_flight_request_completes_after_the_signal() {
     started.notified().await;
     shutdown.trigger();
     assert!(shutdown.is_triggered());
+    assert!(!request.is_finished() && !draining.is_finished(), "the request holds the drain");
+    // The handler finishes only now, after the signal: what is answered was in flight.
+    release.notify_one();
 
     let (status, _, body) = request.await.unwrap();
     assert_eq!((status.as_u16(), body.as_str()), (200, "done"), "the request in flight was answered");
@@ -73,7 +78,8 @@ async fn draining_is_bounded_by_the_grace_period() {
     let shutdown = Shutdown::new(ShutdownConfig { grace, force_exit: false });
     let started = Arc::new(Notify::new());
     let (listener, addr) = crate::loopback().await;
-    let server = axum::serve(listener, slow_router(started.clone(), Duration::from_secs(3600)))
+    // Never released: only the grace period ends the drain.
+    let server = axum::serve(listener, slow_router(started.clone(), Arc::new(Notify::new())))
         .with_graceful_shutdown(shutdown.signalled());
     let draining = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -99,7 +105,8 @@ async fn a_server_that_ends_by_itself_needs_no_signal() {
 const CHILD_ENV: &str = "PKG_TEST_SHUTDOWN_CHILD";
 
 /// Not a test on its own: the server that `sigterm_*` runs as a child process. It prints its
-/// address, serves until SIGTERM, drains, and prints "drained".
+/// address, prints "in flight" when `/slow` begins (which answers once SIGTERM came), drains,
+/// and prints "drained".
 #[test]
 fn child_server_for_sigterm() {
     if std::env::var_os(CHILD_ENV).is_none() {
@@ -110,7 +117,17 @@ fn child_server_for_sigterm() {
         let shutdown =
             Shutdown::on_signals(ShutdownConfig { grace: Duration::from_secs(5), force_exit: true }).unwrap();
         let (listener, addr) = crate::loopback().await;
-        let router = slow_router(Arc::new(Notify::new()), Duration::from_millis(500));
+        let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let router = slow_router(started.clone(), release.clone());
+        tokio::spawn(async move {
+            started.notified().await;
+            println!("in flight");
+        });
+        let signalled = shutdown.signalled();
+        tokio::spawn(async move {
+            signalled.await;
+            release.notify_one();
+        });
         println!("listening {addr}");
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.signalled());
         shutdown.drain(server).await.unwrap().unwrap();
@@ -149,7 +166,13 @@ async fn sigterm_lets_the_request_in_flight_finish_then_the_process_exits() {
     };
 
     let request = tokio::spawn(crate::http_get(addr, "/slow"));
-    tokio::time::sleep(Duration::from_millis(150)).await; // the request is in the handler now
+    // The child says when the request is in its handler.
+    let waiting = tokio::task::spawn_blocking(move || {
+        let in_flight = stdout.by_ref().map_while(Result::ok).any(|line| line.contains("in flight"));
+        (in_flight, stdout)
+    });
+    let (in_flight, mut stdout) = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap();
+    assert!(in_flight, "the child saw the request");
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) with a live child's pid and a valid signal number has no memory effects.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -157,16 +180,17 @@ async fn sigterm_lets_the_request_in_flight_finish_then_the_process_exits() {
 
     let answered = tokio::time::timeout(Duration::from_secs(30), request).await;
     // Bounded waits everywhere: a broken child must fail this test, not hang the suite.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break Some(exit);
+    let waited = tokio::task::spawn_blocking(move || {
+        let exit = child.wait();
+        (exit, child)
+    });
+    let exit = match tokio::time::timeout(Duration::from_secs(30), waited).await {
+        Ok(finished) => Some(finished.unwrap().0.unwrap()),
+        Err(_) => {
+            // SAFETY: as above; the child is stuck, and a stuck child must not outlive the test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            None
         }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let exited_after = signalled_at.elapsed();
     let (status, _, body) = answered.expect("the request in flight was answered").unwrap();

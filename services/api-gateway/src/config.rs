@@ -45,6 +45,17 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+impl pkg::service::ServiceConfig for Config {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    /// `RUST_LOG` and `OTEL_EXPORTER_OTLP_ENDPOINT`, read by pkg's telemetry itself.
+    fn telemetry(&self) -> Result<pkg::telemetry::TelemetryConfig, pkg::telemetry::TelemetryError> {
+        pkg::telemetry::TelemetryConfig::from_env(crate::SERVICE_NAME)
+    }
+}
+
 impl Config {
     /// Reads the configuration from `env`; the error names every missing or malformed variable.
     pub fn from_env(mut env: Env) -> Result<Config, ConfigError> {

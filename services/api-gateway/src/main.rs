@@ -19,8 +19,7 @@ usage: api-gateway                                  serve; configured by the env
                                                     print a bearer token for SUBJECT signed with
                                                     JWT_SECRET, valid for DURATION (default 1h)";
 
-/// Exit codes: 0 success, 1 the server failed, 2 usage or configuration error.
-const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error (as of a configuration error: see `pkg::service`).
 const EXIT_USAGE: u8 = 2;
 
 #[tokio::main]
@@ -41,53 +40,26 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    let telemetry = match pkg::telemetry::init(api_gateway::SERVICE_NAME) {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let config = match Config::from_env(Env::from_process()) {
-        Ok(config) => config,
-        Err(error) => {
-            // Logged for the log pipeline, and printed plainly for whoever runs it by hand.
-            tracing::error!(%error, "cannot start");
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let code = match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = %error, "server failed");
-            eprintln!("error: {error}");
-            ExitCode::from(EXIT_FAILURE)
-        }
-    };
-    drop(telemetry);
-    code
-}
-
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let metrics = pkg::metrics::Metrics::new(api_gateway::SERVICE_NAME);
-    let gateway = api_gateway::gateway(&config, metrics)?;
-    let shutdown = Shutdown::on_signals(ShutdownConfig { grace: config.shutdown_grace, ..ShutdownConfig::default() })?;
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|e| format!("cannot listen on HTTP_ADDR={}: {e}", config.http_addr))?;
-    tracing::info!(
-        http_addr = %config.http_addr,
-        user_service = %config.user_service_addr,
-        order_service = %config.order_service_addr,
-        rate_limit_rps = config.rate_limit.rps,
-        rate_limit_burst = config.rate_limit.burst,
-        upstream_timeout_ms = config.upstream_timeout.as_millis() as u64,
-        "listening"
-    );
-    let server = api_gateway::router::serve(listener, gateway.router, shutdown.signalled());
-    shutdown.drain(server).await??;
-    Ok(())
+    pkg::service::main(api_gateway::SERVICE_NAME, async |config: Config| {
+        let metrics = pkg::metrics::Metrics::new(api_gateway::SERVICE_NAME);
+        let gateway = api_gateway::gateway(&config, metrics)?;
+        let shutdown =
+            Shutdown::on_signals(ShutdownConfig { grace: config.shutdown_grace, ..ShutdownConfig::default() })?;
+        let listener = pkg::service::bind("HTTP_ADDR", config.http_addr).await?;
+        tracing::info!(
+            http_addr = %config.http_addr,
+            user_service = %config.user_service_addr,
+            order_service = %config.order_service_addr,
+            rate_limit_rps = config.rate_limit.rps,
+            rate_limit_burst = config.rate_limit.burst,
+            upstream_timeout_ms = config.upstream_timeout.as_millis() as u64,
+            "listening"
+        );
+        let server = api_gateway::router::serve(listener, gateway.router, shutdown.signalled());
+        shutdown.drain(server).await??;
+        Ok(())
+    })
+    .await
 }
 
 fn mint_token(args: &[String]) -> ExitCode {

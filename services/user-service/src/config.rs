@@ -33,6 +33,16 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
+impl pkg::service::ServiceConfig for Config {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn telemetry(&self) -> Result<TelemetryConfig, pkg::telemetry::TelemetryError> {
+        Ok(self.telemetry.clone())
+    }
+}
+
 impl Config {
     /// Reads the configuration; the error names every variable that is missing or malformed.
     pub fn from_env(mut env: Env) -> Result<Config, ConfigError> {

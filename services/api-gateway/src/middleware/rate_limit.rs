@@ -9,14 +9,17 @@
 //! not trusted: the gateway is the public entry, so the peer is the client, and the header is
 //! whatever the client chose to write.
 //!
-//! Memory is bounded: a bucket idle long enough to have refilled is indistinguishable from a
-//! new one, so sweeps (at most once per refill period) drop those, and a hard cap on the number
-//! of buckets drops the longest-idle one when a flood of new clients arrives between sweeps.
+//! Memory is bounded, and every request costs O(1) however many clients there are: the buckets
+//! are a least-recently-used cache of at most `max_clients`, so a flood of new clients pushes out
+//! the longest-idle buckets one by one. (A bucket idle long enough to have refilled is the same as
+//! a new one: forgetting it changes nothing a client sees.)
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -25,8 +28,8 @@ use axum::response::{IntoResponse, Response};
 use super::auth::Subject;
 use crate::config::RateLimit;
 
-/// Buckets kept at most; beyond it the longest-idle bucket is dropped. At ~100 bytes a
-/// bucket this bounds the limiter to about 10 MB.
+/// Buckets kept at most; beyond it the longest-idle bucket is dropped. At ~150 bytes a
+/// bucket this bounds the limiter to about 15 MB.
 pub const DEFAULT_MAX_CLIENTS: usize = 100_000;
 
 /// Who a bucket belongs to. Subjects and addresses are kept apart so that a token whose
@@ -55,16 +58,7 @@ pub struct RateLimiter {
 struct Inner {
     rate: f64,
     burst: f64,
-    /// How long an idle bucket takes to refill from empty: after that it can be forgotten.
-    refill: Duration,
-    max_clients: usize,
-    state: Mutex<Buckets>,
-}
-
-#[derive(Debug)]
-struct Buckets {
-    buckets: HashMap<ClientKey, Bucket>,
-    last_sweep: Instant,
+    buckets: Mutex<LruCache<ClientKey, Bucket>>,
 }
 
 impl RateLimiter {
@@ -75,14 +69,12 @@ impl RateLimiter {
 
     /// A limiter keeping at most `max_clients` buckets.
     pub fn with_max_clients(limit: RateLimit, max_clients: usize) -> Self {
-        let burst = f64::from(limit.burst.max(1));
+        let capacity = NonZeroUsize::new(max_clients).unwrap_or(NonZeroUsize::MIN);
         RateLimiter {
             inner: Arc::new(Inner {
                 rate: limit.rps,
-                burst,
-                refill: Duration::from_secs_f64(burst / limit.rps),
-                max_clients: max_clients.max(1),
-                state: Mutex::new(Buckets { buckets: HashMap::new(), last_sweep: Instant::now() }),
+                burst: f64::from(limit.burst.max(1)),
+                buckets: Mutex::new(LruCache::new(capacity)),
             }),
         }
     }
@@ -93,14 +85,12 @@ impl RateLimiter {
         let inner = &*self.inner;
         // The critical section is a hash lookup and some arithmetic; a poisoned lock only
         // means another request panicked mid-update, and the buckets are still usable.
-        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        if now.saturating_duration_since(state.last_sweep) >= inner.refill {
-            state.sweep(now, inner.refill);
+        let mut buckets = inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if !buckets.contains(key) {
+            // At the cap, the least recently used bucket makes room.
+            buckets.push(key.clone(), Bucket { tokens: inner.burst, last: now });
         }
-        if !state.buckets.contains_key(key) && state.buckets.len() >= inner.max_clients {
-            state.evict_longest_idle();
-        }
-        let bucket = state.buckets.entry(key.clone()).or_insert(Bucket { tokens: inner.burst, last: now });
+        let bucket = buckets.get_mut(key).expect("just found or inserted");
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * inner.rate).min(inner.burst);
         bucket.last = now.max(bucket.last);
@@ -114,22 +104,7 @@ impl RateLimiter {
 
     /// How many clients have a bucket.
     pub fn clients(&self) -> usize {
-        let state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.buckets.len()
-    }
-}
-
-impl Buckets {
-    fn sweep(&mut self, now: Instant, refill: Duration) {
-        self.buckets.retain(|_, bucket| now.saturating_duration_since(bucket.last) < refill);
-        self.last_sweep = now;
-    }
-
-    fn evict_longest_idle(&mut self) {
-        let oldest = self.buckets.iter().min_by_key(|(_, bucket)| bucket.last).map(|(key, _)| key.clone());
-        if let Some(key) = oldest {
-            self.buckets.remove(&key);
-        }
+        self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -213,21 +188,17 @@ mod tests {
     }
 
     #[test]
-    fn idle_buckets_are_evicted_once_refilled() {
-        // Refill period: 2 tokens at 1 per second = 2 s.
-        let limiter = limiter(1.0, 2);
+    fn a_flood_of_new_clients_evicts_the_longest_idle_not_the_active() {
+        let limiter = RateLimiter::with_max_clients(RateLimit { rps: 1.0, burst: 1 }, 3);
         let start = Instant::now();
-        for i in 0..100u8 {
-            let key = ClientKey::Ip(IpAddr::from([192, 0, 2, i]));
-            assert!(limiter.check(&key, start).is_ok());
+        assert!(limiter.check(&alice(), start).is_ok());
+        for i in 0..1000u16 {
+            let key = ClientKey::Ip(IpAddr::from([198, 51, 100, (i % 250) as u8]));
+            let _ = limiter.check(&key, start);
+            // Alice keeps asking: her bucket stays the most recently used, and stays empty.
+            assert!(limiter.check(&alice(), start).is_err(), "alice's bucket survived the flood");
         }
-        assert_eq!(limiter.clients(), 100);
-        // One second on, nothing has refilled yet: nothing may be forgotten.
-        assert!(limiter.check(&alice(), start + Duration::from_secs(1)).is_ok());
-        assert_eq!(limiter.clients(), 101);
-        // Past the refill period the next request sweeps every full bucket but alice's.
-        assert!(limiter.check(&alice(), start + Duration::from_millis(2_500)).is_ok());
-        assert_eq!(limiter.clients(), 1);
+        assert_eq!(limiter.clients(), 3);
     }
 
     #[test]

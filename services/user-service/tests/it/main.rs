@@ -181,11 +181,14 @@ async fn health_is_not_serving_while_the_database_was_never_reachable() {
     config.host("127.0.0.1").port(port).user("postgres").dbname("nowhere");
     let server = start_server(config).await;
     let addr = server.addr;
-    eventually(Duration::from_secs(5), "a health answer", || async {
-        health(addr, "user.v1.UserService").await.is_some()
+    // The database probe has run and failed (its gauge says so): health stays NOT_SERVING.
+    eventually(Duration::from_secs(5), "a failed database probe", || async {
+        http_get(server.metrics_addr, "/metrics")
+            .await
+            .lines()
+            .any(|line| line.starts_with("database_up") && line.ends_with(" 0"))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(health(addr, "user.v1.UserService").await, Some(ServingStatus::NotServing));
     server.shutdown().await.unwrap();
 }
@@ -251,13 +254,27 @@ async fn shutdown_drains_an_in_flight_request_then_stops() {
         let mut client = client.clone();
         async move { client.list_users(ListUsersRequest::default()).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight: its query waits on the lock, as PostgreSQL itself says.
+    let watcher = db.client().await;
+    eventually(Duration::from_secs(5), "the query to wait on the lock", || async {
+        let waiting = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%users%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        waiting.get::<_, i64>(0) > 0
+    })
+    .await;
     assert!(!in_flight.is_finished());
 
     let started = Instant::now();
-    let stopping = tokio::spawn(server.shutdown());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!stopping.is_finished(), "shutdown waits for the request in flight");
+    let mut stopping = tokio::spawn(server.shutdown());
+    // A negative, so a window rather than a wait for an event: while the request waits on the
+    // lock, shutdown does not finish.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut stopping).await;
+    assert!(early.is_err(), "shutdown waits for the request in flight");
     transaction.rollback().await.unwrap();
 
     let page = in_flight.await.unwrap().expect("the in-flight request completes").into_inner();
