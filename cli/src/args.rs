@@ -38,6 +38,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH", env = "PLAT_MANIFEST")]
     pub manifest: Option<PathBuf>,
 
+    /// Name the workspace's containers, network, volume and images by NAME instead of its
+    /// `[workspace] name`: a second checkout of the same workspace, run beside the first
+    #[arg(short = 'p', long, global = true, value_name = "NAME", env = "PLAT_PROJECT")]
+    pub project: Option<String>,
+
     /// Log more (-v debug, -vv trace); PLAT_LOG sets a filter instead
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -182,7 +187,7 @@ Examples:
   plat ps --json | jq '.[] | select(.health != \"healthy\") | .service'")]
     Ps(JsonArgs),
 
-    /// Show the services' logs, merged in time order, readable: time, level, service, message
+    /// Show the services' logs merged in time order, one readable line per event
     #[command(after_help = "\
 The JSON lines the services write (pkg's) are shown as time, level, service, message and fields;
 other lines pass through as they are. Lines of all services are merged in the order they were

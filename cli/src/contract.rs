@@ -12,7 +12,7 @@
 //!   fails decoding before any handler runs (nothing is created, nothing changes) and a method
 //!   that does not exist answers UNIMPLEMENTED.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
@@ -21,7 +21,8 @@ use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::docker::{DockerError, container};
+use crate::docker::relay::{Destination, Dialer, Reach};
+use crate::docker::{DockerError, Engine as DockerEngine, Owner};
 use crate::manifest::{HealthCheck, Service, Workspace};
 use crate::proto::breaking::BreakingOptions;
 use crate::proto::generate::GenOptions;
@@ -37,6 +38,8 @@ pub struct ContractOptions {
     pub against: Option<String>,
     /// buf or plat's own engine, for generation and breaking checks.
     pub engine: Engine,
+    /// How to reach the providers' containers (`PLAT_REACH`); `None` decides by itself.
+    pub reach: Option<Reach>,
 }
 
 /// How one test case ended.
@@ -82,7 +85,11 @@ pub enum ContractError {
 }
 
 /// Runs every suite; the cases come back in suite order, then by service and method.
-pub async fn run(workspace: &Workspace, options: &ContractOptions) -> Result<Vec<Case>, ContractError> {
+pub async fn run(
+    docker: &DockerEngine,
+    workspace: &Workspace,
+    options: &ContractOptions,
+) -> Result<Vec<Case>, ContractError> {
     let proto_dir = workspace.proto_dir.under(&workspace.root);
     let compiled = load::compile(load::read_dir(&proto_dir)?)?;
     let mut cases = consumers(workspace);
@@ -90,7 +97,7 @@ pub async fn run(workspace: &Workspace, options: &ContractOptions) -> Result<Vec
     if let Some(against) = &options.against {
         cases.push(breaking(&proto_dir, against, options.engine)?);
     }
-    cases.extend(served(workspace, &compiled.descriptors).await?);
+    cases.extend(served(docker, workspace, options.reach, &compiled.descriptors).await?);
     Ok(cases)
 }
 
@@ -201,23 +208,26 @@ fn grpc_port(service: &Service) -> Option<u16> {
     })
 }
 
-async fn served(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Result<Vec<Case>, ContractError> {
-    let containers = container::list_services(&workspace.name).await?;
+async fn served(
+    engine: &DockerEngine,
+    workspace: &Workspace,
+    reach: Option<Reach>,
+    descriptors: &FileDescriptorSet,
+) -> Result<Vec<Case>, ContractError> {
+    let owner = Owner::new(&workspace.name, &workspace.root);
+    let dialer = Arc::new(Dialer::new(engine, &owner, reach));
+    let containers = engine.list_services(&workspace.name).await?;
     let mut cases = Vec::new();
     for provider in workspace.services_in_order().filter(|service| !service.proto.serves.is_empty()) {
-        let running = containers.iter().find(|found| found.service == provider.name && found.running());
+        let running =
+            containers.iter().find(|found| found.service == provider.name && found.running() && found.made_by(&owner));
         let address = match running {
-            Some(found) => container::run_state(&found.id, &workspace.name).await?.address,
+            Some(found) => engine.run_state(&found.id, &workspace.name).await?.address,
             None => None,
         };
-        let endpoint = match (address, grpc_port(provider)) {
-            (Some(address), Some(port)) => Ok(SocketAddr::new(address, port)),
-            (None, _) if running.is_none() => Err(format!("{} is not running: `plat up` starts it", provider.name)),
-            (None, _) => Err(format!(
-                "{} has no address on network {}",
-                provider.name,
-                crate::docker::network_name(&workspace.name)
-            )),
+        let endpoint = match (running, grpc_port(provider)) {
+            (Some(_), Some(port)) => Ok(port),
+            (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
             (_, None) => {
                 Err(format!("{} has no gRPC port: name one `grpc`, or give it a gRPC health check", provider.name))
             }
@@ -230,7 +240,10 @@ async fn served(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Resul
                     Ok(_) if method.client_streaming => {
                         Outcome::Skipped("client-streaming: a probe would run the handler".to_owned())
                     }
-                    Ok(address) => probe(*address, &method.path).await,
+                    Ok(port) => {
+                        let destination = Destination { host: &provider.name, address, port: *port };
+                        probe(&dialer, destination, &method.path).await
+                    }
                 };
                 let name = format!("{} serves {}", provider.name, method.path.trim_start_matches('/'));
                 cases.push(Case { suite: "served", name, outcome, took: started.elapsed() });
@@ -242,13 +255,10 @@ async fn served(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Resul
 
 /// Calls `path` with a body that cannot decode as any message: a length-delimited field 1 whose
 /// length varint never ends.
-async fn probe(address: SocketAddr, path: &str) -> Outcome {
+async fn probe(dialer: &Arc<Dialer>, destination: Destination<'_>, path: &str) -> Outcome {
+    let address = format!("{}:{}", destination.host, destination.port);
     let call = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|error| error.to_string())?
-            .connect_timeout(PROBE_TIMEOUT)
-            .timeout(PROBE_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(|error| format!("{address}: {error}"))?;
+        let channel = crate::health::grpc_channel(dialer, destination, PROBE_TIMEOUT).await?;
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|error| format!("{address}: {error}"))?;
         let path = PathAndQuery::try_from(path).map_err(|error| error.to_string())?;

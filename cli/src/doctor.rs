@@ -97,7 +97,16 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
     let has_cargo_builds = workspace
         .is_some_and(|workspace| workspace.services.iter().any(|service| matches!(service.build, Build::Cargo { .. })));
 
-    let mut checks = vec![match docker::engine_version().await {
+    let engine = docker::Engine::connect().await;
+    let version = match &engine {
+        Ok(engine) => engine.version().await,
+        Err(_) => Err(docker::DockerError::Timeout),
+    };
+    let mut checks = vec![match engine
+        .as_ref()
+        .map_err(|error| error.to_string())
+        .and(version.map_err(|error| error.to_string()))
+    {
         Ok(engine) => Check {
             name: "docker",
             ok: true,
@@ -136,7 +145,11 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
         ),
         problem,
     };
-    checks.push(match docker::image::find(docker::POSTGRES_IMAGE).await {
+    let image = match &engine {
+        Ok(engine) => engine.find_image(docker::POSTGRES_IMAGE).await.map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    checks.push(match image {
         Ok(Some(image)) => image_check(true, Some(image.id.chars().take(19).collect()), None),
         Ok(None) => image_check(false, None, Some("the image is not on this machine".to_owned())),
         Err(error) => image_check(false, None, Some(format!("cannot ask the Docker Engine: {error}"))),

@@ -417,10 +417,10 @@ fn libgit2_speaks(url: &str) -> bool {
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     };
-    if let Some((scheme, _)) = url.split_once("::") {
-        if is_scheme(scheme) {
-            return false;
-        }
+    if let Some((scheme, _)) = url.split_once("::")
+        && is_scheme(scheme)
+    {
+        return false;
     }
     match url.split_once("://") {
         Some((scheme, _)) if is_scheme(scheme) => {
@@ -501,20 +501,18 @@ pub fn resolve(repo: &Repository, rev: Option<&str>, url: &str) -> Result<Target
         return Ok(Target { kind: RevKind::Tag(rev), commit });
     }
     let looks_like_commit = (4..=40).contains(&rev.len()) && rev.chars().all(|c| c.is_ascii_hexdigit());
-    if looks_like_commit {
-        if let Ok(commit) = repo.revparse_single(&rev).and_then(|object| object.peel_to_commit()) {
-            return Ok(Target { kind: RevKind::Commit, commit: commit.id() });
-        }
+    if looks_like_commit && let Ok(commit) = repo.revparse_single(&rev).and_then(|object| object.peel_to_commit()) {
+        return Ok(Target { kind: RevKind::Commit, commit: commit.id() });
     }
     Err(GitError::RevNotFound { rev, repo: url.to_owned() })
 }
 
 /// The branch `origin/HEAD` points at, or `main` / `master` when the remote did not say.
 fn default_branch(repo: &Repository) -> Option<String> {
-    if let Ok(head) = repo.find_reference("refs/remotes/origin/HEAD") {
-        if let Ok(Some(target)) = head.symbolic_target() {
-            return target.strip_prefix("refs/remotes/origin/").map(str::to_owned);
-        }
+    if let Ok(head) = repo.find_reference("refs/remotes/origin/HEAD")
+        && let Ok(Some(target)) = head.symbolic_target()
+    {
+        return target.strip_prefix("refs/remotes/origin/").map(str::to_owned);
     }
     ["main", "master"]
         .into_iter()
@@ -541,10 +539,10 @@ pub fn update(repo: &Repository, target: &Target) -> Result<Update, GitError> {
             if !files.is_empty() {
                 return Ok(Some(Untouched::LeavesBranch { branch: branch.clone(), files }));
             }
-        } else if let Some(head) = head_commit {
-            if !reachable_from_refs(repo, head)? {
-                return Ok(Some(Untouched::UnreachableHead { head }));
-            }
+        } else if let Some(head) = head_commit
+            && !reachable_from_refs(repo, head)?
+        {
+            return Ok(Some(Untouched::UnreachableHead { head }));
         }
         Ok(None)
     };

@@ -1,29 +1,70 @@
-//! The service dependency graph: start waves, build and migration order, cycles.
+//! The service dependency graph: start waves, build and migration order, cycles; and what a
+//! dependency edge means ([`Condition`]). It knows services only by [`ServiceId`]: the manifest,
+//! above it, maps ids to services.
 //!
 //! Architecture invariant: every command that walks services in order asks this graph;
 //! nothing else sorts services by their dependencies.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::manifest::Condition;
+/// What a dependent waits for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency's container is running.
+    Started,
+    /// The dependency passes its health check.
+    Healthy,
+    /// The dependency ran to completion with exit code 0 (a one-off job).
+    Completed,
+}
 
-/// Services as nodes (their index in the manifest), an edge from each dependency to its dependent.
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Condition::Started => "started",
+            Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
+        })
+    }
+}
+
+/// A service, by its place in the manifest: what the graph's nodes, waves and edges name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(usize);
+
+impl ServiceId {
+    /// The `index`th service of the manifest.
+    pub fn new(index: usize) -> ServiceId {
+        ServiceId(index)
+    }
+
+    /// Its place in the manifest's list of services.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Services as nodes, an edge from each dependency to its dependent.
 #[derive(Debug, Clone)]
 pub struct ServiceGraph {
     graph: DiGraph<usize, Condition>,
-    waves: Vec<Vec<usize>>,
+    waves: Vec<Vec<ServiceId>>,
 }
 
 /// A dependency edge: `dependent` waits for `dependency` to reach `condition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     /// The service that waits.
-    pub dependent: usize,
+    pub dependent: ServiceId,
     /// The service waited for.
-    pub dependency: usize,
+    pub dependency: ServiceId,
     /// What it waits for.
     pub condition: Condition,
 }
@@ -31,44 +72,44 @@ pub struct Edge {
 impl ServiceGraph {
     /// Builds the graph of `names.len()` services; fails with every cycle, each as the list of
     /// services where each depends on the next and the last on the first.
-    pub fn new(names: &[&str], edges: &[Edge]) -> Result<ServiceGraph, Vec<Vec<usize>>> {
+    pub fn new(names: &[&str], edges: &[Edge]) -> Result<ServiceGraph, Vec<Vec<ServiceId>>> {
         let mut graph = DiGraph::with_capacity(names.len(), edges.len());
         for index in 0..names.len() {
             graph.add_node(index);
         }
         for edge in edges {
-            graph.add_edge(NodeIndex::new(edge.dependency), NodeIndex::new(edge.dependent), edge.condition);
+            graph.add_edge(NodeIndex::new(edge.dependency.0), NodeIndex::new(edge.dependent.0), edge.condition);
         }
         let cycles = find_cycles(&graph, names);
         if !cycles.is_empty() {
-            return Err(cycles);
+            return Err(cycles.into_iter().map(|cycle| cycle.into_iter().map(ServiceId).collect()).collect());
         }
-        let waves = layer(&graph, names);
+        let waves = layer(&graph, names).into_iter().map(|wave| wave.into_iter().map(ServiceId).collect()).collect();
         Ok(ServiceGraph { graph, waves })
     }
 
     /// Services grouped in waves: each wave depends only on earlier waves; names sorted within one.
-    pub fn waves(&self) -> &[Vec<usize>] {
+    pub fn waves(&self) -> &[Vec<ServiceId>] {
         &self.waves
     }
 
     /// What `service` depends on, with conditions, in manifest order.
-    pub fn dependencies(&self, service: usize) -> Vec<(usize, Condition)> {
+    pub fn dependencies(&self, service: ServiceId) -> Vec<(ServiceId, Condition)> {
         let mut deps: Vec<_> = self
             .graph
-            .edges_directed(NodeIndex::new(service), Direction::Incoming)
-            .map(|edge| (edge.source().index(), *edge.weight()))
+            .edges_directed(NodeIndex::new(service.0), Direction::Incoming)
+            .map(|edge| (ServiceId(edge.source().index()), *edge.weight()))
             .collect();
-        deps.sort_by_key(|(index, _)| *index);
+        deps.sort_by_key(|(id, _)| *id);
         deps
     }
 
     /// Services nothing else depends on: the tops of the tree.
-    pub fn roots(&self) -> Vec<usize> {
+    pub fn roots(&self) -> Vec<ServiceId> {
         self.graph
             .node_indices()
             .filter(|node| self.graph.neighbors_directed(*node, Direction::Outgoing).next().is_none())
-            .map(NodeIndex::index)
+            .map(|node| ServiceId(node.index()))
             .collect()
     }
 }
@@ -147,7 +188,11 @@ mod tests {
     use super::*;
 
     fn edge(dependent: usize, dependency: usize) -> Edge {
-        Edge { dependent, dependency, condition: Condition::Healthy }
+        Edge { dependent: ServiceId(dependent), dependency: ServiceId(dependency), condition: Condition::Healthy }
+    }
+
+    fn ids(indices: &[usize]) -> Vec<ServiceId> {
+        indices.iter().copied().map(ServiceId).collect()
     }
 
     #[test]
@@ -155,9 +200,12 @@ mod tests {
         // 0 gateway -> 1 orders -> 2 users; gateway -> users; 3 stands alone.
         let names = ["gateway", "orders", "users", "audit"];
         let graph = ServiceGraph::new(&names, &[edge(0, 1), edge(1, 2), edge(0, 2)]).unwrap();
-        assert_eq!(graph.waves(), [vec![3, 2], vec![1], vec![0]]);
-        assert_eq!(graph.roots(), [0, 3]);
-        assert_eq!(graph.dependencies(0), [(1, Condition::Healthy), (2, Condition::Healthy)]);
+        assert_eq!(graph.waves(), [ids(&[3, 2]), ids(&[1]), ids(&[0])]);
+        assert_eq!(graph.roots(), ids(&[0, 3]));
+        assert_eq!(
+            graph.dependencies(ServiceId(0)),
+            [(ServiceId(1), Condition::Healthy), (ServiceId(2), Condition::Healthy)]
+        );
     }
 
     #[test]
@@ -165,6 +213,6 @@ mod tests {
         let names = ["a", "b", "c", "d"];
         // a -> b -> c -> a, and d -> d.
         let cycles = ServiceGraph::new(&names, &[edge(0, 1), edge(1, 2), edge(2, 0), edge(3, 3)]).unwrap_err();
-        assert_eq!(cycles, [vec![0, 1, 2], vec![3]]);
+        assert_eq!(cycles, [ids(&[0, 1, 2]), ids(&[3])]);
     }
 }

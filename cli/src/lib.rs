@@ -3,6 +3,9 @@
 //! The engine never prints. Functions return values and report progress through typed events;
 //! the CLI (`src/main.rs` and its modules) decides how anything looks. See docs/architecture.md.
 
+// The engine never prints: enforced, not only said.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod build;
 pub mod contract;
 pub mod docker;

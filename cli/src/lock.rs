@@ -86,6 +86,11 @@ pub enum LockError {
     },
 }
 
+/// The lock file of a workspace: beside its manifest.
+pub fn path(workspace: &crate::manifest::Workspace) -> std::path::PathBuf {
+    workspace.root.join(LOCK_FILE)
+}
+
 impl Lockfile {
     /// Reads the lock file; `None` when there is none.
     pub fn read(path: &Path) -> Result<Option<Lockfile>, LockError> {
@@ -198,7 +203,12 @@ mod tests {
                 rev: Some("main".into()),
                 commit: "0".repeat(40),
             }],
-            libraries: vec![LockEntry { name: "pkg".into(), repo: "file:///pkg".into(), rev: None, commit: "1".repeat(40) }],
+            libraries: vec![LockEntry {
+                name: "pkg".into(),
+                repo: "file:///pkg".into(),
+                rev: None,
+                commit: "1".repeat(40),
+            }],
         };
         assert!(lock.write(&path).unwrap());
         assert!(!lock.write(&path).unwrap());

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 
-use crate::docker::container::{self, LogOptions, LogStream};
 use crate::docker::DockerError;
+use crate::docker::Engine;
+use crate::docker::container::{self, LogOptions, LogStream};
 use crate::manifest::{Service, Workspace};
 
 /// One line a service's container wrote.
@@ -141,15 +142,16 @@ impl LogFilter {
             return true;
         }
         let Some(line) = record.structured() else { return self.request.is_none() };
-        if let Some(level) = self.level {
-            if line.level > level {
-                return false;
-            }
+        if let Some(level) = self.level
+            && line.level > level
+        {
+            return false;
         }
         match &self.request {
-            Some(id) => [&line.trace_id, &line.request_id].into_iter().flatten().any(|candidate| {
-                candidate == id || (id.len() >= 8 && candidate.starts_with(id.as_str()))
-            }),
+            Some(id) => [&line.trace_id, &line.request_id]
+                .into_iter()
+                .flatten()
+                .any(|candidate| candidate == id || (id.len() >= 8 && candidate.starts_with(id.as_str()))),
             None => true,
         }
     }
@@ -167,12 +169,15 @@ pub struct LogBacklog {
 /// The logs of `services` so far: the last `tail` lines of each (all when `None`), written at
 /// or after `since` (Unix seconds), merged in time order.
 pub async fn read(
+    engine: &Engine,
     workspace: &Workspace,
     services: &[&Service],
     tail: Option<u64>,
     since: Option<i64>,
 ) -> Result<LogBacklog, DockerError> {
-    let containers = container::list_services(&workspace.name).await?;
+    let owner = crate::docker::Owner::new(&workspace.name, &workspace.root);
+    let containers: Vec<_> =
+        engine.list_services(&workspace.name).await?.into_iter().filter(|found| found.made_by(&owner)).collect();
     let mut backlog = LogBacklog::default();
     for service in services {
         let Some(found) = containers.iter().find(|container| container.service == service.name) else {
@@ -180,7 +185,7 @@ pub async fn read(
             continue;
         };
         let options = LogOptions { follow: false, tail, timestamps: true, since };
-        let mut lines = container::logs(&found.id, options).await?;
+        let mut lines = engine.logs(&found.id, options).await?;
         while let Some(line) = lines.next().await {
             backlog.records.push(record(&service.name, line?));
         }
@@ -195,11 +200,15 @@ pub async fn read(
 /// (`plat up` replaced it, or it stopped and was started again), its new container's lines
 /// follow. Never ends by itself.
 pub fn follow<'w>(
+    engine: &'w Engine,
     workspace: &'w Workspace,
     services: &[&'w Service],
     after: HashMap<String, String>,
 ) -> impl Stream<Item = LogRecord> + 'w {
-    let streams = services.iter().map(move |service| follow_one(workspace, service, after.get(&service.name).cloned()));
+    let owner = crate::docker::Owner::new(&workspace.name, &workspace.root);
+    let streams = services
+        .iter()
+        .map(move |service| follow_one(engine, workspace, owner.clone(), service, after.get(&service.name).cloned()));
     futures_util::stream::select_all(streams.map(Box::pin))
 }
 
@@ -207,7 +216,9 @@ pub fn follow<'w>(
 const LOOK_AGAIN: Duration = Duration::from_millis(500);
 
 fn follow_one<'w>(
+    engine: &'w Engine,
     workspace: &'w Workspace,
+    owner: crate::docker::Owner,
     service: &'w Service,
     after: Option<String>,
 ) -> impl Stream<Item = LogRecord> + 'w {
@@ -218,55 +229,58 @@ fn follow_one<'w>(
         lines: Option<container::LogLines>,
     }
     let state = State { followed: None, after, lines: None };
-    futures_util::stream::unfold(state, move |mut state| async move {
-        loop {
-            if let Some(lines) = state.lines.as_mut() {
-                match lines.next().await {
-                    Some(Ok(line)) => {
-                        let record = record(&service.name, line);
-                        if let Some((_, last)) = state.followed.as_mut() {
-                            *last = Some(record.time.clone());
+    futures_util::stream::unfold(state, move |mut state| {
+        let owner = owner.clone();
+        async move {
+            loop {
+                if let Some(lines) = state.lines.as_mut() {
+                    match lines.next().await {
+                        Some(Ok(line)) => {
+                            let record = record(&service.name, line);
+                            if let Some((_, last)) = state.followed.as_mut() {
+                                *last = Some(record.time.clone());
+                            }
+                            // A replayed line (the same second's `since`) is skipped.
+                            if state.after.as_ref().is_some_and(|after| record.time <= *after) {
+                                continue;
+                            }
+                            return Some((record, state));
                         }
-                        // A replayed line (the same second's `since`) is skipped.
-                        if state.after.as_ref().is_some_and(|after| record.time <= *after) {
-                            continue;
-                        }
-                        return Some((record, state));
+                        // The container stopped, went away, or the Engine dropped the stream.
+                        Some(Err(_)) | None => state.lines = None,
                     }
-                    // The container stopped, went away, or the Engine dropped the stream.
-                    Some(Err(_)) | None => state.lines = None,
                 }
-            }
-            // Find the service's running container: the same one again (restarted), or a new one.
-            let running = container::list_services(&workspace.name)
-                .await
-                .ok()
-                .and_then(|containers| containers.into_iter().find(|c| c.service == service.name && c.running()));
-            let Some(running) = running else {
-                tokio::time::sleep(LOOK_AGAIN).await;
-                continue;
-            };
-            // A container followed before continues after its last line; a new one from its start
-            // (or from `after`, the first time).
-            let since = match &state.followed {
-                Some((id, last)) if *id == running.id => {
-                    state.after = last.clone();
-                    last.as_deref().and_then(unix_seconds)
+                // Find the service's running container: the same one again (restarted), or a new one.
+                let running = engine.list_services(&workspace.name).await.ok().and_then(|containers| {
+                    containers.into_iter().find(|c| c.service == service.name && c.running() && c.made_by(&owner))
+                });
+                let Some(running) = running else {
+                    tokio::time::sleep(LOOK_AGAIN).await;
+                    continue;
+                };
+                // A container followed before continues after its last line; a new one from its start
+                // (or from `after`, the first time).
+                let since = match &state.followed {
+                    Some((id, last)) if *id == running.id => {
+                        state.after = last.clone();
+                        last.as_deref().and_then(unix_seconds)
+                    }
+                    Some(_) => {
+                        state.after = None;
+                        None
+                    }
+                    None => state.after.as_deref().and_then(unix_seconds),
+                };
+                let options = LogOptions { follow: true, tail: None, timestamps: true, since };
+                match engine.logs(&running.id, options).await {
+                    Ok(lines) => {
+                        let last =
+                            state.followed.as_ref().filter(|(id, _)| *id == running.id).and_then(|(_, l)| l.clone());
+                        state.followed = Some((running.id, last));
+                        state.lines = Some(lines);
+                    }
+                    Err(_) => tokio::time::sleep(LOOK_AGAIN).await,
                 }
-                Some(_) => {
-                    state.after = None;
-                    None
-                }
-                None => state.after.as_deref().and_then(unix_seconds),
-            };
-            let options = LogOptions { follow: true, tail: None, timestamps: true, since };
-            match container::logs(&running.id, options).await {
-                Ok(lines) => {
-                    let last = state.followed.as_ref().filter(|(id, _)| *id == running.id).and_then(|(_, l)| l.clone());
-                    state.followed = Some((running.id, last));
-                    state.lines = Some(lines);
-                }
-                Err(_) => tokio::time::sleep(LOOK_AGAIN).await,
             }
         }
     })

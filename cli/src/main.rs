@@ -20,12 +20,12 @@ fn main() -> ExitCode {
     setup_logging(cli.global.verbose, cli.global.quiet);
     ui::set_quiet(cli.global.quiet);
 
-    if let Some(dir) = &cli.global.directory {
-        if let Err(error) = std::env::set_current_dir(dir) {
-            let error = CliError::usage(format!("cannot change to directory `{}`: {error}", dir.display()));
-            ui::print_error(&error);
-            return error.status.into();
-        }
+    if let Some(dir) = &cli.global.directory
+        && let Err(error) = std::env::set_current_dir(dir)
+    {
+        let error = CliError::usage(format!("cannot change to directory `{}`: {error}", dir.display()));
+        ui::print_error(&error);
+        return error.status.into();
     }
 
     match commands::run(cli) {

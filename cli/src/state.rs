@@ -44,3 +44,102 @@ pub fn cargo_target_dir(workspace: &Workspace) -> io::Result<PathBuf> {
         None => Ok(ensure(workspace)?.join("target")),
     }
 }
+
+/// Who holds the workspace's lock, as it wrote it down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id.
+    pub pid: u32,
+    /// What it runs: `plat up`, `plat down`, ...
+    pub command: String,
+}
+
+/// The lock that serialises the commands that change a workspace's images and containers
+/// (`plat build`, `plat up`, `plat down`) on this machine: two at once would both create the
+/// network, the database, a service's container. Held until dropped; the operating system
+/// releases it when the process ends, however it ends, so a killed run never leaves it behind.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    _file: std::fs::File,
+}
+
+impl WorkspaceLock {
+    /// Takes `.plat/lock` for `command`; when another process holds it, calls `on_wait` with who
+    /// (when it said), then waits for it.
+    pub fn acquire(
+        workspace: &Workspace,
+        command: &str,
+        on_wait: impl FnOnce(Option<Holder>),
+    ) -> io::Result<WorkspaceLock> {
+        let file = match Self::try_acquire(workspace, command)? {
+            Ok(lock) => return Ok(lock),
+            Err((file, holder)) => {
+                on_wait(holder);
+                file
+            }
+        };
+        file.lock()?;
+        Self::held(file, command)
+    }
+
+    /// Takes the lock if it is free; else gives back the open file and who holds it, so that an
+    /// async caller can wait without blocking its thread (asking again).
+    pub fn try_acquire(
+        workspace: &Workspace,
+        command: &str,
+    ) -> io::Result<Result<WorkspaceLock, (std::fs::File, Option<Holder>)>> {
+        use std::io::Read;
+        let path = ensure(workspace)?.join("lock");
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Self::held(file, command).map(Ok),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                Ok(Err((file, parse_holder(&text))))
+            }
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+
+    /// Writes who holds it, for the next one to say whom it waits for.
+    fn held(mut file: std::fs::File, command: &str) -> io::Result<WorkspaceLock> {
+        use std::io::{Seek, Write};
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{} {command}", std::process::id())?;
+        file.flush()?;
+        Ok(WorkspaceLock { _file: file })
+    }
+}
+
+fn parse_holder(text: &str) -> Option<Holder> {
+    let (pid, command) = text.trim().split_once(' ')?;
+    Some(Holder { pid: pid.parse().ok()?, command: command.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_says_who_holds_it_and_is_free_again_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("workspace.toml"), "[workspace]\nname = \"p\"\n").unwrap();
+        let workspace = crate::manifest::load_path(&dir.path().join("workspace.toml")).unwrap();
+        let first = WorkspaceLock::acquire(&workspace, "plat up", |_| panic!("nobody holds it")).unwrap();
+        // Another process would wait; a second open file description in this one does too.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let workspace = workspace.clone();
+            move || {
+                WorkspaceLock::acquire(&workspace, "plat down", |holder| sender.send(holder).unwrap()).unwrap();
+            }
+        });
+        let holder = receiver.recv().unwrap();
+        assert_eq!(holder, Some(Holder { pid: std::process::id(), command: "plat up".to_owned() }));
+        drop(first);
+        waiter.join().unwrap();
+        assert!(dir.path().join(".plat/.gitignore").exists(), "and .plat ignores itself");
+    }
+}

@@ -147,7 +147,11 @@ impl Drift {
 /// are what the workspace's own commit says: they have none). Reads the checkouts and the
 /// remote-tracking refs of their last fetch; never touches the network.
 pub fn drift(workspace: &Workspace, checkouts: &[Checkout<'_>], lock: Option<&Lockfile>) -> Vec<Drift> {
-    checkouts.iter().filter(|checkout| checkout.is_repository()).map(|checkout| drift_of(workspace, checkout, lock)).collect()
+    checkouts
+        .iter()
+        .filter(|checkout| checkout.is_repository())
+        .map(|checkout| drift_of(workspace, checkout, lock))
+        .collect()
 }
 
 fn drift_of(workspace: &Workspace, checkout: &Checkout<'_>, lock: Option<&Lockfile>) -> Drift {
@@ -184,10 +188,10 @@ fn drift_of(workspace: &Workspace, checkout: &Checkout<'_>, lock: Option<&Lockfi
         }
         Err(error) => drift.error = Some(error.to_string()),
     }
-    if let Some(Some(entry)) = entry {
-        if drift.head.as_deref() != Some(entry.commit.as_str()) {
-            drift.off_lock = Some(entry.commit.clone());
-        }
+    if let Some(Some(entry)) = entry
+        && drift.head.as_deref() != Some(entry.commit.as_str())
+    {
+        drift.off_lock = Some(entry.commit.clone());
     }
     drift
 }

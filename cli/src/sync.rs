@@ -125,7 +125,10 @@ impl SyncReport {
 
     /// Number of repositories left where they were, to keep local work.
     pub fn skipped(&self) -> usize {
-        self.results.iter().filter(|(_, result)| matches!(result, Ok(Synced { update: Update::Untouched(_), .. }))).count()
+        self.results
+            .iter()
+            .filter(|(_, result)| matches!(result, Ok(Synced { update: Update::Untouched(_), .. })))
+            .count()
     }
 }
 
@@ -136,7 +139,7 @@ pub fn sync(
     options: SyncOptions,
     on_event: &(dyn Fn(SyncEvent<'_>) + Sync),
 ) -> Result<SyncReport, SyncSetupError> {
-    let lock = Lockfile::read(&workspace.lock_path())?;
+    let lock = Lockfile::read(&crate::lock::path(workspace))?;
     if options.locked && lock.is_none() {
         return Err(SyncSetupError::NoLockFile);
     }
@@ -175,7 +178,7 @@ pub fn sync(
             }
         }
         lock.retain(workspace.checkouts());
-        lock_written = lock.write(&workspace.lock_path())?;
+        lock_written = lock.write(&crate::lock::path(workspace))?;
     }
     Ok(SyncReport { results, lock_written })
 }

@@ -24,9 +24,36 @@ pub fn tail(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].iter().map(|line| format!("\n{line}")).collect()
 }
 
+/// A duration as workspace.toml writes them: `10m`, `1m30s`, `2s`, `500ms`.
+pub fn duration(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let seconds = duration.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_in_the_manifest() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(600)), "10m");
+        assert_eq!(duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(duration(Duration::from_millis(2500)), "2s");
+        assert_eq!(duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(duration(Duration::from_secs(3725)), "1h2m5s");
+    }
 
     #[test]
     fn line_col_counts_from_one_in_characters() {

@@ -18,6 +18,8 @@ pub enum ExitStatus {
     Failure = 1,
     /// The command line or the manifest is wrong; nothing was attempted.
     Usage = 2,
+    /// Ctrl-C (SIGINT) stopped the command, as a shell reports it (128 + 2).
+    Interrupted = 130,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -48,11 +50,46 @@ impl CliError {
         CliError { status: ExitStatus::Usage, message: message.to_string(), hints: Vec::new() }
     }
 
+    /// Ctrl-C stopped the work (exit 130).
+    pub fn interrupted(message: impl Display) -> Self {
+        CliError { status: ExitStatus::Interrupted, message: message.to_string(), hints: Vec::new() }
+    }
+
     /// Adds a `hint:` line.
     pub fn hint(mut self, hint: impl Display) -> Self {
         self.hints.push(hint.to_string());
         self
     }
+}
+
+/// Rows as aligned columns, two spaces apart, the header in bold, each line after `indent`:
+/// the one table `plat status`, `plat ps` and `plat migrate status` draw. Widths count
+/// characters; the last column is not padded; no line ends in spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>], indent: &str) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::from(indent);
+        for (index, (cell, width)) in cells.zip(&widths).enumerate() {
+            if index + 1 == widths.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        text.truncate(text.trim_end().len());
+        text
+    };
+    let mut out = format!("{}\n", paint(style::BOLD, line(&mut header.iter().copied())));
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+        out.push('\n');
+    }
+    out
 }
 
 /// Styles used across the CLI.

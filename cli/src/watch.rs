@@ -41,6 +41,9 @@ pub enum WatchEvent<'a> {
     Failed { service: &'a str, error: &'a UpError },
     /// A line one of the services wrote.
     Log(&'a LogRecord),
+    /// Another plat command changes the workspace (`plat down`, `plat up` in another
+    /// terminal): the rebuild waits for it.
+    WaitingFor(Option<&'a crate::state::Holder>),
 }
 
 /// Why watching could not start.
@@ -59,6 +62,7 @@ pub enum WatchError {
 /// Watches `services` (already up) and brings each up again when its code changes, until the
 /// returned future is dropped (Ctrl-C, in the CLI). Returns only when watching cannot start.
 pub async fn watch(
+    engine: &crate::docker::Engine,
     workspace: &Workspace,
     services: &[&Service],
     options: UpOptions,
@@ -66,11 +70,11 @@ pub async fn watch(
 ) -> Result<(), WatchError> {
     let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !matches!(event.kind, notify::EventKind::Access(_)) {
-                for path in event.paths {
-                    let _ = sender.send(path);
-                }
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            for path in event.paths {
+                let _ = sender.send(path);
             }
         }
     })
@@ -94,10 +98,26 @@ pub async fn watch(
                 paths.insert(path);
             }
             paths.retain(|path| !ignored.iter().any(|dir| path.starts_with(dir)) && !is_tooling(path));
-            for (service, files) in affected(workspace, services, &paths) {
+            let affected = affected(workspace, services, &paths);
+            if affected.is_empty() {
+                continue;
+            }
+            // As `plat up`: one command at a time changes the workspace's containers.
+            let _lock = loop {
+                match crate::state::WorkspaceLock::try_acquire(workspace, "plat up --watch") {
+                    Ok(Ok(lock)) => break Some(lock),
+                    Ok(Err((_, holder))) => {
+                        on_event(WatchEvent::WaitingFor(holder.as_ref()));
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    // No lock to be had (a read-only .plat, say): go on without it.
+                    Err(_) => break None,
+                }
+            };
+            for (service, files) in affected {
                 on_event(WatchEvent::Changed { service: &service.name, files: &files });
                 let on_up = |event: UpEvent<'_>| on_event(WatchEvent::Up(event));
-                match stack::up(workspace, &[service], options, &on_up).await {
+                match stack::up(engine, workspace, &[service], options, &on_up).await {
                     Ok(report) if report.services.iter().all(|(_, action)| *action == Action::Unchanged) => {
                         on_event(WatchEvent::Unchanged { service: &service.name });
                     }
@@ -108,7 +128,7 @@ pub async fn watch(
         }
     };
     let logs = async {
-        let mut lines = std::pin::pin!(logs::follow(workspace, services, Default::default()));
+        let mut lines = std::pin::pin!(logs::follow(engine, workspace, services, Default::default()));
         while let Some(record) = lines.next().await {
             on_event(WatchEvent::Log(&record));
         }
@@ -167,7 +187,9 @@ fn affected<'w>(
         let cargo = matches!(service.build, Build::Cargo { .. });
         let concerned: Vec<&PathBuf> = paths
             .iter()
-            .filter(|path| path.starts_with(&dir) || (cargo && libraries.iter().any(|library| path.starts_with(library))))
+            .filter(|path| {
+                path.starts_with(&dir) || (cargo && libraries.iter().any(|library| path.starts_with(library)))
+            })
             .collect();
         if concerned.is_empty() {
             continue;
@@ -197,7 +219,10 @@ mod tests {
             let paths = paths.iter().map(PathBuf::from).collect();
             affected(&workspace, &all, &paths).into_iter().map(|(s, files)| (s.name.clone(), files)).collect()
         };
-        assert_eq!(names(&["/ws/services/orders/src/lib.rs"]), [("orders".to_owned(), vec!["services/orders/src/lib.rs".to_owned()])]);
+        assert_eq!(
+            names(&["/ws/services/orders/src/lib.rs"]),
+            [("orders".to_owned(), vec!["services/orders/src/lib.rs".to_owned()])]
+        );
         let library = names(&["/ws/pkg/src/trace.rs"]);
         let concerned: Vec<&str> = library.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(concerned, ["users", "orders"], "start order, and not the dockerfile service");

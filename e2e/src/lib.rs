@@ -11,7 +11,7 @@ pub mod token;
 
 /// The platform's generated gRPC code (api-gateway's copy holds both packages).
 #[path = "../../services/api-gateway/src/proto/mod.rs"]
-#[allow(clippy::all)]
+#[allow(clippy::all, unused_qualifications)] // Generated code; the workspace lints are for ours.
 pub mod proto;
 
 pub use platform::{Platform, PlatformOptions};

@@ -28,11 +28,7 @@ impl Plat {
         let built = Command::new(cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).status().unwrap();
         assert!(built.success(), "plat builds");
         let target = Path::new(tmpdir).parent().expect("CARGO_TARGET_TMPDIR is inside the target directory");
-        Plat {
-            binary: target.join("debug/plat"),
-            dir: dir.to_path_buf(),
-            target_dir: target.join("plat-services"),
-        }
+        Plat { binary: target.join("debug/plat"), dir: dir.to_path_buf(), target_dir: target.join("plat-services") }
     }
 
     /// The command, not run yet: no colour, the shared target directory.

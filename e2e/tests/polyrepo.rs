@@ -153,7 +153,8 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     let service_rs = user_work.join("src/service/mod.rs");
     let code = std::fs::read_to_string(&service_rs).unwrap();
     assert!(code.contains("\"user created\""), "the log line the change edits");
-    std::fs::write(&service_rs, code.replace("\"user created\"", "\"user created, by the polyrepo's new code\"")).unwrap();
+    std::fs::write(&service_rs, code.replace("\"user created\"", "\"user created, by the polyrepo's new code\""))
+        .unwrap();
     git(user_work, &["commit", "--quiet", "--all", "-m", "say who created the user"]);
     git(user_work, &["push", "--quiet", "origin", "main"]);
 
@@ -204,7 +205,11 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     assert_eq!(user["display_name"], "ADA", "the edited code answers: {user}");
     let serving_id = container_id(&format!("{name}-user-service"));
 
-    std::fs::write(&service_rs, code.replace(validated, "let display_name = validate::display_name(&new.display_name)?.no_such_method();")).unwrap();
+    std::fs::write(
+        &service_rs,
+        code.replace(validated, "let display_name = validate::display_name(&new.display_name)?.no_such_method();"),
+    )
+    .unwrap();
     watching.wait_for("no method named `no_such_method`", "the compiler's error");
     watching.wait_for("running container was left as it was", "the hint that the old container serves");
     assert_eq!(container_id(&format!("{name}-user-service")), serving_id, "the old container was kept");

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use tokio::io::AsyncBufReadExt;
+
 use super::context::{Context, TarWriter};
 use super::{BuildError, digest};
 use crate::manifest::{Service, Workspace};
@@ -145,18 +147,43 @@ pub(super) async fn build(recipe: &Recipe, show_output: bool) -> Result<Output, 
         command.args(["--package", package]);
     }
     let started = SystemTime::now();
-    let output = command.output().await.map_err(|error| BuildError::Cargo {
+    let mut child = command.spawn().map_err(|error| BuildError::Cargo {
         reason: format!("cannot run {}: {error}", PathBuf::from(&cargo).display()),
     })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(BuildError::Cargo { reason: format!("{}{}", output.status, diagnostics(&stderr)) });
-    }
+    // cargo's JSON messages are read as they come, keeping only the binary's path; its stderr
+    // (the compiler's messages, when not shown as they come) only as much as an error needs.
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take();
     let bin = &recipe.bin;
-    let binary = executable(&String::from_utf8_lossy(&output.stdout), bin).ok_or_else(|| BuildError::Cargo {
+    let messages = async {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut binary = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(found) = executable(&line, bin) {
+                binary = Some(found);
+            }
+        }
+        binary
+    };
+    let diagnostics = async {
+        let mut kept = Diagnostics::default();
+        if let Some(stderr) = stderr {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.push(line);
+            }
+        }
+        kept
+    };
+    let (binary, diagnostics) = tokio::join!(messages, diagnostics);
+    let status = child.wait().await.map_err(|error| BuildError::Cargo { reason: error.to_string() })?;
+    if !status.success() {
+        return Err(BuildError::Cargo { reason: format!("{status}{}", diagnostics.text()) });
+    }
+    let binary = binary.ok_or_else(|| BuildError::Cargo {
         reason: format!("it built no binary named `{bin}` (set build = {{ cargo = {{ bin = \"...\" }} }})"),
     })?;
-    let elf = fs_err::read(&binary).map_err(|error| BuildError::Context { path: binary.clone(), error })?;
+    let elf = read_head(&binary).map_err(|error| BuildError::Context { path: binary.clone(), error })?;
     if asks_for_an_interpreter(&elf) {
         return Err(BuildError::Cargo {
             reason: format!(
@@ -180,22 +207,56 @@ fn profile_args(profile: &str) -> Vec<&str> {
     }
 }
 
-/// What a person needs of a failed cargo build: the compiler's messages, from the first error,
-/// rather than the progress lines before them; at most 80 lines. Without one, the last lines.
-fn diagnostics(stderr: &str) -> String {
-    const MAX_LINES: usize = 80;
-    let lines: Vec<&str> = stderr.lines().collect();
-    match lines.iter().position(|line| line.starts_with("error")) {
-        Some(first) => {
-            let shown = &lines[first..lines.len().min(first + MAX_LINES)];
-            let more = lines.len() - first - shown.len();
-            let mut text: String = shown.iter().map(|line| format!("\n{line}")).collect();
-            if more > 0 {
-                text.push_str(&format!("\n... {more} more lines (`plat build -v` shows them all)"));
+/// The first bytes of a file: an ELF's headers are all [`asks_for_an_interpreter`] reads (the
+/// program headers of a binary start within its first few kilobytes).
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    fs_err::File::open(path)?.take(64 * 1024).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// What a person needs of a failed cargo build's stderr: the compiler's messages from the first
+/// error on (at most [`Diagnostics::FROM_ERROR`] lines), else its last lines; the progress lines
+/// before them, and anything beyond, are not kept.
+#[derive(Debug, Default)]
+struct Diagnostics {
+    /// The lines from the first error on.
+    errors: Vec<String>,
+    /// How many lines after those were dropped.
+    dropped: usize,
+    /// The last lines, while no error was seen.
+    tail: std::collections::VecDeque<String>,
+}
+
+impl Diagnostics {
+    const FROM_ERROR: usize = 80;
+    const TAIL: usize = 20;
+
+    fn push(&mut self, line: String) {
+        if self.errors.is_empty() && !line.starts_with("error") {
+            if self.tail.len() == Self::TAIL {
+                self.tail.pop_front();
             }
-            text
+            self.tail.push_back(line);
+        } else if self.errors.len() < Self::FROM_ERROR {
+            self.errors.push(line);
+        } else {
+            self.dropped += 1;
         }
-        None => tail(stderr, 20),
+    }
+
+    /// The kept lines, each after a newline.
+    fn text(&self) -> String {
+        if self.errors.is_empty() {
+            let lines: Vec<&str> = self.tail.iter().map(String::as_str).collect();
+            return tail(&lines.join("\n"), Self::TAIL);
+        }
+        let mut text: String = self.errors.iter().map(|line| format!("\n{line}")).collect();
+        if self.dropped > 0 {
+            text.push_str(&format!("\n... {} more lines (`plat build -v` shows them all)", self.dropped));
+        }
+        text
     }
 }
 
@@ -301,7 +362,13 @@ fn sources(recipe: &Recipe, output: &Output) -> std::io::Result<Option<BTreeMap<
     let mut extra = vec![recipe.service_dir.join("Cargo.toml"), recipe.service_dir.join("Cargo.lock")];
     for path in &paths {
         // The nearest Cargo.toml above each source: its package's manifest.
-        if let Some(manifest) = path.ancestors().skip(1).take_while(|dir| dir.starts_with(&recipe.root)).map(|dir| dir.join("Cargo.toml")).find(|manifest| manifest.is_file()) {
+        if let Some(manifest) = path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.starts_with(&recipe.root))
+            .map(|dir| dir.join("Cargo.toml"))
+            .find(|manifest| manifest.is_file())
+        {
             extra.push(manifest);
         }
     }
@@ -363,7 +430,9 @@ fn dep_info_files(text: &str) -> Vec<String> {
 fn split_target(line: &str) -> Option<(&str, &str)> {
     let bytes = line.as_bytes();
     (0..bytes.len())
-        .find(|&i| bytes[i] == b':' && (i == 0 || bytes[i - 1] != b'\\') && bytes.get(i + 1).is_none_or(|next| *next == b' '))
+        .find(|&i| {
+            bytes[i] == b':' && (i == 0 || bytes[i - 1] != b'\\') && bytes.get(i + 1).is_none_or(|next| *next == b' ')
+        })
         .map(|i| (&line[..i], line[i + 1..].trim_start()))
 }
 
@@ -397,10 +466,11 @@ fn asks_for_an_interpreter(elf: &[u8]) -> bool {
     })
 }
 
-/// The path of binary `bin` among cargo's JSON messages.
+/// The path of binary `bin` among cargo's JSON messages (one per line).
 fn executable(messages: &str, bin: &str) -> Option<PathBuf> {
     messages
         .lines()
+        .filter(|line| line.contains("compiler-artifact"))
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == bin)
         .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin")))
@@ -423,11 +493,11 @@ fn cargo_dockerfile(bin: &str, ports: impl Iterator<Item = u16>) -> String {
 
 /// The image's context: the binary and the Dockerfile that packages it.
 pub(super) fn image_context(binary: &Path, bin: &str, ports: impl Iterator<Item = u16>) -> Result<Context, BuildError> {
-    let read = |path: &Path| fs_err::read(path).map_err(|error| BuildError::Context { path: path.to_owned(), error });
-    let mut tar = TarWriter::new();
-    tar.file("Dockerfile", cargo_dockerfile(bin, ports).as_bytes(), 0o644);
-    tar.file(bin, &read(binary)?, 0o755);
-    Ok(tar.finish())
+    let failed = |error| BuildError::Context { path: binary.to_owned(), error };
+    let mut tar = TarWriter::new().map_err(failed)?;
+    tar.file("Dockerfile", cargo_dockerfile(bin, ports).as_bytes(), 0o644).map_err(failed)?;
+    tar.file_from(bin, binary, 0o755).map_err(failed)?;
+    tar.finish().map_err(failed)
 }
 
 #[cfg(test)]
@@ -488,9 +558,19 @@ mod tests {
     #[test]
     fn failed_builds_show_the_compiler_errors_not_the_progress() {
         let stderr = "   Compiling pkg v0.1.0\n   Compiling svc v0.1.0\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5\n  |\nerror: could not compile `svc`\n";
-        let shown = diagnostics(stderr);
+        let mut kept = Diagnostics::default();
+        for line in stderr.lines() {
+            kept.push(line.to_owned());
+        }
+        let shown = kept.text();
         assert!(shown.starts_with("\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5"), "{shown}");
         assert!(!shown.contains("Compiling"), "{shown}");
+        let mut flood = Diagnostics::default();
+        for line in 0..10_000 {
+            flood.push(format!("error: line {line}"));
+        }
+        assert_eq!(flood.errors.len(), Diagnostics::FROM_ERROR, "a flood of errors is kept bounded");
+        assert!(flood.text().ends_with("9920 more lines (`plat build -v` shows them all)"), "{}", flood.text());
         assert_eq!(profile_args("dev"), Vec::<&str>::new());
         assert_eq!(profile_args("release"), ["--release"]);
         assert_eq!(profile_args("ci"), ["--profile", "ci"]);

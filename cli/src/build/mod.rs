@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::docker::image::{self, BuildRequest};
-use crate::docker::{DockerError, label};
+use crate::docker::{DockerError, Engine, label};
 use crate::manifest::{Build, Service, Workspace};
 use crate::text::tail;
 
@@ -118,6 +118,7 @@ pub enum BuildError {
 
 /// Builds one service's image, or finds it up to date.
 pub async fn build_service(
+    engine: &Engine,
     workspace: &Workspace,
     service: &Service,
     options: BuildOptions,
@@ -138,14 +139,14 @@ pub async fn build_service(
             let sources = record.as_ref().map(|record| record.compare(&recipe));
             // The sources the last build read are as they were: its image is this build's, if
             // it is still here. cargo would find nothing to do, slower.
-            if let (Some(record), Some(cargo::Sources::Unchanged)) = (&record, &sources) {
-                if let Some(image) = image::find(&reference).await?.filter(|image| image.id == record.image) {
-                    if options.explain {
-                        on_event(BuildEvent::Explained { service: &service.name, reasons: &[] });
-                    }
-                    let took = started.elapsed();
-                    return Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: true, took });
+            if let (Some(record), Some(cargo::Sources::Unchanged)) = (&record, &sources)
+                && let Some(image) = engine.find_image(&reference).await?.filter(|image| image.id == record.image)
+            {
+                if options.explain {
+                    on_event(BuildEvent::Explained { service: &service.name, reasons: &[] });
                 }
+                let took = started.elapsed();
+                return Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: true, took });
             }
             if options.explain {
                 let reasons = match &sources {
@@ -171,7 +172,7 @@ pub async fn build_service(
         Build::Command(command) => {
             on_event(BuildEvent::Running { service: &service.name, command });
             run_command(&service_dir, command, &reference, options).await?;
-            let image = image::find(&reference).await?.ok_or_else(|| BuildError::Command {
+            let image = engine.find_image(&reference).await?.ok_or_else(|| BuildError::Command {
                 command: command.clone(),
                 reason: format!("succeeded, and built no image {reference} (it gets PLAT_IMAGE={reference})"),
             })?;
@@ -186,7 +187,7 @@ pub async fn build_service(
     };
 
     let inputs = Inputs::of(&context, &dockerfile, &args, target.as_deref());
-    let existing = image::find(&reference).await?;
+    let existing = engine.find_image(&reference).await?;
     if options.explain && compiled.is_none() {
         let reasons = explain(&reference, existing.as_ref(), &inputs);
         on_event(BuildEvent::Explained { service: &service.name, reasons: &reasons });
@@ -212,7 +213,7 @@ pub async fn build_service(
                 target: target.as_deref(),
                 labels,
             };
-            (image::build(request).await?, false)
+            (engine.build_image(request).await?, false)
         }
     };
     if let Some((recipe, output)) = &compiled {
@@ -329,21 +330,9 @@ async fn run_command(
             command: command.to_owned(),
             reason: format!("cannot start: {error}"),
         })?;
-    // Both pipes drained together, so a chatty command cannot block on a full one.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let read_out = async {
-        if let Some(stdout) = stdout.as_mut() {
-            let _ = stdout.read_to_end(&mut out).await;
-        }
-    };
-    let read_err = async {
-        if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.read_to_end(&mut err).await;
-        }
-    };
-    tokio::join!(read_out, read_err);
+    // Both pipes drained together, so a chatty command cannot block on a full one; of each, only
+    // the end is kept, which is where a build says what failed.
+    let (out, err) = tokio::join!(last_bytes(child.stdout.take()), last_bytes(child.stderr.take()));
     let status = child
         .wait()
         .await
@@ -353,6 +342,26 @@ async fn run_command(
     }
     let output = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
     Err(BuildError::Command { command: command.to_owned(), reason: format!("failed: {status}{}", tail(&output, 20)) })
+}
+
+/// How much of a build command's output is kept, per stream: its end.
+const KEPT_OUTPUT: usize = 64 * 1024;
+
+/// Everything a pipe gives until it closes, keeping the last [`KEPT_OUTPUT`] bytes.
+async fn last_bytes(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else { return kept };
+    let mut buffer = [0u8; 8192];
+    while let Ok(read @ 1..) = pipe.read(&mut buffer).await {
+        kept.extend_from_slice(&buffer[..read]);
+        if kept.len() > 2 * KEPT_OUTPUT {
+            kept.drain(..kept.len() - KEPT_OUTPUT);
+        }
+    }
+    if kept.len() > KEPT_OUTPUT {
+        kept.drain(..kept.len() - KEPT_OUTPUT);
+    }
+    kept
 }
 
 /// plat's stderr, for a child's stdout.
@@ -384,8 +393,14 @@ mod tests {
         let (first, name) = context(dir.path());
         let (second, _) = context(dir.path());
         assert_eq!(name, "Dockerfile");
-        assert_eq!(first.tar, second.tar);
-        let names: Vec<String> = tar::Archive::new(first.tar.as_slice())
+        let bytes = |context: &Context| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &context.tar, &mut bytes).unwrap();
+            std::io::Seek::rewind(&mut &context.tar).unwrap();
+            bytes
+        };
+        assert_eq!(bytes(&first), bytes(&second));
+        let names: Vec<String> = tar::Archive::new(bytes(&first).as_slice())
             .entries()
             .unwrap()
             .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
@@ -408,7 +423,7 @@ mod tests {
     #[test]
     fn explain_names_what_changed_since_the_image_was_built() {
         let context = |files: &[(&str, &str)]| Context {
-            tar: Vec::new(),
+            tar: tempfile::tempfile().unwrap(),
             files: files.iter().map(|(name, digest)| (name.to_string(), digest.to_string())).collect(),
         };
         let before = Inputs::of(&context(&[("a", "1"), ("b", "2"), ("c", "3")]), "Dockerfile", &HashMap::new(), None);

@@ -3,20 +3,22 @@
 
 use std::time::Instant;
 
-use plat::docker::{self, DockerError};
+use plat::docker::{self, DockerError, Owner};
 use plat::manifest::Workspace;
 
-use super::{docker_hint, runtime, with_hint};
+use super::{docker_hint, engine, runtime, with_hint};
 use crate::args::DbCommand;
 use crate::ui::{self, CliError, ExitStatus, style};
 
 pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, CliError> {
     let runtime = runtime()?;
+    let engine = engine(&runtime)?;
+    let owner = Owner::new(&workspace.name, &workspace.root);
     match command {
         DbCommand::Start { timeout } => {
             let started = Instant::now();
             let container = runtime
-                .block_on(docker::start_database_container(&workspace.name))
+                .block_on(engine.start_database_container(&owner))
                 .map_err(|error| docker_error(&workspace.name, error))?;
             ui::status(
                 "Started",
@@ -24,7 +26,7 @@ pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, Cli
                 format!("container {}; waiting until PostgreSQL is ready", container.name),
             );
             runtime
-                .block_on(docker::wait_healthy(&container, *timeout))
+                .block_on(engine.wait_healthy(&container, *timeout))
                 .map_err(|error| docker_error(&workspace.name, error))?;
             let Some(port) = container.port else {
                 return Err(CliError::failure(format!(
@@ -42,7 +44,7 @@ pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, Cli
         }
         DbCommand::Stop => {
             let stopped = runtime
-                .block_on(docker::stop_database_container(&workspace.name))
+                .block_on(engine.stop_database_container(&owner))
                 .map_err(|error| docker_error(&workspace.name, error))?;
             if stopped.is_empty() {
                 ui::status(

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use indexmap::IndexMap;
-use plat::manifest::{Condition, Workspace};
+use plat::manifest::{Condition, ServiceId, Workspace};
 use serde::Serialize;
 
 use super::print_json;
@@ -29,7 +29,7 @@ pub fn run(workspace: &Workspace, args: &GraphArgs) -> Result<ExitStatus, CliErr
         .graph
         .waves()
         .iter()
-        .map(|wave| wave.iter().map(|&index| workspace.services[index].name.as_str()).collect())
+        .map(|wave| wave.iter().map(|&id| workspace.service_by_id(id).name.as_str()).collect())
         .collect();
     if args.json {
         let services = workspace
@@ -55,10 +55,10 @@ fn tree(workspace: &Workspace, waves: &[Vec<&str>]) -> String {
         return "no services in this workspace\n".to_owned();
     }
     let mut roots = workspace.graph.roots();
-    roots.sort_by_key(|&index| &workspace.services[index].name);
+    roots.sort_by_key(|&id| &workspace.service_by_id(id).name);
     let mut drawn = HashSet::new();
     for root in roots {
-        let _ = writeln!(out, "{}", paint(style::BOLD, &workspace.services[root].name));
+        let _ = writeln!(out, "{}", paint(style::BOLD, &workspace.service_by_id(root).name));
         drawn.insert(root);
         branches(workspace, root, "", &mut drawn, &mut out);
     }
@@ -69,11 +69,11 @@ fn tree(workspace: &Workspace, waves: &[Vec<&str>]) -> String {
     out
 }
 
-fn branches(workspace: &Workspace, service: usize, prefix: &str, drawn: &mut HashSet<usize>, out: &mut String) {
+fn branches(workspace: &Workspace, service: ServiceId, prefix: &str, drawn: &mut HashSet<ServiceId>, out: &mut String) {
     let dependencies = workspace.graph.dependencies(service);
     for (position, (dependency, condition)) in dependencies.iter().enumerate() {
         let last = position + 1 == dependencies.len();
-        let name = &workspace.services[*dependency].name;
+        let name = &workspace.service_by_id(*dependency).name;
         let seen = !drawn.insert(*dependency);
         let _ = writeln!(
             out,

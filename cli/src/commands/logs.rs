@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use plat::logs::{self, Level, LogFilter, LogRecord};
 use plat::manifest::Workspace;
 
-use super::{docker_hint, runtime, unknown_service, with_hint};
+use super::{docker_hint, engine, runtime, unknown_service, with_hint};
 use crate::args::LogsArgs;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
@@ -26,8 +26,10 @@ pub fn run(workspace: &Workspace, args: &LogsArgs) -> Result<ExitStatus, CliErro
         let hint = docker_hint(&error);
         with_hint(CliError::failure(error), hint)
     };
-    runtime()?.block_on(async {
-        let backlog = logs::read(workspace, &services, args.tail, args.since).await.map_err(engine_error)?;
+    let runtime = runtime()?;
+    let engine = engine(&runtime)?;
+    runtime.block_on(async {
+        let backlog = logs::read(&engine, workspace, &services, args.tail, args.since).await.map_err(engine_error)?;
         for service in &backlog.without_container {
             ui::warn(format!("{service} has no container: nothing to show (`plat up {service}` starts it)"));
         }
@@ -43,7 +45,7 @@ pub fn run(workspace: &Workspace, args: &LogsArgs) -> Result<ExitStatus, CliErro
         }
         // From here on, what each service writes after the last line shown, its next
         // containers' included, until Ctrl-C.
-        let mut lines = std::pin::pin!(logs::follow(workspace, &services, last));
+        let mut lines = std::pin::pin!(logs::follow(&engine, workspace, &services, last));
         while let Some(record) = lines.next().await {
             if filter.keeps(&record) {
                 printer.print(&record)?;

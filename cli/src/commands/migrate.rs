@@ -154,17 +154,34 @@ fn targets(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Vec<DatabaseTarget>, CliError> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut sources = UrlSources { explicit: args.database_url.as_deref(), env: &env, container: None };
+    let mut sources =
+        UrlSources { explicit: args.database_url.as_deref(), env: &env, container: None, container_dial: None };
     // The Engine is asked once, and only when a service has no URL otherwise: a run with URLs
-    // works without Docker.
+    // works without Docker. Its database is reached as the services reach it, `postgres:5432` on
+    // the workspace network, directly or through the Engine (`PLAT_REACH`).
     let mut lookup_error = None;
     let container = if services.iter().all(|service| sources.given(service)) {
         None
     } else {
-        runtime.block_on(docker::find_database_container(&workspace.name)).unwrap_or_else(|error| {
-            lookup_error = Some(error);
-            None
-        })
+        let owner = docker::Owner::new(&workspace.name, &workspace.root);
+        let found = runtime.block_on(async {
+            let engine = docker::Engine::connect().await?;
+            let found = engine.find_database_container(&owner).await?;
+            Ok::<_, docker::DockerError>(found.map(|container| (engine, container)))
+        });
+        match found {
+            Ok(Some((engine, container))) => {
+                let forced = docker::relay::Reach::from_env().map_err(CliError::usage)?;
+                let dialer = std::sync::Arc::new(docker::relay::Dialer::new(&engine, &owner, forced));
+                sources.container_dial = Some(plat::stack::database_dial(&dialer, &container));
+                Some(container)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                lookup_error = Some(error);
+                None
+            }
+        }
     };
     sources.container = container.as_ref();
     let mut targets = Vec::new();
@@ -203,9 +220,7 @@ fn targets(
         };
         return Err(hints.into_iter().fold(CliError::usage(last), CliError::hint));
     }
-    if targets.len() > 1
-        && targets.iter().any(|target| target.named_in_url && target.origin == migrate::UrlOrigin::Flag)
-    {
+    if targets.len() > 1 && targets.iter().any(|target| target.named_in_url && target.origin == UrlOrigin::Flag) {
         return Err(CliError::usage(format!(
             "--database-url names database `{}`, and {} services are selected: each service needs its own database",
             targets[0].database,
@@ -581,25 +596,8 @@ fn status_text(reports: &[StatusJson]) -> String {
                 [state.to_owned(), migration.version.to_string(), migration.name.clone(), when]
             })
             .collect();
-        let header = ["STATE", "VERSION", "NAME", "APPLIED"].map(str::to_owned);
-        let mut widths = header.clone().map(|cell| cell.len());
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String; 4]| {
-            let mut line = String::from("  ");
-            for (cell, width) in cells.iter().zip(widths).take(3) {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-            line.push_str(&cells[3]);
-            format!("{}\n", line.trim_end())
-        };
-        out.push_str(&paint(style::BOLD, line(&header)));
-        for row in &rows {
-            out.push_str(&line(row));
-        }
+        let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+        out.push_str(&ui::table(&["STATE", "VERSION", "NAME", "APPLIED"], &rows, "  "));
         let mut summary = vec![format!("{} applied", report.applied), format!("{} pending", report.pending)];
         for (count, what) in [(report.changed, "changed"), (report.missing, "missing"), (report.failed, "failed")] {
             if count > 0 {

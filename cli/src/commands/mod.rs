@@ -20,7 +20,7 @@ use plat::manifest::{self, LoadError, Workspace};
 
 use crate::args::{Cli, Command, GlobalArgs};
 use crate::render;
-use crate::ui::{self, CliError, ExitStatus};
+use crate::ui::{self, CliError, ExitStatus, style};
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
@@ -70,7 +70,18 @@ fn manifest_path(global: &GlobalArgs) -> Result<std::path::PathBuf, CliError> {
 /// Loads and validates the workspace, drawing every manifest problem before failing with exit 2.
 pub fn load_workspace(global: &GlobalArgs) -> Result<Workspace, CliError> {
     let path = manifest_path(global)?;
-    manifest::load_path(&path).map_err(|error| match error {
+    let workspace = load_named(&path)?;
+    match &global.project {
+        Some(project) => workspace.renamed(project).map_err(|reason| {
+            CliError::usage(format!("invalid project name `{project}`: {reason}"))
+                .hint("a project name is a workspace name: lowercase letters, digits and `-`, starting with a letter")
+        }),
+        None => Ok(workspace),
+    }
+}
+
+fn load_named(path: &std::path::Path) -> Result<Workspace, CliError> {
+    manifest::load_path(path).map_err(|error| match error {
         LoadError::Invalid(error) => {
             let styled = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
             let _ = write!(anstream::stderr(), "{}", render::manifest_error(&error, styled));
@@ -91,6 +102,38 @@ fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
     let text = serde_json::to_string_pretty(value).expect("plat's JSON output always serialises");
     ui::write_stdout(&format!("{text}\n"))?;
     Ok(ExitStatus::Success)
+}
+
+/// The Docker Engine, connected once for the command: the error says how to get one.
+fn engine(runtime: &tokio::runtime::Runtime) -> Result<plat::docker::Engine, CliError> {
+    runtime.block_on(plat::docker::Engine::connect()).map_err(|error| {
+        let hint = docker_hint(&error);
+        with_hint(CliError::failure(format!("cannot reach the Docker Engine: {error}")), hint)
+    })
+}
+
+/// `PLAT_REACH`, read once: how plat reaches the containers' ports.
+fn reach() -> Result<Option<plat::docker::relay::Reach>, CliError> {
+    plat::docker::relay::Reach::from_env().map_err(CliError::usage)
+}
+
+/// Takes the workspace's lock for `command` (`plat up`, ...), saying whom it waits for.
+fn lock(workspace: &Workspace, command: &str) -> Result<Option<plat::state::WorkspaceLock>, CliError> {
+    let acquired = plat::state::WorkspaceLock::acquire(workspace, command, |holder| {
+        let who = match holder {
+            Some(holder) => format!("`{}` (pid {})", holder.command, holder.pid),
+            None => "another plat".to_owned(),
+        };
+        ui::status("Waiting", style::WARN, format!("for {who} to finish with workspace `{}`", workspace.name));
+    });
+    match acquired {
+        Ok(lock) => Ok(Some(lock)),
+        // A workspace plat cannot write to (a read-only checkout) is not locked, and says so.
+        Err(error) => {
+            ui::warn(format!("cannot lock the workspace ({error}); going on without: another plat may run at once"));
+            Ok(None)
+        }
+    }
 }
 
 /// A single-threaded tokio runtime for a command that waits on the network.
@@ -121,9 +164,15 @@ fn docker_hint(error: &DockerError) -> Option<String> {
                 .to_owned(),
         ),
         DockerError::ImageMissing(_) => Some("`plat build` builds the services' images".to_owned()),
-        DockerError::NotOurs { name, .. } => {
-            Some(format!("remove or rename that container (`docker rm -f {name}`), or give the workspace another name"))
-        }
+        DockerError::NotOurs { name, .. } => Some(format!(
+            "remove or rename that container (`docker rm -f {name}`), or run this workspace under another name: \
+             `plat --project NAME ...` (or PLAT_PROJECT=NAME)"
+        )),
+        DockerError::OtherCheckout { root, .. } => Some(format!(
+            "bring it down there (`plat -C {root} down`), or run this checkout under a name of its own: \
+             `plat --project NAME up` (or PLAT_PROJECT=NAME)"
+        )),
+        DockerError::Exists { name } => Some(format!("another plat is working on {name}: run the command again")),
         DockerError::Stopped { name, .. } | DockerError::Unhealthy { name, .. } => {
             Some(format!("`docker logs {name}` says why"))
         }

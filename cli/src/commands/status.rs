@@ -6,11 +6,11 @@ use plat::status::{self, CheckoutStatus};
 
 use super::{print_json, unknown_service};
 use crate::args::StatusArgs;
-use crate::ui::{self, CliError, ExitStatus, paint, style};
+use crate::ui::{self, CliError, ExitStatus};
 
 pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliError> {
     let checkouts = workspace.select_checkouts(&args.services).map_err(unknown_service)?;
-    let lock = match Lockfile::read(&workspace.lock_path()) {
+    let lock = match Lockfile::read(&plat::lock::path(workspace)) {
         Ok(lock) => lock,
         Err(error) => {
             ui::warn(format!("ignoring plat.lock: {error}"));
@@ -30,29 +30,8 @@ pub fn run(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus, CliEr
 
 /// Columns: name, kind, branch, commit, changes, upstream distance, lock.
 fn table(statuses: &[CheckoutStatus]) -> String {
-    let header = ["NAME", "KIND", "BRANCH", "COMMIT", "CHANGES", "UPSTREAM", "LOCK"].map(str::to_owned);
-    let rows: Vec<[String; 7]> = statuses.iter().map(row).collect();
-    let mut widths = header.clone().map(|cell| cell.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut push = |cells: &[String; 7], header: bool| {
-        let mut line = String::new();
-        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            let padded = if index + 1 == cells.len() { cell.clone() } else { format!("{cell:<width$}  ") };
-            line.push_str(&if header { paint(style::BOLD, padded) } else { padded });
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push(&header, true);
-    for row in &rows {
-        push(row, false);
-    }
-    out
+    let rows: Vec<Vec<String>> = statuses.iter().map(|status| row(status).to_vec()).collect();
+    ui::table(&["NAME", "KIND", "BRANCH", "COMMIT", "CHANGES", "UPSTREAM", "LOCK"], &rows, "")
 }
 
 fn row(status: &CheckoutStatus) -> [String; 7] {

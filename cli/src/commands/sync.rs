@@ -92,11 +92,11 @@ impl Display<'_> {
                 }
             }
             SyncEvent::Transfer { name: service, transfer } => {
-                if let Some((_, bars)) = &self.bars {
-                    if let Some(bar) = bars.lock().unwrap().get(service) {
-                        bar.set_length(transfer.total_objects as u64);
-                        bar.set_position(transfer.received_objects as u64);
-                    }
+                if let Some((_, bars)) = &self.bars
+                    && let Some(bar) = bars.lock().unwrap().get(service)
+                {
+                    bar.set_length(transfer.total_objects as u64);
+                    bar.set_position(transfer.received_objects as u64);
                 }
             }
             SyncEvent::Finished { name: service, result } => {
@@ -137,7 +137,12 @@ fn print_lines(lines: &[Line]) {
 }
 
 /// `dir` is the checkout's directory as the user would type it, for the commands in hints.
-fn finished_lines(service: &str, dir: &str, result: &Result<Synced, SyncError>, elapsed: Option<Duration>) -> Vec<Line> {
+fn finished_lines(
+    service: &str,
+    dir: &str,
+    result: &Result<Synced, SyncError>,
+    elapsed: Option<Duration>,
+) -> Vec<Line> {
     let took =
         elapsed.map(|elapsed| paint(style::DIM, format!(" ({:.1}s)", elapsed.as_secs_f64()))).unwrap_or_default();
     let synced = match result {

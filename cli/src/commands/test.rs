@@ -4,13 +4,16 @@
 use plat::contract::{self, Case, ContractError, ContractOptions, Outcome};
 use plat::manifest::Workspace;
 
-use super::{docker_hint, print_json, proto, runtime, with_hint};
+use super::{docker_hint, engine, print_json, proto, reach, runtime, with_hint};
 use crate::args::TestArgs;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
 pub fn run(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliError> {
-    let options = ContractOptions { against: args.against.clone(), engine: proto::engine(args.engine) };
-    let cases = runtime()?.block_on(contract::run(workspace, &options)).map_err(|error| match error {
+    let options =
+        ContractOptions { against: args.against.clone(), engine: proto::engine(args.engine), reach: reach()? };
+    let runtime = runtime()?;
+    let docker = engine(&runtime)?;
+    let cases = runtime.block_on(contract::run(&docker, workspace, &options)).map_err(|error| match error {
         ContractError::Proto(error) => proto::proto_error(error),
         ContractError::Docker(error) => {
             let hint = docker_hint(&error);

@@ -7,12 +7,13 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use plat::build::{self, BuildError, BuildEvent, BuildOptions, Built};
+use plat::docker::container::ServiceContainer;
 use plat::lock::Lockfile;
 use plat::manifest::{Service, Workspace};
 use plat::stack::{self, Action, UpError, UpEvent, UpOptions};
 use plat::status::{self, Drift};
 
-use super::{docker_hint, migrate, print_json, runtime, unknown_service, with_hint};
+use super::{docker_hint, engine, lock, migrate, print_json, reach, runtime, unknown_service, with_hint};
 use crate::args::{BuildArgs, DownArgs, GlobalArgs, JsonArgs, UpArgs};
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
@@ -56,10 +57,12 @@ pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Re
     let services = workspace.select(&args.services).map_err(unknown_service)?;
     check_checkouts(workspace, &services, args.locked)?;
     let options = BuildOptions { show_tool_output: global.verbose > 0, explain: args.explain, release: args.release };
+    let _lock = lock(workspace, "plat build")?;
     enable_spinners(global);
     let runtime = runtime()?;
+    let engine = engine(&runtime)?;
     for service in services {
-        let built = runtime.block_on(build::build_service(workspace, service, options, &on_build_event));
+        let built = runtime.block_on(build::build_service(&engine, workspace, service, options, &on_build_event));
         end_step();
         show_built(&built.map_err(|error| build_error(&service.name, error))?);
     }
@@ -70,7 +73,7 @@ pub fn build(workspace: &Workspace, global: &GlobalArgs, args: &BuildArgs) -> Re
 /// since building local work is the inner loop), and refuses them with `--locked`. A checkout
 /// that does not exist cannot be built either way.
 fn check_checkouts(workspace: &Workspace, services: &[&Service], locked: bool) -> Result<(), CliError> {
-    let lock = match Lockfile::read(&workspace.lock_path()) {
+    let lock = match Lockfile::read(&plat::lock::path(workspace)) {
         Ok(lock) => lock,
         Err(error) if locked => return Err(CliError::failure(error)),
         Err(error) => {
@@ -93,19 +96,19 @@ fn check_checkouts(workspace: &Workspace, services: &[&Service], locked: bool) -
     let drifts = status::drift(workspace, &checkouts, lock.as_ref());
     let missing: Vec<&Drift> = drifts.iter().filter(|drift| drift.missing).collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|drift| format!("{} {} ({})", drift.kind, drift.name, drift.path)).collect();
-        return Err(CliError::failure(format!("not cloned yet: {}", names.join(", ")))
-            .hint("`plat sync` clones them"));
+        let names: Vec<String> =
+            missing.iter().map(|drift| format!("{} {} ({})", drift.kind, drift.name, drift.path)).collect();
+        return Err(CliError::failure(format!("not cloned yet: {}", names.join(", "))).hint("`plat sync` clones them"));
     }
     if locked {
-        let refused: Vec<String> =
-            drifts.iter().filter(|drift| drift.refused_when_locked()).map(|drift| describe_drift(drift, true)).collect();
+        let refused: Vec<String> = drifts
+            .iter()
+            .filter(|drift| drift.refused_when_locked())
+            .map(|drift| describe_drift(drift, true))
+            .collect();
         if !refused.is_empty() {
-            return Err(CliError::failure(format!(
-                "--locked: not what plat.lock says:\n  {}",
-                refused.join("\n  ")
-            ))
-            .hint("`plat sync --locked` checks out plat.lock's commits (commit or stash local changes first)"));
+            return Err(CliError::failure(format!("--locked: not what plat.lock says:\n  {}", refused.join("\n  ")))
+                .hint("`plat sync --locked` checks out plat.lock's commits (commit or stash local changes first)"));
         }
         return Ok(());
     }
@@ -153,7 +156,9 @@ fn describe_drift(drift: &Drift, with_changes: bool) -> String {
 fn on_build_event(event: BuildEvent<'_>) {
     end_step();
     match event {
-        BuildEvent::Compiling { service, profile } => long_step("Compiling", format!("{service} (cargo, {profile}, static)")),
+        BuildEvent::Compiling { service, profile } => {
+            long_step("Compiling", format!("{service} (cargo, {profile}, static)"))
+        }
         BuildEvent::Running { service, command } => long_step("Running", format!("{service}: `{command}`")),
         BuildEvent::Packaging { service, image } => long_step("Packaging", format!("{service} as {image}")),
         BuildEvent::Explained { service, reasons } => {
@@ -205,12 +210,29 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
     let options = UpOptions {
         no_build: args.no_build,
         build: BuildOptions { show_tool_output: global.verbose > 0, explain: false, release: args.release },
+        reach: reach()?,
     };
+    let lock = lock(workspace, if args.watch { "plat up --watch" } else { "plat up" })?;
     let started = std::time::Instant::now();
     enable_spinners(global);
     let runtime = runtime()?;
-    let report = runtime.block_on(stack::up(workspace, &services, options, &on_up_event));
+    let engine = engine(&runtime)?;
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = stack::up(&engine, workspace, &services, options, &on_up_event) => Some(report),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
     end_step();
+    let Some(report) = report else {
+        return Err(interrupted(
+            &runtime,
+            &engine,
+            workspace,
+            options.reach,
+            "plat up stopped before the platform was up",
+        ));
+    };
     let report = report.map_err(up_error)?;
     let published: Vec<String> = services
         .iter()
@@ -231,15 +253,39 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
         ),
     );
     if args.watch {
-        return watch(&runtime, workspace, &services, options);
+        // Released between rebuilds: `plat down` or another `plat up` may go while plat watches.
+        drop(lock);
+        return watch(&runtime, &engine, workspace, &services, options);
     }
     Ok(ExitStatus::Success)
+}
+
+/// Ctrl-C: what keeps running, said, and exit 130. A cargo build under way was stopped with plat;
+/// a container half made is finished by the next `plat up`, which converges.
+fn interrupted(
+    runtime: &tokio::runtime::Runtime,
+    engine: &plat::docker::Engine,
+    workspace: &Workspace,
+    reach: Option<plat::docker::relay::Reach>,
+    what: &str,
+) -> CliError {
+    let running = runtime
+        .block_on(stack::ps(engine, workspace, reach))
+        .map(|rows| rows.into_iter().filter(|row| row.state == "running").map(|row| row.service).collect::<Vec<_>>());
+    let left = match running {
+        Ok(running) if running.is_empty() => "nothing of the platform runs".to_owned(),
+        Ok(running) => format!("still running: {}", running.join(", ")),
+        Err(_) => "`plat ps` shows what runs".to_owned(),
+    };
+    CliError::interrupted(format!("{what}; {left}"))
+        .hint("`plat up` again carries on from here; `plat down` removes it all")
 }
 
 /// `--watch`: rebuilds and replaces services as their code changes, with their logs, until
 /// Ctrl-C; then says what keeps running.
 fn watch(
     runtime: &tokio::runtime::Runtime,
+    engine: &plat::docker::Engine,
     workspace: &Workspace,
     services: &[&Service],
     options: UpOptions,
@@ -248,22 +294,24 @@ fn watch(
     SPINNERS.store(false, Ordering::Relaxed);
     let names: Vec<&str> = services.iter().map(|service| service.name.as_str()).collect();
     let printer = super::logs::LogPrinter::new(&names, false, false);
-    let display = WatchDisplay { printer, replaced: Mutex::new(Vec::new()) };
+    let display = WatchDisplay { printer, replaced: Mutex::new(Vec::new()), waiting: AtomicBool::new(false) };
     let on_event = |event: plat::watch::WatchEvent<'_>| display.event(event);
     let outcome = runtime.block_on(async {
         tokio::select! {
-            watched = plat::watch::watch(workspace, services, options, &on_event) => Some(watched),
+            watched = plat::watch::watch(engine, workspace, services, options, &on_event) => Some(watched),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
     if let Some(Err(error)) = outcome {
         return Err(CliError::failure(error).hint("the platform keeps running: `plat down` stops it"));
     }
-    let running = runtime.block_on(stack::ps(workspace)).map(|rows| {
-        rows.into_iter().filter(|row| row.state == "running").map(|row| row.service).collect::<Vec<_>>()
-    });
+    let running = runtime
+        .block_on(stack::ps(engine, workspace, options.reach))
+        .map(|rows| rows.into_iter().filter(|row| row.state == "running").map(|row| row.service).collect::<Vec<_>>());
     match running {
-        Ok(running) if running.is_empty() => ui::status("Stopped", style::GOOD, "watching; nothing of the platform runs"),
+        Ok(running) if running.is_empty() => {
+            ui::status("Stopped", style::GOOD, "watching; nothing of the platform runs")
+        }
         Ok(running) => ui::status(
             "Stopped",
             style::GOOD,
@@ -279,12 +327,26 @@ struct WatchDisplay {
     printer: super::logs::LogPrinter,
     /// Services whose container was replaced in the round under way: only their readiness is news.
     replaced: Mutex<Vec<String>>,
+    /// Whether the wait for another plat was said already.
+    waiting: AtomicBool,
 }
 
 impl WatchDisplay {
     fn event(&self, event: plat::watch::WatchEvent<'_>) {
         use plat::watch::WatchEvent;
+        if !matches!(event, WatchEvent::WaitingFor(_) | WatchEvent::Log(_)) {
+            self.waiting.store(false, Ordering::Relaxed);
+        }
         match event {
+            WatchEvent::WaitingFor(holder) => {
+                if !self.waiting.swap(true, Ordering::Relaxed) {
+                    let who = holder.map_or_else(
+                        || "another plat".to_owned(),
+                        |holder| format!("`{}` (pid {})", holder.command, holder.pid),
+                    );
+                    ui::status("Waiting", style::WARN, format!("for {who} before rebuilding"));
+                }
+            }
             WatchEvent::Watching { dirs } => {
                 let dirs: Vec<String> = dirs.iter().map(|dir| crate::render::display_path(dir)).collect();
                 ui::status("Watching", style::GOOD, format!("{} (Ctrl-C to stop)", dirs.join(", ")));
@@ -311,7 +373,11 @@ impl WatchDisplay {
                 event => on_up_event(event),
             },
             WatchEvent::Serving { service, took } => {
-                ui::status("Serving", style::GOOD, format!("{service}'s new code, {} after the change", ui::seconds(took)));
+                ui::status(
+                    "Serving",
+                    style::GOOD,
+                    format!("{service}'s new code, {} after the change", ui::seconds(took)),
+                );
             }
             WatchEvent::Unchanged { service } => {
                 ui::status("Unchanged", style::DIM, format!("{service}: nothing it is built from changed"));
@@ -320,7 +386,8 @@ impl WatchDisplay {
                 let kept = matches!(error, UpError::Build { .. });
                 let mut message = CliError::failure(format_up_error(error));
                 if kept {
-                    message = message.hint(format!("{service}'s running container was left as it was; fix the code and save again"));
+                    message = message
+                        .hint(format!("{service}'s running container was left as it was; fix the code and save again"));
                 }
                 ui::print_error(&message);
             }
@@ -390,7 +457,9 @@ fn up_error(error: UpError) -> CliError {
     match error {
         UpError::Build { service, error } => build_error(&service, error),
         UpError::Migrate { target: Some(target), error, .. } => migrate::migrate_error(&target, *error),
-        UpError::Exited { ref logs, ref service, .. } | UpError::Unhealthy { ref logs, ref service, .. } => {
+        UpError::Exited { ref logs, ref service, .. }
+        | UpError::Unhealthy { ref logs, ref service, .. }
+        | UpError::Deadline { ref logs, ref service, .. } => {
             let message = format!("{error}{}", indented_logs(logs));
             CliError::failure(message).hint(format!("`plat logs {service}` shows all of its log"))
         }
@@ -401,6 +470,20 @@ fn up_error(error: UpError) -> CliError {
         UpError::Docker(ref docker) | UpError::Database(ref docker) | UpError::Container { error: ref docker, .. } => {
             let hint = docker_hint(docker);
             with_hint(CliError::failure(error), hint)
+        }
+        UpError::PortTaken { ref held_by, port, .. } => {
+            let hint = match held_by.as_deref() {
+                Some(ServiceContainer { root: Some(root), .. }) => {
+                    format!("stop it with `plat down` in {root}, or publish another port in workspace.toml")
+                }
+                Some(container) => {
+                    format!("stop it with `docker stop {}`, or publish another port in workspace.toml", container.name)
+                }
+                None => format!(
+                    "free port {port} (`lsof -i :{port}` shows who holds it), or publish another port in workspace.toml"
+                ),
+            };
+            CliError::failure(error).hint(hint)
         }
         UpError::Migrate { .. } | UpError::EnvFile { .. } => CliError::failure(error),
     }
@@ -415,63 +498,77 @@ fn indented_logs(logs: &[String]) -> String {
 }
 
 pub fn down(workspace: &Workspace, args: &DownArgs) -> Result<ExitStatus, CliError> {
-    let report = runtime()?.block_on(stack::down(workspace, args.volumes)).map_err(|error| {
+    let _lock = lock(workspace, "plat down")?;
+    let runtime = runtime()?;
+    let engine = engine(&runtime)?;
+    let report = runtime.block_on(stack::down(&engine, workspace, args.volumes)).map_err(|error| {
         let hint = docker_hint(&error);
         with_hint(CliError::failure(format!("workspace `{}`: {error}", workspace.name)), hint)
     })?;
     for name in &report.removed {
         ui::status("Removed", style::GOOD, format!("container {name}"));
     }
-    if report.removed.is_empty() {
-        ui::status("Fresh", style::GOOD, format!("no container of workspace `{}` exists", workspace.name));
+    if let Some(volume) = &report.volume_removed {
+        ui::status("Removed", style::GOOD, format!("volume {volume}"));
+    } else if args.volumes {
+        ui::status(
+            "Fresh",
+            style::GOOD,
+            format!("no volume {} to remove", plat::docker::database_volume_name(&workspace.name)),
+        );
     }
-    if report.volume_removed {
-        ui::status("Removed", style::GOOD, format!("volume {}", plat::docker::database_volume_name(&workspace.name)));
+    if report.removed.is_empty() {
+        ui::status(
+            "Fresh",
+            style::GOOD,
+            format!("no container of workspace `{}` from this checkout exists", workspace.name),
+        );
+    }
+    if !report.others.is_empty() {
+        ui::warn(format!(
+            "left alone: {} (another checkout's, under the same workspace name)",
+            report.others.join(", ")
+        ));
     }
     Ok(ExitStatus::Success)
 }
 
 pub fn ps(workspace: &Workspace, args: &JsonArgs) -> Result<ExitStatus, CliError> {
-    let rows = runtime()?.block_on(stack::ps(workspace)).map_err(|error| {
+    let runtime = runtime()?;
+    let engine = engine(&runtime)?;
+    let rows = runtime.block_on(stack::ps(&engine, workspace, reach()?)).map_err(|error| {
         let hint = docker_hint(&error);
         with_hint(CliError::failure(format!("workspace `{}`: {error}", workspace.name)), hint)
     })?;
     if args.json {
         return print_json(&rows);
     }
-    let header = ["SERVICE", "STATE", "HEALTH", "UP TO DATE", "PORTS"];
-    let cells: Vec<[String; 5]> = rows
+    let notes = rows.iter().any(|row| row.note.is_some());
+    let mut header = vec!["SERVICE", "STATE", "HEALTH", "UP TO DATE", "PORTS"];
+    if notes {
+        header.push("NOTE");
+    }
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
             let state = match &row.status {
                 Some(status) if !status.is_empty() => format!("{} ({status})", row.state),
                 _ => row.state.clone(),
             };
-            [
+            let mut cells = vec![
                 row.service.clone(),
                 state,
                 row.health.clone().unwrap_or_else(|| "-".to_owned()),
                 row.up_to_date.map_or("-", |fresh| if fresh { "yes" } else { "no" }).to_owned(),
                 if row.published.is_empty() { "-".to_owned() } else { row.published.join(", ") },
-            ]
+            ];
+            if notes {
+                cells.push(row.note.clone().unwrap_or_default());
+            }
+            cells
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut text: String = cells.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}  ")).collect();
-        text.truncate(text.trim_end().len());
-        text.push('\n');
-        text
-    };
-    let mut table = line(&header.map(str::to_owned));
-    for row in &cells {
-        table.push_str(&line(row));
-    }
+    let table = ui::table(&header, &cells, "");
     ui::write_stdout(&table)?;
     Ok(ExitStatus::Success)
 }

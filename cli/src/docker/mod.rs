@@ -7,18 +7,18 @@
 pub mod container;
 mod database;
 pub mod image;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as ApiError;
-use bollard::models::{ContainerSummary, NetworkCreateRequest, PortSummary, PortSummaryTypeEnum};
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use bollard::models::{ContainerSummary, NetworkCreateRequest, NetworkInspect, PortSummary, PortSummaryTypeEnum};
+use bollard::query_parameters::{InspectNetworkOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
 pub use database::{
-    DatabaseContainer, POSTGRES_IMAGE, POSTGRES_PORT, database_container_name, database_volume_name,
-    find_database_container, remove_database, start_database_container, stop_database_container, wait_healthy,
+    DatabaseContainer, POSTGRES_IMAGE, POSTGRES_PORT, RemovedDatabase, database_container_name, database_volume_name,
 };
 
 /// How long to wait for the Engine to answer a short call before calling it unreachable.
@@ -28,15 +28,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// the network). They are how plat finds its things again, whoever started them: `plat up`,
 /// `plat db start`, a test, or a person with `docker run --label ...`.
 pub mod label {
-    /// The workspace's `[workspace] name`.
+    /// The workspace's `[workspace] name` (or `--project`).
     pub const WORKSPACE: &str = "dev.plat.workspace";
+    /// The checkout that made it: a digest of the workspace root's path, so that two checkouts
+    /// of one workspace never take each other's containers.
+    pub const CHECKOUT: &str = "dev.plat.checkout";
+    /// The workspace root of that checkout, for messages.
+    pub const ROOT: &str = "dev.plat.root";
     /// What the container is to the platform: [`POSTGRES`] for its database, [`SERVICE_ROLE`]
     /// for a service.
     pub const ROLE: &str = "dev.plat.role";
     /// The service a container runs or an image packages.
     pub const SERVICE: &str = "dev.plat.service";
-    /// [`ROLE`] of the platform's PostgreSQL.
-    pub const POSTGRES: &str = "postgres";
+    /// [`ROLE`] of the platform's PostgreSQL, and its host name on the workspace network.
+    pub const POSTGRES: &str = crate::manifest::DATABASE_HOST;
     /// [`ROLE`] of a service's container.
     pub const SERVICE_ROLE: &str = "service";
     /// The label scripts/images/postgres puts on the image.
@@ -49,6 +54,38 @@ pub mod label {
     /// On a service's container: the hash of its whole configuration (image id included), so
     /// `plat up` leaves an unchanged container running and re-creates a changed one.
     pub const CONFIG: &str = "dev.plat.config";
+}
+
+/// Who owns what plat creates in the Engine: a workspace name, and the checkout that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The name things are called by: `[workspace] name`, or the `--project` given instead.
+    pub workspace: String,
+    /// A digest of the workspace root's path ([`label::CHECKOUT`]).
+    pub checkout: String,
+    /// The workspace root, for messages ([`label::ROOT`]).
+    pub root: String,
+}
+
+impl Owner {
+    /// The owner for workspace `name` at `root`. The checkout is its directory: the same
+    /// directory is the same checkout whoever runs plat in it (a person, or plat in a container
+    /// with the directory mounted at the same path).
+    pub fn new(name: &str, root: &std::path::Path) -> Owner {
+        let root =
+            std::fs::canonicalize(root).unwrap_or_else(|_| std::path::absolute(root).unwrap_or(root.to_path_buf()));
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(root.as_os_str().as_encoded_bytes());
+        Owner { workspace: name.to_owned(), checkout: crate::text::hex(&digest[..8]), root: root.display().to_string() }
+    }
+
+    /// The labels of everything it creates.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (label::WORKSPACE.to_owned(), self.workspace.clone()),
+            (label::CHECKOUT.to_owned(), self.checkout.clone()),
+            (label::ROOT.to_owned(), self.root.clone()),
+        ])
+    }
 }
 
 /// What the Engine says about itself.
@@ -80,6 +117,24 @@ pub enum DockerError {
         /// The workspace.
         workspace: String,
     },
+    /// Another checkout of a workspace of the same name runs containers plat would replace.
+    #[error(
+        "workspace `{workspace}` runs from another checkout, {root}: {}", .containers.join(", ")
+    )]
+    OtherCheckout {
+        /// The workspace name both use.
+        workspace: String,
+        /// The other checkout's directory (and machine, when known).
+        root: String,
+        /// Its containers.
+        containers: Vec<String>,
+    },
+    /// A container of that name appeared between looking and creating (another plat run).
+    #[error("container {name} exists already")]
+    Exists {
+        /// The container.
+        name: String,
+    },
     /// A container stopped while plat waited for it to become healthy.
     #[error("container {name} stopped ({state}) before it was healthy")]
     Stopped {
@@ -101,23 +156,49 @@ pub enum DockerError {
     Build(String),
 }
 
-/// Connects to the Engine named by `DOCKER_HOST` (default: the local socket), agreeing on an API
-/// version both sides speak: engines older than this client refuse newer API versions.
-pub async fn connect() -> Result<Docker, DockerError> {
-    let docker = Docker::connect_with_defaults()?;
-    tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
-        .await
-        .map_err(|_| DockerError::Timeout)?
-        .map_err(DockerError::from)
+/// The Docker Engine a command talks to: one connection, whose API version was agreed on once,
+/// made when the command starts and borrowed by everything that calls the Engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    /// Whether `DOCKER_HOST` names an Engine over the network (`tcp://`, `ssh://`, ...), whose
+    /// containers' addresses are that machine's business, not this one's.
+    remote: bool,
 }
 
-/// The Engine's version and API version.
-pub async fn engine_version() -> Result<EngineVersion, DockerError> {
-    let docker = connect().await?;
-    let version = tokio::time::timeout(CONNECT_TIMEOUT, docker.version()).await.map_err(|_| DockerError::Timeout)??;
-    Ok(EngineVersion {
-        version: version.version.unwrap_or_else(|| "unknown".to_owned()),
-        api_version: version.api_version.unwrap_or_else(|| "unknown".to_owned()),
+impl Engine {
+    /// Connects to the Engine named by `DOCKER_HOST` (default: the local socket), agreeing on an
+    /// API version both sides speak: engines older than this client refuse newer API versions.
+    pub async fn connect() -> Result<Engine, DockerError> {
+        let docker = Docker::connect_with_defaults()?;
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| DockerError::Timeout)??;
+        Ok(Engine { docker, remote: is_remote(std::env::var("DOCKER_HOST").ok().as_deref()) })
+    }
+
+    /// Whether the Engine is reached over the network rather than a local socket.
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// The Engine's version and API version.
+    pub async fn version(&self) -> Result<EngineVersion, DockerError> {
+        let version =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.docker.version()).await.map_err(|_| DockerError::Timeout)??;
+        Ok(EngineVersion {
+            version: version.version.unwrap_or_else(|| "unknown".to_owned()),
+            api_version: version.api_version.unwrap_or_else(|| "unknown".to_owned()),
+        })
+    }
+}
+
+/// Whether a `DOCKER_HOST` value names an Engine over the network: `tcp://`, `ssh://`,
+/// `http(s)://`; not a `unix://` or `npipe://` socket, nor the default (unset).
+fn is_remote(docker_host: Option<&str>) -> bool {
+    docker_host.is_some_and(|host| {
+        let scheme = host.split_once("://").map_or("", |(scheme, _)| scheme);
+        matches!(scheme, "tcp" | "ssh" | "http" | "https")
     })
 }
 
@@ -126,39 +207,74 @@ pub fn network_name(workspace: &str) -> String {
     format!("{workspace}-net")
 }
 
-/// Creates `<workspace>-net` unless a network of that name exists. (The Engine accepts two
-/// networks of one name; plat checks first, which is enough for one developer's `plat up`.)
-async fn ensure_network(docker: &Docker, workspace: &str) -> Result<(), DockerError> {
-    let name = network_name(workspace);
-    // The name filter matches substrings: compare whole names.
-    let filters = HashMap::from([("name", vec![name.as_str()])]);
-    let networks = docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await?;
-    if networks.iter().any(|network| network.name.as_deref() == Some(name.as_str())) {
-        return Ok(());
+impl Engine {
+    /// `<workspace>-net`, created when missing; returns its id. Two plat runs that create it at
+    /// once leave two networks of one name (the Engine allows that), and a name then no longer
+    /// says which: plat keeps one (the one containers use, else the oldest), removes the others,
+    /// and refers to the network by id.
+    pub(crate) async fn ensure_network(&self, owner: &Owner) -> Result<String, DockerError> {
+        let name = network_name(&owner.workspace);
+        if self.networks_named(&name).await?.is_empty() {
+            let created = self
+                .docker
+                .create_network(NetworkCreateRequest {
+                    name: name.clone(),
+                    driver: Some("bridge".to_owned()),
+                    labels: Some(owner.labels()),
+                    ..NetworkCreateRequest::default()
+                })
+                .await;
+            match created {
+                // Another run created it since we looked (engines that refuse a second of one name).
+                Ok(_) | Err(ApiError::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let mut networks = self.networks_named(&name).await?;
+        // The one in use, then the oldest, then by id: every run keeps the same one.
+        networks.sort_by_key(|network| {
+            let used = network.containers.as_ref().is_some_and(|containers| !containers.is_empty());
+            (!used, network.created.clone().unwrap_or_default(), network.id.clone().unwrap_or_default())
+        });
+        let keep = networks.first().and_then(|network| network.id.clone()).unwrap_or_else(|| name.clone());
+        for extra in networks.iter().skip(1).filter_map(|network| network.id.as_deref()) {
+            // One still in use stays: its containers are another run's, which will find its own way.
+            let _ = self.docker.remove_network(extra).await;
+        }
+        Ok(keep)
     }
-    docker
-        .create_network(NetworkCreateRequest {
-            name,
-            driver: Some("bridge".to_owned()),
-            labels: Some(workspace_labels(workspace)),
-            ..NetworkCreateRequest::default()
-        })
-        .await?;
-    Ok(())
-}
 
-/// Removes `<workspace>-net`, unless a container still uses it (one plat does not manage).
-async fn remove_network(docker: &Docker, workspace: &str) -> Result<(), DockerError> {
-    match docker.remove_network(&network_name(workspace)).await {
-        Err(ApiError::DockerResponseServerError { status_code: 403, .. }) => Ok(()),
-        other => ignore_missing(other),
+    /// Every network named exactly `name` (the Engine's filter matches parts of names).
+    async fn networks_named(&self, name: &str) -> Result<Vec<NetworkInspect>, DockerError> {
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let networks = self.docker.list_networks(Some(options)).await?;
+        let mut named = Vec::new();
+        for network in networks.into_iter().filter(|network| network.name.as_deref() == Some(name)) {
+            // The list leaves out which containers use it; inspecting says.
+            let id = network.id.clone().unwrap_or_default();
+            match self.docker.inspect_network(&id, None::<InspectNetworkOptions>).await {
+                Ok(inspected) => named.push(inspected),
+                Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(named)
     }
-}
 
-fn ignore_missing(result: Result<(), ApiError>) -> Result<(), DockerError> {
-    match result {
-        Ok(()) | Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-        Err(error) => Err(error.into()),
+    /// Removes every `<workspace>-net` no container uses any more (one plat does not manage may).
+    /// Returns whether one was removed.
+    pub(crate) async fn remove_network(&self, workspace: &str) -> Result<bool, DockerError> {
+        let mut removed = false;
+        for network in self.networks_named(&network_name(workspace)).await? {
+            let Some(id) = network.id else { continue };
+            match self.docker.remove_network(&id).await {
+                Ok(()) => removed = true,
+                Err(ApiError::DockerResponseServerError { status_code: 403 | 404, .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -194,10 +310,6 @@ impl Filters {
     fn id(id: &str) -> Filters {
         Filters { filters: HashMap::from([("id".to_owned(), vec![id.to_owned()])]), all: true }
     }
-}
-
-fn workspace_labels(workspace: &str) -> HashMap<String, String> {
-    HashMap::from([(label::WORKSPACE.to_owned(), workspace.to_owned())])
 }
 
 fn container_name(container: &ContainerSummary) -> String {

@@ -22,7 +22,7 @@ use super::{
     Build, CheckoutKind, Database, Diagnostic, Health, HealthCheck, Library, ManifestError, Proto, RelPath, Service,
     Source, Workspace,
 };
-use crate::graph::{Edge, ServiceGraph};
+use crate::graph::{Edge, ServiceGraph, ServiceId};
 
 /// Decodes and validates the manifest text read from `path`.
 pub fn load(path: &Path, text: &str) -> Result<Workspace, ManifestError> {
@@ -260,6 +260,7 @@ fn validate(
     check_unique_paths(&places, diagnostics);
     drop(places);
     check_published_ports(&checked, diagnostics);
+    check_unique_databases(&checked, diagnostics);
     let graph = check_dependencies(&mut checked, diagnostics);
 
     let (proto_dir, graph) = (proto_dir?, graph?);
@@ -297,7 +298,7 @@ fn check_service(
             Diagnostic::new(format!("invalid service name `{name}`: {reason}"), Some(name_span.clone()))
                 .help("service names are host names on the platform's network: lowercase letters, digits and `-`, starting with a letter, at most 63 characters"),
         );
-    } else if name == crate::docker::label::POSTGRES {
+    } else if name == super::DATABASE_HOST {
         // `<workspace>-postgres` and the host name `postgres` belong to the database container.
         diagnostics.push(
             Diagnostic::new(
@@ -319,7 +320,9 @@ fn check_service(
 
     let build_span = spec.build.as_ref().map_or(name_span.clone(), Spanned::span);
     let build = match spec.build.map(Spanned::into_inner) {
-        None | Some(BuildSpec::Kind(BuildKind::Cargo)) => Build::Cargo { package: None, bin: name.clone(), profile: None },
+        None | Some(BuildSpec::Kind(BuildKind::Cargo)) => {
+            Build::Cargo { package: None, bin: name.clone(), profile: None }
+        }
         Some(BuildSpec::Kind(BuildKind::Dockerfile)) => Build::Dockerfile {
             file: RelPath::new("Dockerfile").expect("relative"),
             context: RelPath::new(".").expect("relative"),
@@ -487,14 +490,14 @@ fn check_source(
             if repo.get_ref().trim().is_empty() {
                 diagnostics.push(Diagnostic::new(format!("{kind} `{name}` has an empty `repo`"), Some(repo.span())));
             }
-            if let Some(rev) = &rev {
-                if rev.get_ref().trim().is_empty() {
-                    diagnostics.push(
-                        Diagnostic::new(format!("{kind} `{name}` has an empty `rev`"), Some(rev.span())).help(
-                            "name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch",
-                        ),
-                    );
-                }
+            if let Some(rev) = &rev
+                && rev.get_ref().trim().is_empty()
+            {
+                diagnostics.push(
+                    Diagnostic::new(format!("{kind} `{name}` has an empty `rev`"), Some(rev.span())).help(
+                        "name a branch, a tag or a commit, or remove `rev` to follow the remote's default branch",
+                    ),
+                );
             }
             Source::Git { repo: absolute_repo(root, repo.into_inner()), rev: rev.map(Spanned::into_inner) }
         }
@@ -516,9 +519,12 @@ fn check_unique_names(places: &[Place<'_>], diagnostics: &mut Vec<Diagnostic>) {
     for (index, place) in places.iter().enumerate() {
         if let Some(first) = places[..index].iter().find(|other| other.name == place.name) {
             diagnostics.push(
-                Diagnostic::new(format!("`{}` names both a {} and a {}", place.name, first.kind, place.kind), Some(place.span.clone()))
-                    .note(first.span.clone(), "first named here")
-                    .help("services and libraries share one namespace; rename one of them"),
+                Diagnostic::new(
+                    format!("`{}` names both a {} and a {}", place.name, first.kind, place.kind),
+                    Some(place.span.clone()),
+                )
+                .note(first.span.clone(), "first named here")
+                .help("services and libraries share one namespace; rename one of them"),
             );
         }
     }
@@ -632,7 +638,13 @@ fn check_unique_paths(places: &[Place<'_>], diagnostics: &mut Vec<Diagnostic>) {
         }
         if let Some(first) = seen.insert(place.path, place) {
             let message = if first.kind == place.kind {
-                format!("{} `{}` and `{}` share the directory `{}`", place.kind.plural(), first.name, place.name, place.path)
+                format!(
+                    "{} `{}` and `{}` share the directory `{}`",
+                    place.kind.plural(),
+                    first.name,
+                    place.name,
+                    place.path
+                )
             } else {
                 format!(
                     "{} `{}` and {} `{}` share the directory `{}`",
@@ -673,6 +685,28 @@ fn check_published_ports(services: &[Checked], diagnostics: &mut Vec<Diagnostic>
     }
 }
 
+/// Each service's database is its own: two services in one database would share one history
+/// table of migrations, each seeing the other's as unknown.
+fn check_unique_databases(services: &[Checked], diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &Checked> = HashMap::new();
+    for checked in services {
+        let Some(database) = &checked.service.database else { continue };
+        if let Some(first) = seen.insert(database.name.as_str(), checked) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!(
+                        "services `{}` and `{}` both use database `{}`",
+                        first.service.name, checked.service.name, database.name
+                    ),
+                    Some(checked.name_span.clone()),
+                )
+                .note(first.name_span.clone(), "first used here")
+                .help("each service owns its database; give one of them `database = { name = \"...\" }`"),
+            );
+        }
+    }
+}
+
 /// Resolves `depends_on` names and builds the graph; reports unknown names and cycles.
 fn check_dependencies(services: &mut [Checked], diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceGraph> {
     let names: Vec<&str> = services.iter().map(|checked| checked.service.name.as_str()).collect();
@@ -697,7 +731,11 @@ fn check_dependencies(services: &mut [Checked], diagnostics: &mut Vec<Diagnostic
             }
             match names.iter().position(|name| name == dependency.get_ref()) {
                 Some(index) => {
-                    edges.push(Edge { dependent, dependency: index, condition: *condition });
+                    edges.push(Edge {
+                        dependent: ServiceId::new(dependent),
+                        dependency: ServiceId::new(index),
+                        condition: *condition,
+                    });
                     depends_on.insert(dependency.get_ref().clone(), *condition);
                 }
                 None => diagnostics.push(
@@ -719,6 +757,7 @@ fn check_dependencies(services: &mut [Checked], diagnostics: &mut Vec<Diagnostic
         Ok(graph) => Some(graph),
         Err(cycles) => {
             for cycle in cycles {
+                let cycle: Vec<usize> = cycle.into_iter().map(ServiceId::index).collect();
                 let mut path: Vec<&str> = cycle.iter().map(|&index| names[index]).collect();
                 path.push(names[cycle[0]]);
                 let mut diagnostic = Diagnostic::new(
@@ -795,7 +834,7 @@ fn relative(
 }
 
 /// RFC 1123 label, lowercase and starting with a letter: what Docker and Kubernetes accept as a host name.
-fn check_dns_label(name: &str) -> Result<(), &'static str> {
+pub(super) fn check_dns_label(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
     }

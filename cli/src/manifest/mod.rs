@@ -19,9 +19,14 @@ pub use diagnostic::{Diagnostic, ManifestError, Note};
 pub use discover::{MANIFEST_FILE, find_manifest};
 pub use load::load;
 pub use paths::RelPath;
-pub use spec::{Condition, DatabaseEngine};
+pub use spec::DatabaseEngine;
 
 use crate::graph::ServiceGraph;
+pub use crate::graph::{Condition, ServiceId};
+
+/// The database container's host name on the platform's network: the name its services reach it
+/// by, and so a name no service may take.
+pub const DATABASE_HOST: &str = "postgres";
 
 /// A validated workspace: the platform's services and everything needed to run them.
 #[derive(Debug, Clone)]
@@ -55,6 +60,19 @@ impl Workspace {
         service.path.under(&self.root)
     }
 
+    /// The workspace under another name (`--project`): its containers, network, volume and
+    /// default image names follow it. Fails when the name is not a DNS label.
+    pub fn renamed(mut self, name: &str) -> Result<Workspace, &'static str> {
+        load::check_dns_label(name)?;
+        for service in &mut self.services {
+            if service.image == format!("{}/{}", self.name, service.name) {
+                service.image = format!("{name}/{}", service.name);
+            }
+        }
+        self.name = name.to_owned();
+        Ok(self)
+    }
+
     /// Every checkout the workspace names: libraries first (services build against them), then
     /// services, each in manifest order.
     pub fn checkouts(&self) -> impl Iterator<Item = Checkout<'_>> {
@@ -84,17 +102,25 @@ impl Workspace {
                 });
             }
         }
-        Ok(self.checkouts().filter(|checkout| names.is_empty() || names.iter().any(|name| name == checkout.name)).collect())
+        Ok(self
+            .checkouts()
+            .filter(|checkout| names.is_empty() || names.iter().any(|name| name == checkout.name))
+            .collect())
     }
 
-    /// The lock file beside the manifest.
-    pub fn lock_path(&self) -> PathBuf {
-        self.root.join(crate::lock::LOCK_FILE)
+    /// The service a graph id names.
+    pub fn service_by_id(&self, id: ServiceId) -> &Service {
+        &self.services[id.index()]
+    }
+
+    /// The graph id of the service with this name.
+    pub fn id_of(&self, name: &str) -> Option<ServiceId> {
+        self.services.iter().position(|service| service.name == name).map(ServiceId::new)
     }
 
     /// Services in dependency order: every service comes after the ones it depends on.
     pub fn services_in_order(&self) -> impl Iterator<Item = &Service> {
-        self.graph.waves().iter().flatten().map(|&index| &self.services[index])
+        self.graph.waves().iter().flatten().map(|&id| self.service_by_id(id))
     }
 
     /// Looks up the named services, in dependency order; every service when `names` is empty.

@@ -238,10 +238,10 @@ impl<'de> Deserialize<'de> for BuildSpec {
                     ("args", !table.args.is_empty()),
                     ("target", table.target.is_some()),
                 ];
-                if table.dockerfile.is_none() {
-                    if let Some((key, _)) = dockerfile_only.iter().find(|(_, set)| *set) {
-                        return Err(de::Error::custom(format!("`{key}` only applies to a `dockerfile` build")));
-                    }
+                if table.dockerfile.is_none()
+                    && let Some((key, _)) = dockerfile_only.iter().find(|(_, set)| *set)
+                {
+                    return Err(de::Error::custom(format!("`{key}` only applies to a `dockerfile` build")));
                 }
                 Ok(BuildSpec::Table(Box::new(table)))
             }
@@ -251,27 +251,7 @@ impl<'de> Deserialize<'de> for BuildSpec {
     }
 }
 
-/// What a dependent waits for before it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Condition {
-    /// The dependency's container is running.
-    Started,
-    /// The dependency passes its health check.
-    Healthy,
-    /// The dependency ran to completion with exit code 0 (a one-off job).
-    Completed,
-}
-
-impl fmt::Display for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Condition::Started => "started",
-            Condition::Healthy => "healthy",
-            Condition::Completed => "completed",
-        })
-    }
-}
+pub use crate::graph::Condition;
 
 /// `depends_on`: `{ name = "condition" }`, or `["name", ...]` for `started`.
 #[derive(Debug, Default, JsonSchema)]

@@ -50,19 +50,64 @@ fn cause_of<'a>(error: Option<&'a (dyn std::error::Error + 'static)>) -> Option<
     error.and_then(std::error::Error::source)
 }
 
-/// Connects with `config`, plat's application name and a connect timeout.
-pub async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+/// Why a connection failed: the server's answer, or no way to it at all.
+#[derive(Debug)]
+enum ConnectError {
+    /// The server answered (or its connection failed), as tokio-postgres tells.
+    Postgres(tokio_postgres::Error),
+    /// The connection through the Engine could not be opened.
+    Dial(std::io::Error),
+}
+
+impl ConnectError {
+    /// The SQLSTATE of a server's refusal.
+    fn code(&self) -> Option<&SqlState> {
+        match self {
+            ConnectError::Postgres(error) => error.code(),
+            ConnectError::Dial(_) => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ConnectError::Postgres(error) => describe(error),
+            ConnectError::Dial(error) => error.to_string(),
+        }
+    }
+}
+
+/// Connects with `config`, plat's application name and a connect timeout; through `dial`'s
+/// connection when there is one (the workspace's database, reached through the Engine).
+async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
     let mut config = config.clone();
     config.application_name(application_name());
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!("database connection ended: {error}");
+    let client = match dial {
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!("database connection ended: {error}");
+                }
+            });
+            client
         }
-    });
+        Some(dial) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, (dial.0)())
+                .await
+                .map_err(|_| ConnectError::Dial(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?
+                .map_err(ConnectError::Dial)?;
+            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!("database connection ended: {error}");
+                }
+            });
+            client
+        }
+    };
     Ok(client)
 }
 
@@ -95,16 +140,15 @@ pub enum OpenError {
 /// Returns the client (`None` when the database does not exist and `create` is off) and whether
 /// this call created the database.
 pub async fn open(target: &DatabaseTarget, create: bool) -> Result<(Option<Client>, bool), OpenError> {
-    let connect_error =
-        |error: tokio_postgres::Error| OpenError::Connect { url: target.display(), reason: describe(&error) };
-    match connect(&target.config).await {
+    let connect_error = |error: ConnectError| OpenError::Connect { url: target.display(), reason: error.describe() };
+    match connect(&target.config, target.dial.as_ref()).await {
         Ok(client) => return Ok((Some(client), false)),
         Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) && !create => return Ok((None, false)),
         Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
         Err(error) => return Err(connect_error(error)),
     }
     let created = create_database(target).await?;
-    let client = connect(&target.config).await.map_err(connect_error)?;
+    let client = connect(&target.config, target.dial.as_ref()).await.map_err(connect_error)?;
     Ok((Some(client), created))
 }
 
@@ -114,19 +158,19 @@ async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
     let mut last = None;
     for maintenance in ["postgres", "template1"] {
         let config = target.with_database(maintenance);
-        let failed = |error: &tokio_postgres::Error| OpenError::Create {
+        let failed = |reason: String, code: Option<&SqlState>| OpenError::Create {
             database: target.database.clone(),
             url: url::display(&config),
-            reason: describe(error),
-            denied: error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            reason,
+            denied: code == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
         };
-        let client = match connect(&config).await {
+        let client = match connect(&config, target.dial.as_ref()).await {
             Ok(client) => client,
             Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
-                last = Some(failed(&error));
+                last = Some(failed(error.describe(), error.code()));
                 continue;
             }
-            Err(error) => return Err(failed(&error)),
+            Err(error) => return Err(failed(error.describe(), error.code())),
         };
         let statement = format!("CREATE DATABASE {}", quote_ident(&target.database));
         return match client.batch_execute(&statement).await {
@@ -139,7 +183,7 @@ async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
             {
                 Ok(false)
             }
-            Err(error) => Err(failed(&error)),
+            Err(error) => Err(failed(describe(&error), error.code())),
         };
     }
     Err(last.expect("tried at least one maintenance database"))

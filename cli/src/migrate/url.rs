@@ -24,6 +24,9 @@ pub struct UrlSources<'a> {
     /// The workspace's running database container, for services that neither of the above
     /// names: each gets its own database in it, as the image's `postgres` superuser.
     pub container: Option<&'a DatabaseContainer>,
+    /// How to reach that container from here (directly, or through the Engine); without it,
+    /// its port published on 127.0.0.1.
+    pub container_dial: Option<Dial>,
 }
 
 impl UrlSources<'_> {
@@ -55,6 +58,20 @@ impl std::fmt::Display for UrlOrigin {
     }
 }
 
+/// A connection being opened by a [`Dial`].
+pub type Dialing = std::pin::Pin<Box<dyn Future<Output = std::io::Result<crate::docker::relay::Conn>> + Send>>;
+
+/// Opens a connection to a database server plat cannot reach by its URL's host and port: the
+/// workspace's database container, reached through the Engine (`docker::relay`).
+#[derive(Clone)]
+pub struct Dial(pub std::sync::Arc<dyn Fn() -> Dialing + Send + Sync>);
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dial")
+    }
+}
+
 /// The database one service migrates: connection settings and its name.
 #[derive(Clone)]
 pub struct DatabaseTarget {
@@ -68,6 +85,8 @@ pub struct DatabaseTarget {
     pub origin: UrlOrigin,
     /// Whether the URL itself named the database.
     pub named_in_url: bool,
+    /// How to open a connection, when not to the URL's host and port.
+    pub dial: Option<Dial>,
 }
 
 impl std::fmt::Debug for DatabaseTarget {
@@ -148,7 +167,9 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
     let (text, origin) = match (sources.explicit, (sources.env)(&env), sources.container) {
         (Some(url), _, _) => (url.to_owned(), UrlOrigin::Flag),
         (None, Some(url), _) if !url.trim().is_empty() => (url, UrlOrigin::Env(env)),
-        (None, _, Some(container)) => return in_container(service, &database.name, container),
+        (None, _, Some(container)) => {
+            return in_container(service, &database.name, container, sources.container_dial.clone());
+        }
         _ => return Err(UrlError::Missing { service: service.name.clone(), env }),
     };
     let mut config: Config = text.trim().parse().map_err(|error: tokio_postgres::Error| UrlError::Invalid {
@@ -159,23 +180,38 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
     let named_in_url = config.get_dbname().is_some_and(|name| !name.is_empty());
     let database = if named_in_url { config.get_dbname().expect("named").to_owned() } else { database.name.clone() };
     config.dbname(&database);
-    Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url })
+    Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url, dial: None })
 }
 
-/// `postgres://postgres@127.0.0.1:<published port>/<database.name>`: the image trusts
-/// clients, and the port is published on loopback only (docs/images.md).
-fn in_container(service: &Service, database: &str, container: &DatabaseContainer) -> Result<DatabaseTarget, UrlError> {
-    let port = container
-        .port
-        .ok_or_else(|| UrlError::NotPublished { service: service.name.clone(), container: container.name.clone() })?;
+/// `postgres://postgres@postgres:5432/<database.name>` reached through `dial` (the container on
+/// the workspace network, as the services reach it), or without one
+/// `postgres://postgres@127.0.0.1:<published port>/<database.name>`: the image trusts clients,
+/// and the port is published on loopback only (docs/images.md).
+fn in_container(
+    service: &Service,
+    database: &str,
+    container: &DatabaseContainer,
+    dial: Option<Dial>,
+) -> Result<DatabaseTarget, UrlError> {
     let mut config = Config::new();
-    config.host("127.0.0.1").port(port).user("postgres").dbname(database);
+    match &dial {
+        Some(_) => config.host(crate::docker::label::POSTGRES).port(crate::docker::POSTGRES_PORT),
+        None => {
+            let port = container.port.ok_or_else(|| UrlError::NotPublished {
+                service: service.name.clone(),
+                container: container.name.clone(),
+            })?;
+            config.host("127.0.0.1").port(port)
+        }
+    };
+    config.user("postgres").dbname(database);
     Ok(DatabaseTarget {
         service: service.name.clone(),
         config,
         database: database.to_owned(),
         origin: UrlOrigin::Container(container.name.clone()),
         named_in_url: false,
+        dial,
     })
 }
 
@@ -255,21 +291,28 @@ mod tests {
     fn the_flag_wins_then_the_environment() {
         let env = |name: &str| (name == "DATABASE_URL_USER_SERVICE").then(|| "postgres://env@h/envdb".to_owned());
         let user = service("user-service");
-        let target =
-            resolve(&user, &UrlSources { explicit: Some("postgres://flag@h"), env: &env, container: None }).unwrap();
+        let target = resolve(
+            &user,
+            &UrlSources { explicit: Some("postgres://flag@h"), env: &env, container: None, container_dial: None },
+        )
+        .unwrap();
         assert_eq!(
             (target.origin, target.database.as_str(), target.named_in_url),
             (UrlOrigin::Flag, "user_service", false)
         );
-        let target = resolve(&user, &UrlSources { explicit: None, env: &env, container: None }).unwrap();
+        let target =
+            resolve(&user, &UrlSources { explicit: None, env: &env, container: None, container_dial: None }).unwrap();
         assert_eq!(target.origin, UrlOrigin::Env("DATABASE_URL_USER_SERVICE".into()));
         assert_eq!((target.database.as_str(), target.named_in_url), ("envdb", true));
     }
 
     #[test]
     fn no_url_names_the_variable() {
-        let error = resolve(&service("user-service"), &UrlSources { explicit: None, env: &no_env, container: None })
-            .unwrap_err();
+        let error = resolve(
+            &service("user-service"),
+            &UrlSources { explicit: None, env: &no_env, container: None, container_dial: None },
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             "no database URL for user-service: pass --database-url, set DATABASE_URL_USER_SERVICE, or start the \
@@ -279,21 +322,33 @@ mod tests {
 
     #[test]
     fn the_container_comes_last() {
-        let container = DatabaseContainer { id: "c0ffee".into(), name: "p-postgres".into(), port: Some(32768) };
+        let container = DatabaseContainer {
+            id: "c0ffee".into(),
+            name: "p-postgres".into(),
+            port: Some(32768),
+            address: None,
+            checkout: None,
+            root: None,
+        };
         let env = |name: &str| (name == "DATABASE_URL_USER_SERVICE").then(|| "postgres://env@h/envdb".to_owned());
         let (user, order) = (service("user-service"), service("order-service"));
-        let sources = UrlSources { explicit: None, env: &env, container: Some(&container) };
+        let sources = UrlSources { explicit: None, env: &env, container: Some(&container), container_dial: None };
         assert!(sources.given(&user) && !sources.given(&order));
         assert_eq!(resolve(&user, &sources).unwrap().origin, UrlOrigin::Env("DATABASE_URL_USER_SERVICE".into()));
         let target = resolve(&order, &sources).unwrap();
         assert_eq!(target.origin.to_string(), "container p-postgres");
         assert_eq!(target.display(), "postgres://postgres@127.0.0.1:32768/order_service");
         assert_eq!((target.database.as_str(), target.named_in_url), ("order_service", false));
-        let flag = UrlSources { explicit: Some("postgres://flag@h"), env: &no_env, container: Some(&container) };
+        let flag = UrlSources {
+            explicit: Some("postgres://flag@h"),
+            env: &no_env,
+            container: Some(&container),
+            container_dial: None,
+        };
         assert_eq!(resolve(&order, &flag).unwrap().origin, UrlOrigin::Flag);
 
         let unpublished = DatabaseContainer { port: None, ..container.clone() };
-        let sources = UrlSources { explicit: None, env: &no_env, container: Some(&unpublished) };
+        let sources = UrlSources { explicit: None, env: &no_env, container: Some(&unpublished), container_dial: None };
         assert_eq!(
             resolve(&order, &sources).unwrap_err().to_string(),
             "no database URL for order-service: container p-postgres publishes no port 5432 on 127.0.0.1"
@@ -309,16 +364,23 @@ mod tests {
             format!("host=db.internal user=app password={secret} dbname=orders"),
             format!("postgres://app@db.internal/orders?password={secret}"),
         ] {
-            let target =
-                resolve(&service("orders"), &UrlSources { explicit: Some(&url), env: &no_env, container: None })
-                    .unwrap();
+            let target = resolve(
+                &service("orders"),
+                &UrlSources { explicit: Some(&url), env: &no_env, container: None, container_dial: None },
+            )
+            .unwrap();
             let shown = format!("{} {target:?}", target.display());
             assert!(!shown.contains("s3cr"), "{shown}");
             assert!(shown.contains("postgres://app:****@db.internal"), "{shown}");
         }
         let error = resolve(
             &service("orders"),
-            &UrlSources { explicit: Some("postgres://app:s3cr@h:notaport/x"), env: &no_env, container: None },
+            &UrlSources {
+                explicit: Some("postgres://app:s3cr@h:notaport/x"),
+                env: &no_env,
+                container: None,
+                container_dial: None,
+            },
         );
         assert!(!error.unwrap_err().to_string().contains("s3cr"));
     }

@@ -1,12 +1,53 @@
 //! Running buf: finding it, `buf generate` with plat as its local plugin, and `buf lint` /
 //! `buf breaking` with their JSON output read back into [`Finding`]s.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use super::codegen::GeneratedFile;
 use super::{Finding, ProtoError, load};
 use crate::manifest::Workspace;
+
+/// How long one buf command may run: `buf generate` runs plat's plugin, `lint` and `breaking`
+/// compile the contracts; a buf that hangs (a plugin waiting on its stdin, a lock) must not hang
+/// plat with it.
+const BUF_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs a buf command to the end and returns what it printed, or fails after [`BUF_TIMEOUT`]
+/// with the buf process killed.
+fn run(command: &mut Command, what: &str) -> Result<Output, ProtoError> {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    // Both pipes drained at once, so a chatty buf cannot block on a full one.
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let stderr = read(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() >= BUF_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ProtoError::Buf {
+                command: what.to_owned(),
+                stderr: format!("buf did not finish within {}s and was stopped", BUF_TIMEOUT.as_secs()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+}
 
 /// buf's path, when it is on PATH.
 pub fn find() -> Option<PathBuf> {
@@ -35,16 +76,18 @@ pub fn generate(buf: &Path, workspace: &Workspace) -> Result<Vec<GeneratedFile>,
     path.extend(
         std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default(),
     );
-    let output = Command::new(buf)
-        .arg("generate")
-        .arg(&proto_dir)
-        .arg("--template")
-        .arg(&template)
-        .current_dir(&run_dir)
-        .env("PATH", std::env::join_paths(path).map_err(std::io::Error::other)?)
-        .env("PLAT_MANIFEST", &workspace.manifest_path)
-        .stdin(Stdio::null())
-        .output()?;
+    let output = run(
+        Command::new(buf)
+            .arg("generate")
+            .arg(&proto_dir)
+            .arg("--template")
+            .arg(&template)
+            .current_dir(&run_dir)
+            .env("PATH", std::env::join_paths(path).map_err(std::io::Error::other)?)
+            .env("PLAT_MANIFEST", &workspace.manifest_path)
+            .stdin(Stdio::null()),
+        "generate",
+    )?;
     if !output.status.success() {
         return Err(ProtoError::Buf {
             command: "generate".to_owned(),
@@ -75,11 +118,10 @@ fn collect(root: &Path, dir: &Path, skip: &Path, files: &mut Vec<GeneratedFile>)
 
 /// Runs `buf lint` in `proto_dir` (buf reads its buf.yaml) and returns what it reports.
 pub fn lint(buf: &Path, proto_dir: &Path) -> Result<Vec<Finding>, ProtoError> {
-    let output = Command::new(buf)
-        .args(["lint", "--error-format", "json"])
-        .current_dir(proto_dir)
-        .stdin(Stdio::null())
-        .output()?;
+    let output = run(
+        Command::new(buf).args(["lint", "--error-format", "json"]).current_dir(proto_dir).stdin(Stdio::null()),
+        "lint",
+    )?;
     findings("lint", &output)
 }
 
@@ -94,12 +136,14 @@ pub fn breaking(buf: &Path, proto_dir: &Path, old: &load::Sources) -> Result<Vec
         }
         fs_err::write(&file, text)?;
     }
-    let output = Command::new(buf)
-        .args(["breaking", ".", "--error-format", "json", "--against"])
-        .arg(against.path())
-        .current_dir(proto_dir)
-        .stdin(Stdio::null())
-        .output()?;
+    let output = run(
+        Command::new(buf)
+            .args(["breaking", ".", "--error-format", "json", "--against"])
+            .arg(against.path())
+            .current_dir(proto_dir)
+            .stdin(Stdio::null()),
+        "breaking",
+    )?;
     findings("breaking", &output)
 }
 
@@ -119,7 +163,7 @@ struct BufAnnotation {
 
 /// buf exits 0 when clean and 100 when it found something; anything else is a failure. A
 /// `COMPILE` annotation means the files do not compile, which is an error, not a finding.
-fn findings(command: &str, output: &std::process::Output) -> Result<Vec<Finding>, ProtoError> {
+fn findings(command: &str, output: &Output) -> Result<Vec<Finding>, ProtoError> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !matches!(output.status.code(), Some(0 | 100)) {
         let stderr = String::from_utf8_lossy(&output.stderr);

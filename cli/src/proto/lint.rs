@@ -409,15 +409,15 @@ fn lint_enum(linter: &mut Linter, file: &str, spans: &Spans, enumeration: &EnumD
             format!("Enum option \"allow_alias\" on enum \"{name}\" must be false."),
         );
     }
-    if let Some(first) = enumeration.value.first() {
-        if first.number() != 0 {
-            linter.add(
-                "ENUM_FIRST_VALUE_ZERO",
-                file,
-                spans.loc(&child(&path, &[tag::ENUM_VALUE, 0, tag::ENUM_VALUE_NUMBER])),
-                format!("First enum value \"{}\" should have a numeric value of 0", first.name()),
-            );
-        }
+    if let Some(first) = enumeration.value.first()
+        && first.number() != 0
+    {
+        linter.add(
+            "ENUM_FIRST_VALUE_ZERO",
+            file,
+            spans.loc(&child(&path, &[tag::ENUM_VALUE, 0, tag::ENUM_VALUE_NUMBER])),
+            format!("First enum value \"{}\" should have a numeric value of 0", first.name()),
+        );
     }
     let prefix = format!("{}_", to_upper_snake_case(name));
     let suffix = linter.config.enum_zero_value_suffix.clone();

@@ -155,12 +155,17 @@ fn before_up_nothing_runs_and_plat_says_what_to_do() {
     assert_eq!(rows[0]["service"], "web");
     assert_eq!(rows[0]["state"], "missing");
     assert_eq!(rows[1]["service"], "api");
+    assert_eq!((rows[2]["service"].as_str(), rows[2]["state"].as_str()), (Some("postgres"), Some("missing")));
     let run = context.run(&["ps"]).expect_code(0);
-    assert_eq!(run.stdout.lines().next(), Some("SERVICE  STATE    HEALTH  UP TO DATE  PORTS"));
+    assert_eq!(run.stdout.lines().next(), Some("SERVICE   STATE    HEALTH  UP TO DATE  PORTS"));
 
-    let run = context.run(&["logs", "api"]).expect_code(1);
-    assert!(run.stderr.contains("error: api has no container"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: `plat up api` starts it"), "{}", run.stderr);
+    // What is not there is said, and the command still shows what is (nothing here): exit 0.
+    let run = context.run(&["logs", "api"]).expect_code(0);
+    assert!(
+        run.stderr.contains("warning: api has no container: nothing to show (`plat up api` starts it)"),
+        "{}",
+        run.stderr
+    );
 
     let run = context.run(&["up", "webb"]).expect_code(2);
     assert!(run.stderr.contains("hint: did you mean `web`?"), "{}", run.stderr);
@@ -174,7 +179,11 @@ fn before_up_nothing_runs_and_plat_says_what_to_do() {
     assert!(run.stderr.contains("hint: build it with `plat build web`"), "{}", run.stderr);
 
     let run = context.run(&["down"]).expect_code(0);
-    assert!(run.stderr.contains(&format!("no container of workspace `{}` exists", names.workspace)), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("no container of workspace `{}` from this checkout exists", names.workspace)),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -299,17 +308,120 @@ fn a_published_port_in_use_is_reported_with_what_to_do() {
         names.workspace
     ));
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    // Found before anything is created, and said with who to ask.
     let run = context.run(&["up"]).expect_code(1);
-    assert!(run.stderr.contains("error: db: "), "{}", run.stderr);
-    assert!(run.stderr.contains("address already in use"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("error: db: host port {port} is taken by another program")), "{}", run.stderr);
     assert!(
-        run.stderr.contains("hint: another program or container has that host port: stop it, or change `publish`"),
+        run.stderr.contains(&format!("hint: free port {port} (`lsof -i :{port}` shows who holds it)")),
         "{}",
         run.stderr
     );
-    // Once the port is free, up starts the container it created.
+    let rows = context.run(&["ps", "--json"]).expect_code(0).json();
+    assert_eq!(rows[0]["state"], "missing", "nothing was created: {rows}");
+    // Once the port is free, up starts it.
     drop(held);
     let run = context.run(&["up"]).expect_code(0);
-    assert!(run.stderr.contains("Started db"), "{}", run.stderr);
+    assert!(run.stderr.contains("Created db"), "{}", run.stderr);
+    context.run(&["down"]).expect_code(0);
+}
+
+/// One service from the PostgreSQL image (it has `false` and a shell), with `health`.
+fn one_service(workspace: &str, health: &str) -> String {
+    format!(
+        "[workspace]\nname = \"{workspace}\"\n\n\
+         [services.db]\nbuild = {{ command = \"docker tag plat/postgres:15 \\\"$PLAT_IMAGE\\\"\" }}\nports = {{ pg = 5432 }}\n{health}"
+    )
+}
+
+#[test]
+fn after_a_rename_ps_explains_the_old_containers_and_down_removes_them() {
+    ensure_postgres_image();
+    let (old, new) = (Names::new(), Names::new());
+    let context = TestContext::new();
+    std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    context.manifest(&one_service(&old.workspace, ""));
+    context.run(&["up"]).expect_code(0);
+
+    // The same checkout, renamed: the old container is its own, under the old name.
+    context.manifest(&one_service(&new.workspace, ""));
+    let rows = context.run(&["ps", "--json"]).expect_code(0).json();
+    let renamed = rows.as_array().unwrap().iter().find(|row| row["container"] == format!("{}-db", old.workspace));
+    let renamed = renamed.unwrap_or_else(|| panic!("the old container is listed: {rows}"));
+    assert_eq!(
+        renamed["note"].as_str(),
+        Some(format!("workspace renamed from `{}`: `plat down` removes it", old.workspace).as_str())
+    );
+    let run = context.run(&["down"]).expect_code(0);
+    assert!(run.stderr.contains(&format!("Removed container {}-db", old.workspace)), "{}", run.stderr);
+    assert!(docker(&["ps", "-aq", "--filter", &format!("label=dev.plat.workspace={}", old.workspace)]).is_empty());
+}
+
+#[test]
+fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
+    use std::io::{BufRead, BufReader};
+
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    context.manifest(&one_service(&names.workspace, "health = { cmd = [\"false\"], interval = \"200ms\", retries = 600 }\n"));
+    let mut up = context.plat().arg("up").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(up.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Waiting db for its health command") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "up ended before waiting: {seen}");
+        seen.push_str(&line);
+    }
+    let signal = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(signal.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("plat up stopped before the platform was up; still running: db"), "{rest}");
+    assert!(rest.contains("hint: `plat up` again carries on from here; `plat down` removes it all"), "{rest}");
+    context.run(&["down"]).expect_code(0);
+}
+
+#[test]
+fn logs_follow_a_service_across_the_container_up_replaces() {
+    use std::io::{BufRead, BufReader};
+
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
+    context.manifest(&one_service(&names.workspace, ""));
+    context.run(&["up"]).expect_code(0);
+    let first = docker(&["ps", "-q", "--filter", &format!("name=^{}-db$", names.workspace)]);
+
+    let mut logs = context.plat().args(["logs", "-f", "db"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(logs.stdout.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).try_for_each(|line| lines.send(line)));
+    let ready = "database system is ready to accept connections";
+    let mut seen = Vec::new();
+    let mut wait_for_ready = |count: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen.iter().filter(|line: &&String| line.contains(ready)).count() < count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no {count} × `{ready}` in:\n{}", seen.join("\n")),
+            }
+        }
+    };
+    wait_for_ready(1);
+
+    // A new configuration: up replaces the container, and the same `logs -f` shows the new one's start.
+    context.manifest(&one_service(&names.workspace, "env = { REPLACED = \"yes\" }\n"));
+    let run = context.run(&["up"]).expect_code(0);
+    assert!(run.stderr.contains("Recreated db"), "{}", run.stderr);
+    assert_ne!(docker(&["ps", "-q", "--filter", &format!("name=^{}-db$", names.workspace)]), first);
+    wait_for_ready(2);
+    assert!(seen.iter().all(|line| line.starts_with("db ")), "each line names its service: {seen:?}");
+    logs.kill().unwrap();
+    let _ = logs.wait();
     context.run(&["down"]).expect_code(0);
 }

@@ -66,7 +66,8 @@ fn a_checkout_off_its_rev_or_lock_is_named_and_built_as_it_is() {
     );
     assert!(run.stderr.contains("hint: push the commits of svc"), "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("warning: library pkg (pkg) is at {}: 1 commit behind main (origin/main", head(&pkg))),
+        run.stderr
+            .contains(&format!("warning: library pkg (pkg) is at {}: 1 commit behind main (origin/main", head(&pkg))),
         "{}",
         run.stderr
     );

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use plat::docker::{self, DatabaseContainer};
+use plat::docker::{DatabaseContainer, Engine, Owner};
 
 use crate::context::{TestContext, ensure_postgres_image};
 use crate::migrate::{MigrateContext, query, scalar};
@@ -34,12 +34,17 @@ impl Platform {
         Platform { workspace }
     }
 
-    /// Starts the database container and waits until PostgreSQL accepts connections.
-    fn start(&self) -> DatabaseContainer {
+    /// Starts the database container as the checkout at `root` would, and waits until
+    /// PostgreSQL accepts connections.
+    fn start(&self, root: &std::path::Path) -> DatabaseContainer {
         ensure_postgres_image();
-        let container = block_on(docker::start_database_container(&self.workspace)).expect("the container starts");
-        block_on(docker::wait_healthy(&container, Duration::from_secs(120))).expect("PostgreSQL gets ready");
-        container
+        let owner = Owner::new(&self.workspace, root);
+        block_on(async {
+            let engine = Engine::connect().await.expect("the Engine answers");
+            let container = engine.start_database_container(&owner).await.expect("the container starts");
+            engine.wait_healthy(&container, Duration::from_secs(120)).await.expect("PostgreSQL gets ready");
+            container
+        })
     }
 
     /// A workspace with two services with databases, named after this platform.
@@ -72,23 +77,33 @@ impl Drop for Platform {
         let workspace = self.workspace.clone();
         // On a thread of its own: a runtime cannot block inside another one, and a failed
         // test may be unwinding from anywhere.
-        let removed = std::thread::spawn(move || block_on(docker::remove_database(&workspace, true))).join();
+        let removed = std::thread::spawn(move || {
+            block_on(async { Engine::connect().await?.remove_database(&workspace, true).await })
+        })
+        .join();
         if !matches!(removed, Ok(Ok(_))) {
             eprintln!("warning: could not remove the database container of {}: {removed:?}", self.workspace);
         }
     }
 }
 
+/// The database's URL from this machine, on the port the container publishes.
 fn url(container: &DatabaseContainer, database: &str) -> String {
     format!("postgres://postgres@127.0.0.1:{}/{database}", container.port.expect("published"))
+}
+
+/// The URL plat says it migrated: the container's, on the workspace network, as the services
+/// reach it (plat goes there directly or through the Engine).
+fn in_network(database: &str) -> String {
+    format!("postgres://postgres@postgres:5432/{database}")
 }
 
 #[test]
 fn migrate_finds_the_workspace_database_container() {
     let platform = Platform::new("migrate");
-    let container = platform.start();
-    assert_eq!(container.name, format!("{}-postgres", platform.workspace));
     let context = platform.context();
+    let container = platform.start(&context.context.workspace);
+    assert_eq!(container.name, format!("{}-postgres", platform.workspace));
 
     // No --database-url, no DATABASE_URL_* (MigrateContext removes the developer's).
     let run = context.run(&["migrate"], &[]).expect_code(0);
@@ -97,12 +112,12 @@ fn migrate_finds_the_workspace_database_container() {
     assert!(
         run.stderr.contains(&format!(
             "Finished user-service: 2 applied now, 2 in all, on {} {via}",
-            url(&container, "user_service")
+            in_network("user_service")
         )),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains(&format!("on {} {via}", url(&container, "orders"))), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("on {} {via}", in_network("orders"))), "{}", run.stderr);
 
     // Applied in the container's databases, checked over the published port.
     let users = url(&container, "user_service");
@@ -116,7 +131,7 @@ fn migrate_finds_the_workspace_database_container() {
     let run = context.run(&["migrate"], &[]).expect_code(0);
     assert!(run.stderr.contains(&format!("Fresh user-service: 2 applied, none pending {via}")), "{}", run.stderr);
     let status = context.run(&["migrate", "status", "--json"], &[]).expect_code(0).json();
-    assert_eq!(status[1]["url"], url(&container, "orders"));
+    assert_eq!(status[1]["url"], in_network("orders"));
 
     // A URL given wins over the container: this one leads nowhere.
     let run = context
@@ -157,7 +172,7 @@ fn without_a_container_the_error_says_all_three_ways() {
 #[test]
 fn docker_stop_is_a_fast_shutdown_even_with_a_client_connected() {
     let platform = Platform::new("stop");
-    let container = platform.start();
+    let container = platform.start(&std::env::temp_dir());
     // A connected client: SIGTERM (PostgreSQL's smart shutdown) would wait for it to leave,
     // until Docker kills the server after 10 s. The image's SIGINT does not wait.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -218,11 +218,7 @@ fn does_not_carry_uncommitted_changes_off_a_branch() {
     remote.push(&context, "main");
 
     let run = context.run(&["sync"]).expect_code(1);
-    assert!(
-        run.stderr.contains("it is on branch feature with uncommitted changes to README.md"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("it is on branch feature with uncommitted changes to README.md"), "{}", run.stderr);
     assert_eq!(context.branch(&dir).as_deref(), Some("feature"));
     assert_eq!(std::fs::read_to_string(dir.join("README.md")).unwrap(), "feature work\n");
 
@@ -248,7 +244,11 @@ fn never_loses_unpushed_or_diverged_commits() {
     let local = context.head(&dir);
     // Ahead only: the checkout holds the remote's commit, nothing to move, nothing skipped.
     let run = context.run(&["sync"]).expect_code(0);
-    assert!(run.stderr.contains("Ahead svc main at") && run.stderr.contains("1 local commit not pushed yet"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Ahead svc main at") && run.stderr.contains("1 local commit not pushed yet"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(context.head(&dir), local);
 
     remote.commit(&context, "theirs.txt", "theirs");

@@ -111,6 +111,10 @@ manifest_error!(
     library_name_and_path,
     "[workspace]\nname = \"p\"\n[libraries.Shared]\n[libraries.b]\npath = \"../b\"\n"
 );
+manifest_error!(
+    two_services_one_database,
+    "[workspace]\nname = \"p\"\n[services.users]\ndatabase = { name = \"app\" }\n[services.orders]\ndatabase = { name = \"app\" }\n"
+);
 manifest_error!(libraries_not_a_table, "[workspace]\nname = \"p\"\nlibraries = [\"pkg\"]\n");
 
 #[test]

@@ -1,0 +1,156 @@
+//! `plat ps`: each service's container as the Engine has it, probed, compared with what `up`
+//! would make; the database's; and what this checkout made under another workspace name.
+
+use std::sync::Arc;
+
+use super::spec;
+use crate::build;
+use crate::docker::container::ServiceContainer;
+use crate::docker::relay::{Dialer, Reach};
+use crate::docker::{self, DockerError, Engine, Owner};
+use crate::health::{self, ProbeTarget};
+use crate::manifest::{Service, Workspace};
+
+/// One row of `plat ps`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceState {
+    /// The service, or `postgres` for the workspace's database.
+    pub service: String,
+    /// Its container, when there is one.
+    pub container: Option<String>,
+    /// `running`, `exited`, ... or `missing` when there is no container.
+    pub state: String,
+    /// What the Engine says: `Up 2 minutes`.
+    pub status: Option<String>,
+    /// `healthy`, or why not; `None` when it has no health check or does not run.
+    pub health: Option<String>,
+    /// Whether its container matches the manifest and the current image; `None` for the
+    /// database and for a service with no container.
+    pub up_to_date: Option<bool>,
+    /// Ports published on 127.0.0.1, as `host:container`.
+    pub published: Vec<String>,
+    /// Why the row is here though it is not one of the workspace's: `workspace renamed from
+    /// `old``, `another checkout: <dir>`.
+    pub note: Option<String>,
+}
+
+/// The state of every service of the workspace, in start order (their health probed at once),
+/// then its database (present or not), then containers this checkout made under another
+/// workspace name and those another checkout runs under this one.
+pub async fn ps(
+    engine: &Engine,
+    workspace: &Workspace,
+    reach: Option<Reach>,
+) -> Result<Vec<ServiceState>, DockerError> {
+    let owner = Owner::new(&workspace.name, &workspace.root);
+    let dialer = Arc::new(Dialer::new(engine, &owner, reach));
+    let containers = engine.list_services(&workspace.name).await?;
+    let ours: Vec<&ServiceContainer> = containers.iter().filter(|container| container.made_by(&owner)).collect();
+    let rows = workspace.services_in_order().map(|service| {
+        let found = ours.iter().find(|container| container.service == service.name).copied();
+        service_row(engine, &dialer, workspace, service, found)
+    });
+    let mut rows: Vec<ServiceState> = futures_util::future::try_join_all(rows).await?;
+
+    let database = engine.find_database_container(&owner).await;
+    rows.push(match database {
+        Ok(Some(database)) => ServiceState {
+            service: docker::label::POSTGRES.to_owned(),
+            container: Some(database.name),
+            state: "running".to_owned(),
+            status: None,
+            health: None,
+            up_to_date: None,
+            published: database.port.map(|port| format!("{port}:{}", docker::POSTGRES_PORT)).into_iter().collect(),
+            note: None,
+        },
+        Ok(None) => missing(docker::label::POSTGRES, None),
+        Err(DockerError::OtherCheckout { root, containers, .. }) => ServiceState {
+            container: containers.into_iter().next(),
+            state: "running".to_owned(),
+            note: Some(format!("another checkout's: {root}")),
+            ..missing(docker::label::POSTGRES, None)
+        },
+        Err(error) => return Err(error),
+    });
+
+    for container in containers.iter().filter(|container| !container.made_by(&owner)) {
+        rows.push(other_row(
+            container,
+            format!("another checkout's: {}", container.root.as_deref().unwrap_or("unknown")),
+        ));
+    }
+    for container in engine.list_checkout(&owner).await? {
+        if container.workspace != workspace.name {
+            rows.push(other_row(
+                &container,
+                format!("workspace renamed from `{}`: `plat down` removes it", container.workspace),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+async fn service_row(
+    engine: &Engine,
+    dialer: &Arc<Dialer>,
+    workspace: &Workspace,
+    service: &Service,
+    found: Option<&ServiceContainer>,
+) -> Result<ServiceState, DockerError> {
+    let Some(found) = found else { return Ok(missing(&service.name, None)) };
+    let health = match (&service.health, found.running()) {
+        (Some(health), true) => {
+            let address = engine.run_state(&found.id, &workspace.name).await.ok().and_then(|state| state.address);
+            let target = ProbeTarget { container: &found.id, host: &service.name, address, ports: &service.ports };
+            Some(match health::probe(dialer, &health.check, target, health.timeout).await {
+                Ok(()) => "healthy".to_owned(),
+                Err(reason) => reason,
+            })
+        }
+        _ => None,
+    };
+    let up_to_date = match engine.find_image(&build::image_reference(service)).await? {
+        Some(image) => match spec::container_spec(workspace, service, &image.id) {
+            Ok(spec) => Some(found.config_hash.as_deref() == Some(spec.config_hash.as_str())),
+            Err(_) => Some(false),
+        },
+        None => Some(false),
+    };
+    Ok(ServiceState {
+        service: service.name.clone(),
+        container: Some(found.name.clone()),
+        state: found.state.clone(),
+        status: Some(found.status.clone()),
+        health,
+        up_to_date,
+        published: found.published.iter().map(|(container, host)| format!("{host}:{container}")).collect(),
+        note: None,
+    })
+}
+
+fn missing(service: &str, note: Option<String>) -> ServiceState {
+    ServiceState {
+        service: service.to_owned(),
+        container: None,
+        state: "missing".to_owned(),
+        status: None,
+        health: None,
+        up_to_date: None,
+        published: Vec::new(),
+        note,
+    }
+}
+
+fn other_row(container: &ServiceContainer, note: String) -> ServiceState {
+    ServiceState {
+        service: container.service.clone(),
+        container: Some(container.name.clone()),
+        state: container.state.clone(),
+        status: Some(container.status.clone()),
+        health: None,
+        up_to_date: None,
+        published: container.published.iter().map(|(inner, host)| format!("{host}:{inner}")).collect(),
+        note: Some(note),
+    }
+}
