@@ -6,7 +6,7 @@
 //! the platform comes up healthy and its contracts pass. Also: two `plat up` at once, and a
 //! second checkout of the same workspace refused with a way out.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -134,19 +134,40 @@ fn plat_reaches_containers_through_the_engine_when_it_cannot_route_to_them() {
     assert!(stderr.contains("left alone:"), "down does not touch the first checkout's: {stderr}");
     assert!(!docker(&["ps", "-q", "--filter", &format!("name=^{name}-user-service$")]).is_empty());
 
-    // Two `plat up` at once: one waits for the other, both succeed, nothing is duplicated.
+    // Two `plat up` at once from nothing (no network, no container): both succeed, nothing is
+    // duplicated.
+    plat.ok(&["down"]);
     let start = || plat.command(&["up", "--no-build"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let (mut first, mut second) = (start(), start());
-    let mut both = String::new();
     for child in [&mut first, &mut second] {
         let mut stderr = String::new();
         child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
         assert!(child.wait().unwrap().success(), "{stderr}");
-        both.push_str(&stderr);
     }
-    assert!(both.contains("Waiting for `plat up`"), "the second says whom it waits for: {both}");
     let networks = docker(&["network", "ls", "-q", "--filter", &format!("name=^{name}-net$")]);
     assert_eq!(networks.lines().count(), 1, "one network");
+    for service in ["user-service", "order-service", "api-gateway"] {
+        let containers = docker(&["ps", "-q", "--filter", &format!("name=^{name}-{service}$")]);
+        assert_eq!(containers.lines().count(), 1, "one {service}");
+    }
+
+    // One that finds the workspace busy says with what, waits, then goes on: the lock held here
+    // as another plat holds it (an OS lock on .plat/lock, and who holds it written in it).
+    let mut held = std::fs::OpenOptions::new().write(true).open(dir.path().join(".plat/lock")).unwrap();
+    held.lock().unwrap();
+    held.set_len(0).unwrap();
+    write!(held, "{} plat build", std::process::id()).unwrap();
+    let mut waiting = plat.command(&["up", "--no-build"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(waiting.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let expected = format!("Waiting for `plat build` (pid {}) to finish with workspace `{name}`", std::process::id());
+    assert!(line.contains(&expected), "the first thing it says: {line}");
+    drop(held);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(waiting.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("Running api-gateway (unchanged)"), "{rest}");
 
     let (_, stderr) = plat.ok(&["down", "--volumes"]);
     assert!(stderr.contains(&format!("Removed volume {name}-postgres-data")), "{stderr}");

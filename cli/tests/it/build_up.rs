@@ -364,7 +364,10 @@ fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
     let names = Names::new();
     let context = TestContext::new();
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
-    context.manifest(&one_service(&names.workspace, "health = { cmd = [\"false\"], interval = \"200ms\", retries = 600 }\n"));
+    context.manifest(&one_service(
+        &names.workspace,
+        "health = { cmd = [\"false\"], interval = \"200ms\", retries = 600 }\n",
+    ));
     let mut up = context.plat().arg("up").stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(up.stderr.take().unwrap());
     let mut seen = String::new();
