@@ -2,12 +2,13 @@
 //! asks for, and the record that lets the next build skip cargo altogether.
 //!
 //! After each build plat records, in `.plat/builds/<service>.json`, what the binary was made
-//! from: a digest of every source file cargo read that lives in the workspace (from cargo's own
-//! dep-info file, so it is exactly the files the compiler opened, pkg's included), the
-//! manifests and lock file, and the recipe (profile, target, flags, rustc); and the image it
-//! became. The next build compares: when nothing differs and that image is still here, cargo
-//! does not run. Sources outside the workspace (the registry's crates) are pinned by Cargo.lock,
-//! which is compared instead of their thousands of files.
+//! from: a digest of every local source file cargo read (from cargo's own dep-info file, so it is
+//! exactly the files the compiler opened, pkg's included, wherever they are: a checkout may be a
+//! symlink, a path dependency may sit beside the workspace), the manifests and lock file, and the
+//! recipe (profile, target, flags, rustc); and the image it became. The next build compares: when
+//! nothing differs and that image is still here, cargo does not run. The registry's and git
+//! dependencies' sources (under `CARGO_HOME`) are pinned by Cargo.lock, which is compared instead
+//! of their thousands of files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ impl Recipe {
         bin: &str,
         profile: &str,
     ) -> Result<Recipe, BuildError> {
-        let rustc = rustc_version().await?;
+        let rustc = rustc_version(workspace).await?;
         let host = rustc
             .lines()
             .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
@@ -106,11 +107,21 @@ pub(super) struct Output {
 }
 
 /// `rustc -vV`, once per process: its version and host are part of every recipe.
-async fn rustc_version() -> Result<String, BuildError> {
+///
+/// Spawning rustc (through rustup's proxy) is most of a no-op `plat up`, so its answer is kept in
+/// `.plat/rustc.json` with what it depends on, as cargo keeps its own `.rustc_info.json`: the
+/// rustc that runs (`RUSTC` or the one on `PATH`), rustup's toolchains and settings, the
+/// toolchain files above the current directory. Any of them changed, and rustc runs again.
+async fn rustc_version(workspace: &Workspace) -> Result<String, BuildError> {
     static VERSION: OnceCell<String> = OnceCell::const_new();
     VERSION
         .get_or_try_init(|| async {
             let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+            let cache = crate::state::dir(workspace).join("rustc.json");
+            let identity = rustc_identity(&rustc);
+            if let Some(cached) = read_rustc_cache(&cache, &identity) {
+                return Ok(cached);
+            }
             let output = tokio::process::Command::new(&rustc)
                 .arg("-vV")
                 .output()
@@ -122,10 +133,65 @@ async fn rustc_version() -> Result<String, BuildError> {
                     reason: format!("`rustc -vV` failed: {}{}", output.status, tail(&stderr, 5)),
                 });
             }
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            let version = String::from_utf8_lossy(&output.stdout).into_owned();
+            // A cache that cannot be written costs the next run a spawn, nothing else.
+            let record = serde_json::json!({ "identity": identity, "output": version });
+            if crate::state::ensure(workspace).is_ok() {
+                let _ = std::fs::write(&cache, record.to_string());
+            }
+            Ok(version)
         })
         .await
         .cloned()
+}
+
+/// What `rustc -vV` answers depends on: each file that decides which rustc runs, with its size
+/// and modification time.
+fn rustc_identity(rustc: &std::ffi::OsStr) -> String {
+    fn stamp(path: &Path) -> String {
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                let modified = meta.modified().ok().and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok());
+                format!("{} {} {}", path.display(), meta.len(), modified.map_or(0, |time| time.as_nanos()))
+            }
+            Err(_) => format!("{} -", path.display()),
+        }
+    }
+    let mut parts = vec![format!("RUSTC={}", rustc.to_string_lossy())];
+    match which::which(rustc) {
+        Ok(path) => parts.push(stamp(&path)),
+        Err(_) => parts.push("not found".to_owned()),
+    }
+    for var in ["RUSTUP_TOOLCHAIN", "RUSTUP_HOME"] {
+        parts.push(format!("{var}={}", std::env::var(var).unwrap_or_default()));
+    }
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".rustup")));
+    if let Some(home) = rustup_home {
+        parts.push(stamp(&home.join("settings.toml")));
+        let mut toolchains: Vec<PathBuf> = std::fs::read_dir(home.join("toolchains"))
+            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path().join("bin/rustc")).collect())
+            .unwrap_or_default();
+        toolchains.sort();
+        parts.extend(toolchains.iter().map(|path| stamp(path)));
+    }
+    if let Ok(dir) = std::env::current_dir() {
+        for ancestor in dir.ancestors() {
+            for name in ["rust-toolchain", "rust-toolchain.toml"] {
+                let file = ancestor.join(name);
+                if file.exists() {
+                    parts.push(stamp(&file));
+                }
+            }
+        }
+    }
+    parts.join("\n")
+}
+
+fn read_rustc_cache(cache: &Path, identity: &str) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
+    (record["identity"].as_str()? == identity).then(|| record["output"].as_str().map(str::to_owned))?
 }
 
 /// Compiles the recipe's binary, static, for the host's Linux target, into the workspace's
@@ -349,35 +415,39 @@ impl Record {
 }
 
 /// The files a build read that plat compares next time, with their digests: those of the
-/// dep-info inside the workspace root and outside the target directory, the Cargo.toml of every
-/// package they belong to, the service's Cargo.lock, and cargo's configuration files above the
-/// service. `None` when one of them changed after cargo started.
+/// dep-info outside the target directory and `CARGO_HOME` (whose crates Cargo.lock pins), the
+/// Cargo.toml of every package they belong to, the service's Cargo.lock, and cargo's
+/// configuration files above the service. `None` when one of them changed after cargo started.
 fn sources(recipe: &Recipe, output: &Output) -> std::io::Result<Option<BTreeMap<String, String>>> {
     let text = fs_err::read_to_string(&output.dep_info)?;
+    // dep-info names files by their real paths: compare with the real paths of these.
+    let real = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let pinned: Vec<PathBuf> =
+        [Some(real(&recipe.target_dir)), cargo_home().map(|home| real(&home))].into_iter().flatten().collect();
     let mut paths: Vec<PathBuf> = dep_info_files(&text)
         .into_iter()
         .map(PathBuf::from)
-        .filter(|path| path.starts_with(&recipe.root) && !path.starts_with(&recipe.target_dir))
+        .filter(|path| !pinned.iter().any(|dir| path.starts_with(dir)))
         .collect();
     let mut extra = vec![recipe.service_dir.join("Cargo.toml"), recipe.service_dir.join("Cargo.lock")];
     for path in &paths {
         // The nearest Cargo.toml above each source: its package's manifest.
-        if let Some(manifest) = path
-            .ancestors()
-            .skip(1)
-            .take_while(|dir| dir.starts_with(&recipe.root))
-            .map(|dir| dir.join("Cargo.toml"))
-            .find(|manifest| manifest.is_file())
+        if let Some(manifest) =
+            path.ancestors().skip(1).map(|dir| dir.join("Cargo.toml")).find(|manifest| manifest.is_file())
         {
             extra.push(manifest);
         }
     }
-    for dir in recipe.service_dir.ancestors().take_while(|dir| dir.starts_with(&recipe.root)) {
+    // cargo reads the configuration of every directory above the one it runs in.
+    for dir in real(&recipe.service_dir).ancestors() {
         extra.extend([dir.join(".cargo/config.toml"), dir.join(".cargo/config")]);
     }
     paths.extend(extra.into_iter().filter(|path| path.is_file()));
+    // One file reached two ways (through a symlinked checkout, and by its real path) is one.
+    let mut paths: Vec<PathBuf> = paths.iter().map(|path| real(path)).collect();
     paths.sort();
     paths.dedup();
+    let root = real(&recipe.root);
     let mut files = BTreeMap::new();
     for path in paths {
         let metadata = fs_err::metadata(&path)?;
@@ -385,10 +455,20 @@ fn sources(recipe: &Recipe, output: &Output) -> std::io::Result<Option<BTreeMap<
             return Ok(None);
         }
         let Some(digest) = file_digest(&path) else { continue };
-        let name = path.strip_prefix(&recipe.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        // Relative to the workspace when inside it (the record survives moving the workspace);
+        // a file outside it by its real path.
+        let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
         files.insert(name, digest);
     }
     Ok(Some(files))
+}
+
+/// Where cargo keeps the registry's and git dependencies' sources.
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".cargo")))
 }
 
 /// A digest of a file's content; `None` when it cannot be read.
@@ -574,5 +654,64 @@ mod tests {
         assert_eq!(profile_args("dev"), Vec::<&str>::new());
         assert_eq!(profile_args("release"), ["--release"]);
         assert_eq!(profile_args("ci"), ["--profile", "ci"]);
+    }
+
+    #[test]
+    fn the_record_names_local_sources_wherever_they_are_and_leaves_pinned_ones_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        // A repository holding the service and pkg, and a workspace whose checkout links to it.
+        let repo = real.join("repo");
+        for (path, text) in [
+            ("svc/Cargo.toml", "[package]"),
+            ("svc/Cargo.lock", "# lock"),
+            ("svc/src/main.rs", "fn main() {}"),
+            ("pkg/Cargo.toml", "[package]"),
+            ("pkg/src/lib.rs", "pub fn f() {}"),
+        ] {
+            fs_err::create_dir_all(repo.join(path).parent().unwrap()).unwrap();
+            fs_err::write(repo.join(path), text).unwrap();
+        }
+        let workspace = real.join("ws");
+        fs_err::create_dir_all(workspace.join("services")).unwrap();
+        std::os::unix::fs::symlink(repo.join("svc"), workspace.join("services/svc")).unwrap();
+        let target = real.join("target");
+        fs_err::create_dir_all(target.join("debug/build/out")).unwrap();
+        fs_err::write(target.join("debug/build/out/generated.rs"), "// generated").unwrap();
+        let registry = cargo_home().unwrap().join("registry/src/index/some-crate-1.0.0/src/lib.rs");
+        let dep_info = real.join("svc.d");
+        let listed = [
+            repo.join("svc/src/main.rs"),
+            repo.join("pkg/src/lib.rs"),
+            target.join("debug/build/out/generated.rs"),
+            registry,
+        ];
+        let listed: Vec<String> = listed.iter().map(|path| path.display().to_string()).collect();
+        fs_err::write(&dep_info, format!("{}: {}\n", target.join("debug/svc").display(), listed.join(" "))).unwrap();
+
+        let recipe = Recipe {
+            root: workspace.clone(),
+            service_dir: workspace.join("services/svc"),
+            target_dir: target.clone(),
+            package: None,
+            bin: "svc".into(),
+            profile: "dev".into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+            flags: ("RUSTFLAGS", STATIC.into()),
+            key: "k".into(),
+        };
+        let started = SystemTime::now() + std::time::Duration::from_secs(60);
+        let output = Output { binary: target.join("debug/svc"), dep_info, started };
+        let files = sources(&recipe, &output).unwrap().expect("nothing changed after the build started");
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        let expected: Vec<String> =
+            ["pkg/Cargo.toml", "pkg/src/lib.rs", "svc/Cargo.lock", "svc/Cargo.toml", "svc/src/main.rs"]
+                .iter()
+                .map(|path| repo.join(path).display().to_string())
+                .collect();
+        assert_eq!(
+            names, expected,
+            "the linked checkout's and pkg's sources, once each; not the target's or the registry's"
+        );
     }
 }

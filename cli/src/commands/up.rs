@@ -188,7 +188,7 @@ fn show_built(built: &Built) {
 fn build_error(service: &str, error: BuildError) -> CliError {
     let hint = match &error {
         BuildError::Cargo { .. } => {
-            Some(format!("`cargo build --release` in the service's directory shows it; `plat build -v {service}` too"))
+            Some(format!("`cargo build` in the service's directory shows it; `plat build -v {service}` too"))
         }
         BuildError::HostNotLinux { .. } => {
             Some("set `build = \"dockerfile\"` for the service in workspace.toml".to_owned())
