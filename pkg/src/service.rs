@@ -86,3 +86,10 @@ pub async fn main<C: ServiceConfig>(service: &str, serve: impl AsyncFnOnce(C) ->
 pub async fn bind(variable: &str, addr: SocketAddr) -> Result<TcpListener, BoxError> {
     TcpListener::bind(addr).await.map_err(|error| format!("cannot listen on {variable}={addr}: {error}").into())
 }
+
+/// A gRPC server's connections from `listener`, with Nagle's algorithm off: an answer is several
+/// small writes (headers, message, trailers), and with it on each write after the first waits for
+/// the client's delayed ACK — 40 ms added to a call.
+pub fn grpc_incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}

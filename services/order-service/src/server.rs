@@ -13,7 +13,6 @@ use pkg::postgres::HealthProbe;
 use pkg::shutdown::{GraceExpired, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tonic::transport::server::TcpIncoming;
 
 use crate::client::user_client::GrpcUserDirectory;
 use crate::config::{Config, SERVICE_NAME};
@@ -92,7 +91,7 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
         .layer(registry.layer())
         .add_service(health_service)
         .add_service(OrderServiceServer::from_arc(Arc::new(OrderHandler::new(service))))
-        .serve_with_incoming_shutdown(TcpIncoming::from(grpc), shutdown.signalled());
+        .serve_with_incoming_shutdown(pkg::service::grpc_incoming(grpc), shutdown.signalled());
     let metrics_server = pkg::metrics::serve(metrics, registry, shutdown.signalled());
     let servers = async {
         tokio::try_join!(async { grpc_server.await.map_err(RunError::Grpc) }, async {

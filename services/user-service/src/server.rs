@@ -11,7 +11,6 @@ use pkg::metrics::Metrics;
 use pkg::postgres::HealthProbe;
 use pkg::shutdown::{GraceExpired, Shutdown};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, SERVICE_NAME};
 use crate::handler::UserHandler;
@@ -53,7 +52,7 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
         .layer(registry.layer())
         .add_service(health_service)
         .add_service(UserServiceServer::from_arc(Arc::new(UserHandler::new(service))))
-        .serve_with_incoming_shutdown(TcpIncoming::from(grpc), shutdown.signalled());
+        .serve_with_incoming_shutdown(pkg::service::grpc_incoming(grpc), shutdown.signalled());
     let metrics_server = pkg::metrics::serve(metrics, registry, shutdown.signalled());
     let servers = async {
         tokio::try_join!(async { grpc_server.await.map_err(RunError::Grpc) }, async {
