@@ -99,6 +99,11 @@ pub async fn start_services<C: Containers>(
     let gates = gates(services);
     let jobs = jobs(workspace);
     let mut later = Vec::new();
+    // The readiness of containers left as they were: nothing was started after them, so they are
+    // probed together, across waves, rather than one wave after another. A service that does
+    // need its container made or started waits for all of them first, so what it depends on is
+    // known ready before it starts.
+    let mut unchanged = Vec::new();
     for wave in workspace.graph.waves() {
         let mut now = Vec::new();
         for service in wave.iter().map(|&id| workspace.service_by_id(id)) {
@@ -106,6 +111,10 @@ pub async fn start_services<C: Containers>(
             let name = containers.container_name(&service.name);
             let current = existing.iter().find(|container| container.name == name);
             let job = jobs.contains(service.name.as_str());
+            let kept = !job && current.is_some_and(|container| is_current(container, spec));
+            if !kept {
+                futures_util::future::try_join_all(std::mem::take(&mut unchanged)).await?;
+            }
             let (id, action) = converge(containers, spec, current, job)
                 .await
                 .map_err(|error| UpError::Container { service: service.name.clone(), error })?;
@@ -114,13 +123,18 @@ pub async fn start_services<C: Containers>(
             let wait = match (job, gates.get(service.name.as_str()), &service.health) {
                 (true, _, _) => Wait::Completed,
                 (false, Some(Condition::Healthy) | None, Some(_)) => Wait::Healthy,
+                (false, Some(_), Some(_)) if kept => Wait::Healthy,
                 (false, Some(_), Some(_)) => {
                     later.push((service, id.clone()));
                     Wait::Running
                 }
                 (false, _, None) => Wait::Running,
             };
-            now.push((service, id, wait));
+            if kept {
+                unchanged.push(async move { wait_ready(containers, service, &id, wait, on_event).await });
+            } else {
+                now.push((service, id, wait));
+            }
         }
         // The first failure ends the wait: a crashed service is not reported after its
         // wave-mates' checks time out.
@@ -128,8 +142,17 @@ pub async fn start_services<C: Containers>(
         futures_util::future::try_join_all(waits).await?;
     }
     let waits = later.iter().map(|(service, id)| wait_ready(containers, service, id, Wait::Healthy, on_event));
-    futures_util::future::try_join_all(waits).await?;
+    futures_util::future::try_join(
+        futures_util::future::try_join_all(waits),
+        futures_util::future::try_join_all(unchanged),
+    )
+    .await?;
     Ok(report)
+}
+
+/// Whether `container` is the one `spec` describes and runs: `converge` leaves it as it is.
+fn is_current(container: &ServiceContainer, spec: &ContainerSpec) -> bool {
+    container.config_hash.as_deref() == Some(spec.config_hash.as_str()) && container.running()
 }
 
 /// The one-off jobs: services that some service of the workspace waits for with `completed`,
@@ -181,7 +204,7 @@ async fn converge<C: Containers>(
     for _ in 0..2 {
         let created = match &current {
             Some(container) if container.config_hash.as_deref() == Some(spec.config_hash.as_str()) => {
-                if container.running() {
+                if is_current(container, spec) {
                     return Ok((container.id.clone(), Action::Unchanged));
                 }
                 if job && containers.state(&container.id).await?.exit_code == Some(0) {
@@ -441,13 +464,14 @@ mod tests {
         }
 
         async fn probe(&self, service: &Service, _: &str, _: Option<IpAddr>, _: &Health) -> Result<(), String> {
-            let mut probes = self.probes.borrow_mut();
-            let Some(answers) = probes.get_mut(&service.name) else { return Ok(()) };
-            if answers.len() > 1 {
-                answers.pop_front().expect("not empty")
-            } else {
-                answers.front().cloned().unwrap_or(Ok(()))
-            }
+            let answer = match self.probes.borrow_mut().get_mut(&service.name) {
+                Some(answers) if answers.len() > 1 => answers.pop_front().expect("not empty"),
+                Some(answers) => answers.front().cloned().unwrap_or(Ok(())),
+                None => Ok(()),
+            };
+            let said = if answer.is_ok() { "ok" } else { "failing" };
+            self.calls.borrow_mut().push(format!("probe {} {said}", service.name));
+            answer
         }
 
         async fn last_lines(&self, _: &str) -> Vec<String> {
@@ -525,6 +549,41 @@ health = { http = "/readyz", interval = "100ms", retries = 3 }
             [("migrate", Action::Recreated), ("users", Action::Recreated), ("api", Action::Recreated)]
         );
         assert_eq!(engine.calls()[calls..].iter().filter(|call| call.starts_with("remove")).count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unchanged_services_are_probed_together_and_a_changed_one_waits_for_them() {
+        let workspace = load(MANIFEST);
+        let engine = FakeEngine::default();
+        up(&engine, &workspace, "sha256:1").await.unwrap();
+        let slow_users = || {
+            let failing = Err("not serving yet".to_owned());
+            engine.probes.borrow_mut().insert("users".into(), [failing.clone(), failing, Ok(())].into());
+        };
+        let probes_since = |from: usize| -> Vec<String> {
+            engine.calls()[from..].iter().filter(|call| !call.starts_with("remove")).cloned().collect()
+        };
+
+        slow_users();
+        let from = engine.calls().len();
+        up(&engine, &workspace, "sha256:1").await.unwrap();
+        assert_eq!(
+            probes_since(from),
+            ["probe users failing", "probe api ok", "probe users failing", "probe users ok"],
+            "api, unchanged, is probed while users is still starting"
+        );
+
+        slow_users();
+        let from = engine.calls().len();
+        let services: Vec<&Service> = workspace.services_in_order().collect();
+        let mut specs = specs(&workspace, "sha256:1");
+        specs.iter_mut().find(|spec| spec.service == "api").unwrap().config_hash = "changed".into();
+        start_services(&engine, &workspace, &services, &specs, &|_| {}).await.unwrap();
+        assert_eq!(
+            probes_since(from),
+            ["probe users failing", "probe users failing", "probe users ok", "create api", "probe api ok"],
+            "a service that starts waits until what it depends on is ready"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -216,13 +216,18 @@ pub async fn up(
     if services.iter().any(|service| service.database.is_some()) {
         let database = start_database(engine, &owner, on_event).await?;
         let dial = database_dial(&containers.dialer, &database);
+        let mut migrations = Vec::new();
         for service in services.iter().filter(|service| service.database.is_some()) {
             if own_database.contains(service.name.as_str()) {
                 on_event(UpEvent::MigrationSkipped { service: &service.name });
                 continue;
             }
-            migrate_service(workspace, service, &database, dial.clone(), on_event).await?;
+            migrations.push(migrate_service(workspace, service, &database, dial.clone(), on_event));
         }
+        // Each service's database is its own: their migrations run side by side. Each one runs
+        // to its end (a failure in one does not cut another short mid-file); the first failure,
+        // in start order, is the one reported.
+        futures_util::future::join_all(migrations).await.into_iter().collect::<Result<Vec<()>, UpError>>()?;
     }
 
     // 4. The containers, wave by wave.
