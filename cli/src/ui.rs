@@ -130,7 +130,7 @@ pub fn warn(message: impl Display) {
     if is_quiet() {
         return;
     }
-    let _ = writeln!(anstream::stderr(), "{}warning:{} {message}", style::WARN.render(), style::WARN.render_reset());
+    stderr_line(format_args!("{}warning:{} {message}", style::WARN.render(), style::WARN.render_reset()));
 }
 
 /// Prints `hint: message` on stderr.
@@ -138,7 +138,7 @@ pub fn hint(message: impl Display) {
     if is_quiet() {
         return;
     }
-    let _ = writeln!(anstream::stderr(), "{}hint:{} {message}", style::HINT.render(), style::HINT.render_reset());
+    stderr_line(format_args!("{}hint:{} {message}", style::HINT.render(), style::HINT.render_reset()));
 }
 
 /// Prints a cargo-style status line on stderr: a right-aligned verb, then what it applies to.
@@ -146,7 +146,20 @@ pub fn status(verb: &str, style: Style, message: impl Display) {
     if is_quiet() {
         return;
     }
-    let _ = writeln!(anstream::stderr(), "{}{verb:>12}{} {message}", style.render(), style.render_reset());
+    stderr_line(format_args!("{}{verb:>12}{} {message}", style.render(), style.render_reset()));
+}
+
+/// One line to stderr in one write: stderr is unbuffered, so a formatted line would otherwise go
+/// out piece by piece, and lines of two tasks (a status and a log line) could interleave.
+fn stderr_line(line: std::fmt::Arguments<'_>) {
+    let text = format!("{line}\n");
+    let _ = match anstream::stderr().current_choice() {
+        // anstream's stripping writer writes each run of text between escapes on its own.
+        anstream::ColorChoice::Never => {
+            std::io::stderr().write_all(anstream::adapter::strip_str(&text).to_string().as_bytes())
+        }
+        _ => anstream::stderr().write_all(text.as_bytes()),
+    };
 }
 
 /// Whether stderr is a terminal a person watches (progress bars make sense there).

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bollard::errors::Error as ApiError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary, EndpointSettings, HealthStatusEnum, HostConfig,
-    NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
+    HealthStatusEnum, HostConfig, NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
@@ -94,6 +94,23 @@ impl Engine {
     /// connections.
     pub async fn start_database_container(&self, owner: &Owner) -> Result<DatabaseContainer, DockerError> {
         let name = database_container_name(&owner.workspace);
+        let existing = list(&self.docker, Filters::name(&name, true)).await?;
+        let mine = |container: &ContainerSummary| {
+            let labels = container.labels.as_ref();
+            let label = |key: &str| labels.and_then(|labels| labels.get(key)).map(String::as_str);
+            container_name(container) == name
+                && label(label::WORKSPACE) == Some(owner.workspace.as_str())
+                && label(label::ROLE) == Some(label::POSTGRES)
+                && label(label::CHECKOUT).is_none_or(|checkout| checkout == owner.checkout)
+        };
+        // Running already (each `up` after the first): it has its image, network and volume.
+        if let Some(running) = existing
+            .iter()
+            .find(|container| mine(container) && container.state == Some(ContainerSummaryStateEnum::RUNNING))
+        {
+            return pick_database(&owner.workspace, vec![running.clone()])
+                .ok_or(DockerError::Stopped { name, state: "gone".to_owned() });
+        }
         // Before anything is created: a missing image leaves no network or volume behind.
         match self.docker.inspect_image(POSTGRES_IMAGE).await {
             Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => {
@@ -113,7 +130,6 @@ impl Engine {
             })
             .await?;
 
-        let existing = list(&self.docker, Filters::name(&name, true)).await?;
         let id = match existing.into_iter().find(|container| container_name(container) == name) {
             Some(container) => {
                 let labels = container.labels.clone().unwrap_or_default();
