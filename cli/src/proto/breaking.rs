@@ -122,8 +122,12 @@ pub fn check_sources(
     rev: &str,
 ) -> Result<CheckReport, ProtoError> {
     match buf {
-        // Nothing existed, so nothing can break; buf would refuse an empty module instead.
+        // Nothing existed, so nothing can break; buf would refuse an empty module instead. The
+        // input is still checked as buf would check it, so both engines fail on the same inputs.
         Some(buf) if old.is_empty() => {
+            buf::build(buf, proto_dir)?;
+            let config = config::read(proto_dir)?;
+            config::validate(&config, super::lint::RULES, RULES, &config::path_in(proto_dir))?;
             Ok(CheckReport { ran: Ran::Buf(buf.to_path_buf()), findings: Vec::new(), unchecked: Vec::new() })
         }
         Some(buf) => {
@@ -134,6 +138,7 @@ pub fn check_sources(
         }
         None => {
             let config = config::read(proto_dir)?;
+            config::validate(&config, super::lint::RULES, RULES, &config::path_in(proto_dir))?;
             let new = load::compile(load::read_dir(proto_dir)?)?;
             let old = load::compile(old.clone()).map_err(|error| match error {
                 ProtoError::Compile { location, message } => {

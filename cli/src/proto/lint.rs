@@ -102,6 +102,7 @@ pub fn check_with(proto_dir: &Path, buf: Option<&Path>) -> Result<CheckReport, P
         }),
         None => {
             let config = config::read(proto_dir)?;
+            config::validate(&config, RULES, super::breaking::RULES, &config::path_in(proto_dir))?;
             let compiled = load::compile(load::read_dir(proto_dir)?)?;
             let (findings, unchecked) = lint(&compiled, &config.lint, &config::path_in(proto_dir))?;
             Ok(CheckReport { ran: Ran::Builtin, findings, unchecked })
