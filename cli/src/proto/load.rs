@@ -20,6 +20,8 @@ pub type Sources = BTreeMap<String, String>;
 pub struct Compiled {
     /// The module's own files and their imports, imports first, with source info.
     pub descriptors: FileDescriptorSet,
+    /// The same files, with their options readable (custom options included).
+    pub pool: prost_reflect::DescriptorPool,
     /// The text of the module's own files.
     pub sources: Sources,
 }
@@ -149,7 +151,7 @@ pub fn compile(sources: Sources) -> Result<Compiled, ProtoError> {
     for name in sources.keys() {
         compiler.open_file(name).map_err(|error| compile_error(&error, &sources))?;
     }
-    Ok(Compiled { descriptors: compiler.file_descriptor_set(), sources })
+    Ok(Compiled { descriptors: compiler.file_descriptor_set(), pool: compiler.descriptor_pool(), sources })
 }
 
 /// Files held in memory, by name.
