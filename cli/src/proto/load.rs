@@ -248,7 +248,8 @@ fn edition_statement(text: &str) -> Option<usize> {
     (!after.starts_with(|c: char| c.is_alphanumeric() || c == '_')).then_some(*offset)
 }
 
-/// The `{` a file leaves open at its end (the innermost).
+/// The `{` a file leaves open at its end: the first, when several are (buf reports each; plat
+/// shows buf's first).
 fn unclosed_brace(text: &str) -> Option<usize> {
     let mut open = Vec::new();
     for (offset, c) in code_chars(text) {
@@ -260,7 +261,7 @@ fn unclosed_brace(text: &str) -> Option<usize> {
             _ => {}
         }
     }
-    open.pop()
+    open.first().copied()
 }
 
 /// Where `import "name";` starts in a file's text.
