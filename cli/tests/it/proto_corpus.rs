@@ -280,6 +280,57 @@ fn both_engines_fail_alike_on_wrong_input() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// What `plat proto lint` and `breaking` exit with for a corpus case whose findings are `rules`.
+fn verdict(rules: &BTreeSet<String>) -> i32 {
+    if rules.is_empty() { 0 } else { 1 }
+}
+
+#[test]
+fn both_engines_exit_alike_on_every_case_through_the_cli() {
+    let mut problems = Vec::new();
+    for (name, case) in cases("lint") {
+        let context = TestContext::new();
+        context.manifest("[workspace]\nname = \"corpus\"\n");
+        copy_dir(&case, &context.workspace.join("proto"));
+        std::fs::remove_file(context.workspace.join("proto/expected.toml")).unwrap();
+        let want = verdict(&rule_set(&expected(&case)["rules"]));
+        for engine in ["buf", "builtin"] {
+            let run = run(&context, &["proto", "lint", "--engine", engine], engine == "buf");
+            if run.code != want {
+                problems
+                    .push(format!("lint {name} --engine {engine}: exit {}, expected {want}\n{}", run.code, run.stderr));
+            }
+        }
+    }
+    for (name, case) in cases("breaking") {
+        let context = TestContext::new();
+        context.manifest("[workspace]\nname = \"corpus\"\n");
+        let proto = context.workspace.join("proto");
+        copy_dir(&case.join("before"), &proto);
+        context.git(&context.workspace, &["init", "--quiet", "--initial-branch=main"]);
+        context.git(&context.workspace, &["add", "."]);
+        context.git(&context.workspace, &["commit", "--quiet", "-m", "before"]);
+        std::fs::remove_dir_all(&proto).unwrap();
+        for category in CATEGORIES {
+            // The case's `after`, with the buf.yaml of this category.
+            let _ = std::fs::remove_dir_all(&proto);
+            copy_dir(breaking_dir(&case, category).path(), &proto);
+            let want = verdict(&rule_set(&expected(&case)[category]));
+            for engine in ["buf", "builtin"] {
+                let run =
+                    run(&context, &["proto", "breaking", "--against", "HEAD", "--engine", engine], engine == "buf");
+                if run.code != want {
+                    problems.push(format!(
+                        "breaking {name} under {category} --engine {engine}: exit {}, expected {want}\n{}",
+                        run.code, run.stderr
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_rule_plat_implements_is_one_buf_knows() {
     // The catalogues are copied from `buf config ls-*-rules --version v2`; check them against buf.
