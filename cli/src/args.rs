@@ -18,7 +18,8 @@ Examples:
   plat up                          build, migrate and start the platform
   plat logs -f order-service       follow a service's logs
 
-Exit status: 0 success, 1 the work failed, 2 usage or manifest error.
+Exit status: 0 success, 1 the work failed, 2 usage or input error (the command line,
+workspace.toml, or the contracts in proto/).
 Documentation: docs/cli.md and docs/manifest.md")]
 pub struct Cli {
     #[command(flatten)]
@@ -443,8 +444,9 @@ Examples:
     /// Lint proto/ with buf's rules (buf lint, or plat's own checks without buf)
     #[command(after_help = "\
 Findings print as `file:line:column RULE_ID message`, files relative to the proto directory; the
-exit status is 1 when there is any. Rules come from buf.yaml's `lint` section (STANDARD unless it
-says otherwise); `except`, `ignore` and `ignore_only` apply to both engines.
+exit status is 1 when there is any, 2 when the input is wrong (a file that does not compile, no
+.proto file, a buf.yaml buf would refuse). Rules come from buf.yaml's `lint` section (STANDARD
+unless it says otherwise); `except`, `ignore` and `ignore_only` apply to both engines.
 
 Examples:
   plat proto lint
@@ -456,7 +458,8 @@ Examples:
     #[command(after_help = "\
 The old files are read from the git object database: no checkout, no network. Rules come from
 buf.yaml's `breaking` section (category FILE unless it says otherwise: FILE, PACKAGE, WIRE_JSON,
-WIRE); the exit status is 1 when anything breaks.
+WIRE); the exit status is 1 when anything breaks, 2 when the input is wrong (a file that does not
+compile, no .proto file, a buf.yaml buf would refuse, a ref the repository does not hold).
 
 Examples:
   plat proto breaking --against main

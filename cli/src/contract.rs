@@ -91,7 +91,7 @@ pub async fn run(
     options: &ContractOptions,
 ) -> Result<Vec<Case>, ContractError> {
     let proto_dir = workspace.proto_dir.under(&workspace.root);
-    let compiled = load::compile(load::read_dir(&proto_dir)?)?;
+    let compiled = load::compile(load::read_dir_allow_empty(&proto_dir)?)?;
     let mut cases = consumers(workspace);
     cases.extend(generated(workspace, options.engine)?);
     if let Some(against) = &options.against {

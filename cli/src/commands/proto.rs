@@ -114,10 +114,24 @@ fn run_plugin(global: &GlobalArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// A proto error with what to do about it.
+/// A proto error with what to do about it. Wrong input (a `.proto` file that does not compile,
+/// none at all, buf.yaml, workspace.toml, `--against`) exits 2, so that CI can tell it from
+/// findings (exit 1); docs/cli.md lists which is which.
 pub(super) fn proto_error(error: ProtoError) -> CliError {
+    let input_error = matches!(
+        error,
+        ProtoError::Compile { .. }
+            | ProtoError::Config { .. }
+            | ProtoError::NoProtoDir(_)
+            | ProtoError::NoProtoFiles(_)
+            | ProtoError::UnknownPackage { .. }
+            | ProtoError::RevNotFound { .. }
+    );
     let hints: Vec<String> = match &error {
         ProtoError::BufMissing => vec!["install buf (`pip install buf-bin`) or use `--engine builtin`".to_owned()],
+        ProtoError::EditionsNeedBuf { .. } => {
+            vec!["install buf (`pip install buf-bin`): plat runs it for `edition` files".to_owned()]
+        }
         ProtoError::UnknownPackage { .. } => {
             vec!["fix `proto.serves` / `proto.uses` in workspace.toml, or add the package to proto/".to_owned()]
         }
@@ -136,7 +150,8 @@ pub(super) fn proto_error(error: ProtoError) -> CliError {
         }
         _ => Vec::new(),
     };
-    hints.into_iter().fold(CliError::failure(error), CliError::hint)
+    let error = if input_error { CliError::usage(error) } else { CliError::failure(error) };
+    hints.into_iter().fold(error, CliError::hint)
 }
 
 fn run_lint(global: &GlobalArgs, args: &ProtoLintArgs) -> Result<ExitStatus, CliError> {

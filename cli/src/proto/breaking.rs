@@ -122,8 +122,12 @@ pub fn check_sources(
     rev: &str,
 ) -> Result<CheckReport, ProtoError> {
     match buf {
-        // Nothing existed, so nothing can break; buf would refuse an empty module instead.
+        // Nothing existed, so nothing can break; buf would refuse an empty module instead. The
+        // input is still checked as buf would check it, so both engines fail on the same inputs.
         Some(buf) if old.is_empty() => {
+            buf::build(buf, proto_dir)?;
+            let config = config::read(proto_dir)?;
+            config::validate(&config, super::lint::RULES, RULES, &config::path_in(proto_dir))?;
             Ok(CheckReport { ran: Ran::Buf(buf.to_path_buf()), findings: Vec::new(), unchecked: Vec::new() })
         }
         Some(buf) => {
@@ -134,6 +138,7 @@ pub fn check_sources(
         }
         None => {
             let config = config::read(proto_dir)?;
+            config::validate(&config, super::lint::RULES, RULES, &config::path_in(proto_dir))?;
             let new = load::compile(load::read_dir(proto_dir)?)?;
             let old = load::compile(old.clone()).map_err(|error| match error {
                 ProtoError::Compile { location, message } => {
@@ -207,13 +212,26 @@ fn fill_deleted_paths(findings: &mut [Finding], old: &load::Sources) {
 // ---------------------------------------------------------------------------------------------
 // The built-in engine.
 
-/// One side of the comparison: the module's own files, indexed the ways buf pairs elements.
+/// One side of the comparison: the module's files and the files they import (buf compares whole
+/// images, so an import that goes away is a deleted file), indexed the ways buf pairs elements.
 struct Side<'a> {
     files: BTreeMap<&'a str, FileIndex<'a>>,
     /// Every message by full name (no leading dot).
     messages: HashMap<String, Element<'a, DescriptorProto>>,
     enums: HashMap<String, Element<'a, EnumDescriptorProto>>,
     services: HashMap<String, Element<'a, ServiceDescriptorProto>>,
+    /// Every extension by the message it extends (full name) and its number, as buf pairs them.
+    extensions: BTreeMap<(String, i32), Extension<'a>>,
+}
+
+/// An extension, with where it is.
+struct Extension<'a> {
+    file: &'a str,
+    desc: &'a FieldDescriptorProto,
+    /// Its source path in the file.
+    path: Vec<i32>,
+    /// Its full name (`shop.v1.label`, `shop.v1.Holder.label`).
+    full_name: String,
 }
 
 struct FileIndex<'a> {
@@ -245,16 +263,21 @@ impl<T> Clone for Element<'_, T> {
 
 impl<'a> Side<'a> {
     fn new(compiled: &'a load::Compiled) -> Side<'a> {
-        let mut side =
-            Side { files: BTreeMap::new(), messages: HashMap::new(), enums: HashMap::new(), services: HashMap::new() };
+        let mut side = Side {
+            files: BTreeMap::new(),
+            messages: HashMap::new(),
+            enums: HashMap::new(),
+            services: HashMap::new(),
+            extensions: BTreeMap::new(),
+        };
         for file in &compiled.descriptors.file {
             let name = file.name();
-            if !compiled.sources.contains_key(name) {
-                continue;
-            }
+            // An imported file (a well-known type) has no text here; nothing in it changes, so
+            // nothing in it needs a position.
+            let source = compiled.sources.get(name).map_or("", String::as_str);
             let mut index = FileIndex {
                 desc: file,
-                spans: Spans::new(file, &compiled.sources[name]),
+                spans: Spans::new(file, source),
                 messages: BTreeMap::new(),
                 enums: BTreeMap::new(),
                 services: BTreeMap::new(),
@@ -284,6 +307,31 @@ impl<'a> Side<'a> {
             let qualify = |nested: &str| {
                 if file.package().is_empty() { nested.to_owned() } else { format!("{}.{nested}", file.package()) }
             };
+            let mut extensions: Vec<(&str, &FieldDescriptorProto, Vec<i32>)> = file
+                .extension
+                .iter()
+                .enumerate()
+                .map(|(i, extension)| ("", extension, vec![tag::FILE_EXTENSION, i as i32]))
+                .collect();
+            for element in index.messages.values() {
+                for (i, extension) in element.desc.extension.iter().enumerate() {
+                    extensions.push((
+                        &element.nested,
+                        extension,
+                        child(&element.path, &[tag::MESSAGE_EXTENSION, i as i32]),
+                    ));
+                }
+            }
+            for (scope, extension, path) in extensions {
+                let nested = if scope.is_empty() {
+                    extension.name().to_owned()
+                } else {
+                    format!("{scope}.{}", extension.name())
+                };
+                let key = (extension.extendee().trim_start_matches('.').to_owned(), extension.number());
+                side.extensions
+                    .insert(key, Extension { file: name, desc: extension, path, full_name: qualify(&nested) });
+            }
             for element in index.messages.values() {
                 side.messages.insert(qualify(&element.nested), element.clone());
             }
@@ -385,6 +433,7 @@ pub fn compare(
     check_files(&mut checker);
     check_packages(&mut checker);
     check_messages(&mut checker);
+    check_extensions(&mut checker);
     check_enums(&mut checker);
     check_services(&mut checker);
 
@@ -470,7 +519,7 @@ fn check_files(checker: &mut Checker) {
         let (old_desc, new_desc) = (old.desc, new.desc);
         let same_value = |found: &mut Vec<_>, rule, what: &str, before: String, after: String, pos: Pos| {
             if before != after {
-                found.push((rule, pos, format!("File {what} changed from \"{before}\" to \"{after}\".")));
+                found.push((rule, pos, format!("File {what} changed from {} to {}.", quote(&before), quote(&after))));
             }
         };
         same_value(
@@ -602,6 +651,28 @@ fn check_packages(checker: &mut Checker) {
     }
 }
 
+/// A value in double quotes, escaped as buf (Go's `%q`) prints it: `"Shop\\V1"` for `Shop\V1`.
+fn quote(value: &str) -> String {
+    let mut out = String::from('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A file option FILE_SAME_* compares, with how buf prints its value.
 struct FileOption {
     rule: &'static str,
@@ -694,13 +765,15 @@ impl Cardinality {
     }
 }
 
-fn cardinality(side: &Side, file: &str, field: &FieldDescriptorProto) -> Cardinality {
+/// A field's cardinality; an `extension`'s presence is always explicit.
+fn cardinality(side: &Side, file: &str, field: &FieldDescriptorProto, extension: bool) -> Cardinality {
     match field.label() {
         Label::Repeated if field.r#type() == Type::Message && side.is_map_entry(field.type_name()) => Cardinality::Map,
         Label::Repeated => Cardinality::Repeated,
         Label::Required => Cardinality::Required,
         Label::Optional => {
             let explicit = match side.syntax(file) {
+                "proto3" if extension => true,
                 "proto3" => field.r#type() == Type::Message || field.oneof_index.is_some() || field.proto3_optional(),
                 // proto2 and editions (whose default is explicit presence).
                 _ => true,
@@ -838,6 +911,19 @@ fn check_messages(checker: &mut Checker) {
     }
 }
 
+/// The source path of the map field whose entry message `entry` is, when it is one.
+fn map_field_path(checker: &Checker, entry: &Element<DescriptorProto>) -> Option<Vec<i32>> {
+    let is_entry = entry.desc.options.as_ref().and_then(|options| options.map_entry).unwrap_or(false);
+    let (parent, _) = entry.nested.rsplit_once('.')?;
+    if !is_entry {
+        return None;
+    }
+    let parent = checker.new.files[entry.file].messages.get(parent)?;
+    let suffix = format!(".{}", entry.nested);
+    let index = parent.desc.field.iter().position(|field| field.type_name().ends_with(&suffix))?;
+    Some(child(&parent.path, &[tag::MESSAGE_FIELD, index as i32]))
+}
+
 fn check_message_pair(checker: &mut Checker, old: &Element<DescriptorProto>, new: &Element<DescriptorProto>) {
     let (old_desc, new_desc) = (old.desc, new.desc);
     let spans = checker.new.spans(new.file);
@@ -884,177 +970,15 @@ fn check_message_pair(checker: &mut Checker, old: &Element<DescriptorProto>, new
     let both_map_entries = map_entry(old_desc) && map_entry(new_desc);
     for (number, (new_index, field)) in &new_fields {
         let Some((_, before)) = old_fields.get(number) else { continue };
-        let path = child(&new.path, &[tag::MESSAGE_FIELD, *new_index as i32]);
-        let field_pos = spans.at(&path);
-        let type_pos = spans.at(&child(&path, &[tag::FIELD_TYPE]));
-        let type_name_pos = spans.at(&child(&path, &[tag::FIELD_TYPE_NAME]));
-        let describe_new = describe(field, new_desc);
-
-        // Name and JSON name.
-        if before.name() != field.name() {
-            found.push((
-                "FIELD_SAME_NAME",
-                spans.at(&child(&path, &[tag::FIELD_NAME])),
-                format!(
-                    "Field \"{number}\" on message \"{}\" changed name from \"{}\" to \"{}\".",
-                    new_desc.name(),
-                    before.name(),
-                    field.name()
-                ),
-            ));
-        }
-        if json_name(before) != json_name(field) {
-            let pos = spans.get(&child(&path, &[tag::FIELD_JSON_NAME])).unwrap_or(field_pos);
-            found.push((
-                "FIELD_SAME_JSON_NAME",
-                pos,
-                format!(
-                    "{describe_new} changed option \"json_name\" from \"{}\" to \"{}\".",
-                    json_name(before),
-                    json_name(field)
-                ),
-            ));
-        }
-
-        // Cardinality.
-        if !both_map_entries {
-            let (was, is) = (cardinality(&checker.old, old.file, before), cardinality(&checker.new, new.file, field));
-            let message = format!("{describe_new} changed cardinality from \"{}\" to \"{}\".", was.name(), is.name());
-            if was != is {
-                found.push(("FIELD_SAME_CARDINALITY", field_pos, message.clone()));
-            }
-            if was.wire_group() != is.wire_group() {
-                found.push(("FIELD_WIRE_COMPATIBLE_CARDINALITY", field_pos, message.clone()));
-            }
-            if was.wire_json_group() != is.wire_json_group() {
-                found.push(("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", field_pos, message));
-            }
-        }
-
-        // Type.
-        let (was, is) = (before.r#type(), field.r#type());
-        let kind_pos = if matches!(is, Type::Message | Type::Enum | Type::Group) { type_name_pos } else { type_pos };
-        let kind_changed = |note: Option<&str>| {
-            let note = note.map(|note| format!(" {note}")).unwrap_or_default();
-            format!("{describe_new} changed type from \"{}\" to \"{}\".{note}", kind_name(was), kind_name(is))
+        let pair = FieldPair {
+            old_file: old.file,
+            new_file: new.file,
+            before,
+            field,
+            path: child(&new.path, &[tag::MESSAGE_FIELD, *new_index as i32]),
+            owner: FieldOwner::Message { old: old_desc, new: new_desc, both_map_entries },
         };
-        let name_changed = format!(
-            "{describe_new} changed type from \"{}\" to \"{}\".",
-            before.type_name().trim_start_matches('.'),
-            field.type_name().trim_start_matches('.')
-        );
-        let named = matches!(is, Type::Message | Type::Enum | Type::Group);
-        if was != is {
-            found.push(("FIELD_SAME_TYPE", kind_pos, kind_changed(None)));
-        } else if named && before.type_name() != field.type_name() {
-            found.push(("FIELD_SAME_TYPE", type_name_pos, name_changed.clone()));
-        }
-        if wire_group(was) != wire_group(is) {
-            match (was, is) {
-                (Type::String, Type::Bytes) => {}
-                (Type::Bytes, Type::String) => found.push((
-                    "FIELD_WIRE_COMPATIBLE_TYPE",
-                    kind_pos,
-                    kind_changed(Some(&format!("{WIRE_NOTE} {BYTES_TO_STRING_NOTE}"))),
-                )),
-                _ => found.push(("FIELD_WIRE_COMPATIBLE_TYPE", kind_pos, kind_changed(Some(WIRE_NOTE)))),
-            }
-        } else if named && before.type_name() != field.type_name() && !compatible_enums(checker, before, field) {
-            found.push(("FIELD_WIRE_COMPATIBLE_TYPE", type_name_pos, name_changed.clone()));
-        }
-        if wire_json_group(was) != wire_json_group(is) {
-            found.push(("FIELD_WIRE_JSON_COMPATIBLE_TYPE", kind_pos, kind_changed(Some(WIRE_JSON_NOTE))));
-        } else if named && before.type_name() != field.type_name() && !compatible_enums(checker, before, field) {
-            found.push(("FIELD_WIRE_JSON_COMPATIBLE_TYPE", type_name_pos, name_changed));
-        }
-
-        // What proto2 and proto3 (and options) decide about strings and 64-bit numbers.
-        let (old_syntax, new_syntax) = (checker.old.syntax(old.file), checker.new.syntax(new.file));
-        if was == Type::String && is == Type::String {
-            let (a, b) = (utf8_validation(old_syntax), utf8_validation(new_syntax));
-            if a != b {
-                found.push((
-                    "FIELD_SAME_UTF8_VALIDATION",
-                    field_pos,
-                    format!("{describe_new} changed UTF8 validation from {a} to {b}."),
-                ));
-            }
-            let java = |side: &Side, file: &str, syntax: &str| {
-                let checked = side.files[file].desc.options.as_ref().and_then(|options| options.java_string_check_utf8);
-                if checked == Some(true) { "VERIFY" } else { utf8_validation(syntax) }
-            };
-            let (a, b) = (java(&checker.old, old.file, old_syntax), java(&checker.new, new.file, new_syntax));
-            if a != b {
-                let pos = checker.new.spans(new.file).get(&[tag::FILE_OPTIONS, 27]).unwrap_or(field_pos);
-                found.push((
-                    "FIELD_SAME_JAVA_UTF8_VALIDATION",
-                    pos,
-                    format!("{describe_new} changed Java string UTF8 validation from \"{a}\" to \"{b}\"."),
-                ));
-            }
-        }
-        let sixty_four =
-            |kind: Type| matches!(kind, Type::Int64 | Type::Sint64 | Type::Uint64 | Type::Fixed64 | Type::Sfixed64);
-        if sixty_four(was) && sixty_four(is) {
-            let jstype = |f: &FieldDescriptorProto| {
-                f.options.as_ref().map(|options| options.jstype()).unwrap_or_default().as_str_name()
-            };
-            if jstype(before) != jstype(field) {
-                let pos = spans.get(&child(&path, &[tag::FIELD_OPTIONS, 6])).unwrap_or(field_pos);
-                found.push((
-                    "FIELD_SAME_JSTYPE",
-                    pos,
-                    format!(
-                        "{describe_new} changed option \"jstype\" from \"{}\" to \"{}\".",
-                        jstype(before),
-                        jstype(field)
-                    ),
-                ));
-            }
-        }
-        let stringy = |kind: Type| matches!(kind, Type::String | Type::Bytes);
-        if stringy(was) && stringy(is) && !both_map_entries {
-            let ctype =
-                |f: &FieldDescriptorProto| f.options.as_ref().map(|options| options.ctype()).unwrap_or_default();
-            let (a, b) = (ctype(before), ctype(field));
-            // Moving from STRING_PIECE to STRING is allowed.
-            if a != b
-                && !(a == prost_types::field_options::CType::StringPiece
-                    && b == prost_types::field_options::CType::String)
-            {
-                let pos = spans.get(&child(&path, &[tag::FIELD_OPTIONS, 1])).unwrap_or(field_pos);
-                found.push((
-                    "FIELD_SAME_CPP_STRING_TYPE",
-                    pos,
-                    format!(
-                        "{describe_new} changed C++ string type from \"{}\" to \"{}\".",
-                        a.as_str_name(),
-                        b.as_str_name()
-                    ),
-                ));
-            }
-        }
-
-        // Oneof membership.
-        match (real_oneof(old_desc, before), real_oneof(new_desc, field)) {
-            (None, None) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (Some(a), Some(b)) => found.push((
-                "FIELD_SAME_ONEOF",
-                field_pos,
-                format!("{describe_new} moved from oneof \"{a}\" to oneof \"{b}\"."),
-            )),
-            (Some(_), None) => found.push((
-                "FIELD_SAME_ONEOF",
-                field_pos,
-                format!("{describe_new} moved from inside to outside a oneof."),
-            )),
-            (None, Some(_)) => found.push((
-                "FIELD_SAME_ONEOF",
-                field_pos,
-                format!("{describe_new} moved from outside to inside a oneof."),
-            )),
-        }
+        found.extend(compare_field(checker, &pair));
     }
 
     // Required fields added or removed (proto2).
@@ -1148,8 +1072,247 @@ fn check_message_pair(checker: &mut Checker, old: &Element<DescriptorProto>, new
         ));
     }
 
+    // A map's entry message has no text of its own: buf points at the map field instead.
+    let anchor = map_field_path(checker, new).map(|path| checker.new.spans(new.file).at(&path));
     for (rule, pos, message) in found {
+        let pos = anchor.unwrap_or(pos);
         checker.add(rule, new.file, pos, old.file, message);
+    }
+}
+
+/// Which kind of field two versions of are compared: a message's own, or an extension (which buf
+/// names by its full name and the message it extends, and whose presence is always explicit).
+enum FieldOwner<'a> {
+    Message { old: &'a DescriptorProto, new: &'a DescriptorProto, both_map_entries: bool },
+    Extension { extendee: &'a str, old_name: &'a str, new_name: &'a str },
+}
+
+/// A field as it was and as it is.
+struct FieldPair<'a> {
+    old_file: &'a str,
+    new_file: &'a str,
+    before: &'a FieldDescriptorProto,
+    field: &'a FieldDescriptorProto,
+    /// The new field's source path.
+    path: Vec<i32>,
+    owner: FieldOwner<'a>,
+}
+
+/// The FIELD_* rules for one field kept under its number: name, JSON name, cardinality, type,
+/// and what decides strings and 64-bit numbers.
+fn compare_field(checker: &Checker, pair: &FieldPair) -> Vec<(&'static str, Pos, String)> {
+    let (before, field, path) = (pair.before, pair.field, &pair.path);
+    let number = field.number();
+    let spans = checker.new.spans(pair.new_file);
+    let mut found: Vec<(&'static str, Pos, String)> = Vec::new();
+    let field_pos = spans.at(path);
+    let type_pos = spans.at(&child(path, &[tag::FIELD_TYPE]));
+    let type_name_pos = spans.at(&child(path, &[tag::FIELD_TYPE_NAME]));
+    let (describe_new, renamed) = match &pair.owner {
+        FieldOwner::Message { new: new_desc, .. } => (
+            describe(field, new_desc),
+            (before.name() != field.name()).then(|| {
+                format!(
+                    "Field \"{number}\" on message \"{}\" changed name from \"{}\" to \"{}\".",
+                    new_desc.name(),
+                    before.name(),
+                    field.name()
+                )
+            }),
+        ),
+        FieldOwner::Extension { extendee, old_name, new_name } => (
+            format!("Extension \"{number}\" with name \"{new_name}\" on message \"{extendee}\""),
+            (old_name != new_name).then(|| {
+                format!(
+                    "Extension \"{number}\" on message \"{extendee}\" changed name from \"{old_name}\" to \"{new_name}\"."
+                )
+            }),
+        ),
+    };
+    let extension = matches!(pair.owner, FieldOwner::Extension { .. });
+    let both_map_entries = matches!(pair.owner, FieldOwner::Message { both_map_entries: true, .. });
+
+    // Name and JSON name (buf does not compare an extension's JSON name).
+    if let Some(message) = renamed {
+        found.push(("FIELD_SAME_NAME", spans.at(&child(path, &[tag::FIELD_NAME])), message));
+    }
+    if !extension && json_name(before) != json_name(field) {
+        let pos = spans.get(&child(path, &[tag::FIELD_JSON_NAME])).unwrap_or(field_pos);
+        found.push((
+            "FIELD_SAME_JSON_NAME",
+            pos,
+            format!(
+                "{describe_new} changed option \"json_name\" from \"{}\" to \"{}\".",
+                json_name(before),
+                json_name(field)
+            ),
+        ));
+    }
+
+    // Cardinality.
+    if !both_map_entries {
+        let (was, is) = (
+            cardinality(&checker.old, pair.old_file, before, extension),
+            cardinality(&checker.new, pair.new_file, field, extension),
+        );
+        let message = format!("{describe_new} changed cardinality from \"{}\" to \"{}\".", was.name(), is.name());
+        if was != is {
+            found.push(("FIELD_SAME_CARDINALITY", field_pos, message.clone()));
+        }
+        if was.wire_group() != is.wire_group() {
+            found.push(("FIELD_WIRE_COMPATIBLE_CARDINALITY", field_pos, message.clone()));
+        }
+        if was.wire_json_group() != is.wire_json_group() {
+            found.push(("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", field_pos, message));
+        }
+    }
+
+    // Type.
+    let (was, is) = (before.r#type(), field.r#type());
+    let kind_pos = if matches!(is, Type::Message | Type::Enum | Type::Group) { type_name_pos } else { type_pos };
+    let kind_changed = |note: Option<&str>| {
+        let note = note.map(|note| format!(" {note}")).unwrap_or_default();
+        format!("{describe_new} changed type from \"{}\" to \"{}\".{note}", kind_name(was), kind_name(is))
+    };
+    let name_changed = format!(
+        "{describe_new} changed type from \"{}\" to \"{}\".",
+        before.type_name().trim_start_matches('.'),
+        field.type_name().trim_start_matches('.')
+    );
+    let named = matches!(is, Type::Message | Type::Enum | Type::Group);
+    if was != is {
+        found.push(("FIELD_SAME_TYPE", kind_pos, kind_changed(None)));
+    } else if named && before.type_name() != field.type_name() {
+        found.push(("FIELD_SAME_TYPE", type_name_pos, name_changed.clone()));
+    }
+    if wire_group(was) != wire_group(is) {
+        match (was, is) {
+            (Type::String, Type::Bytes) => {}
+            (Type::Bytes, Type::String) => found.push((
+                "FIELD_WIRE_COMPATIBLE_TYPE",
+                kind_pos,
+                kind_changed(Some(&format!("{WIRE_NOTE} {BYTES_TO_STRING_NOTE}"))),
+            )),
+            _ => found.push(("FIELD_WIRE_COMPATIBLE_TYPE", kind_pos, kind_changed(Some(WIRE_NOTE)))),
+        }
+    } else if named && before.type_name() != field.type_name() && !compatible_enums(checker, before, field) {
+        found.push(("FIELD_WIRE_COMPATIBLE_TYPE", type_name_pos, name_changed.clone()));
+    }
+    if wire_json_group(was) != wire_json_group(is) {
+        found.push(("FIELD_WIRE_JSON_COMPATIBLE_TYPE", kind_pos, kind_changed(Some(WIRE_JSON_NOTE))));
+    } else if named && before.type_name() != field.type_name() && !compatible_enums(checker, before, field) {
+        found.push(("FIELD_WIRE_JSON_COMPATIBLE_TYPE", type_name_pos, name_changed));
+    }
+
+    // What proto2 and proto3 (and options) decide about strings and 64-bit numbers.
+    let (old_syntax, new_syntax) = (checker.old.syntax(pair.old_file), checker.new.syntax(pair.new_file));
+    if was == Type::String && is == Type::String {
+        let (a, b) = (utf8_validation(old_syntax), utf8_validation(new_syntax));
+        if a != b {
+            found.push((
+                "FIELD_SAME_UTF8_VALIDATION",
+                field_pos,
+                format!("{describe_new} changed UTF8 validation from {a} to {b}."),
+            ));
+        }
+        let java = |side: &Side, file: &str, syntax: &str| {
+            let checked = side.files[file].desc.options.as_ref().and_then(|options| options.java_string_check_utf8);
+            if checked == Some(true) { "VERIFY" } else { utf8_validation(syntax) }
+        };
+        let (a, b) = (java(&checker.old, pair.old_file, old_syntax), java(&checker.new, pair.new_file, new_syntax));
+        if a != b {
+            let pos = spans.get(&[tag::FILE_OPTIONS, 27]).unwrap_or(field_pos);
+            found.push((
+                "FIELD_SAME_JAVA_UTF8_VALIDATION",
+                pos,
+                format!("{describe_new} changed Java string UTF8 validation from \"{a}\" to \"{b}\"."),
+            ));
+        }
+    }
+    let sixty_four =
+        |kind: Type| matches!(kind, Type::Int64 | Type::Sint64 | Type::Uint64 | Type::Fixed64 | Type::Sfixed64);
+    if sixty_four(was) && sixty_four(is) {
+        let jstype = |f: &FieldDescriptorProto| {
+            f.options.as_ref().map(|options| options.jstype()).unwrap_or_default().as_str_name()
+        };
+        if jstype(before) != jstype(field) {
+            let pos = spans.get(&child(path, &[tag::FIELD_OPTIONS, 6])).unwrap_or(field_pos);
+            found.push((
+                "FIELD_SAME_JSTYPE",
+                pos,
+                format!(
+                    "{describe_new} changed option \"jstype\" from \"{}\" to \"{}\".",
+                    jstype(before),
+                    jstype(field)
+                ),
+            ));
+        }
+    }
+    let stringy = |kind: Type| matches!(kind, Type::String | Type::Bytes);
+    if stringy(was) && stringy(is) && !both_map_entries {
+        let ctype = |f: &FieldDescriptorProto| f.options.as_ref().map(|options| options.ctype()).unwrap_or_default();
+        let (a, b) = (ctype(before), ctype(field));
+        // Moving from STRING_PIECE to STRING is allowed.
+        if a != b
+            && !(a == prost_types::field_options::CType::StringPiece && b == prost_types::field_options::CType::String)
+        {
+            let pos = spans.get(&child(path, &[tag::FIELD_OPTIONS, 1])).unwrap_or(field_pos);
+            found.push((
+                "FIELD_SAME_CPP_STRING_TYPE",
+                pos,
+                format!(
+                    "{describe_new} changed C++ string type from \"{}\" to \"{}\".",
+                    a.as_str_name(),
+                    b.as_str_name()
+                ),
+            ));
+        }
+    }
+
+    // Oneof membership.
+    let oneofs = match &pair.owner {
+        FieldOwner::Message { old, new, .. } => (real_oneof(old, before), real_oneof(new, field)),
+        FieldOwner::Extension { .. } => (None, None),
+    };
+    match oneofs {
+        (None, None) => {}
+        (Some(a), Some(b)) if a == b => {}
+        (Some(a), Some(b)) => found.push((
+            "FIELD_SAME_ONEOF",
+            field_pos,
+            format!("{describe_new} moved from oneof \"{a}\" to oneof \"{b}\"."),
+        )),
+        (Some(_), None) => {
+            found.push(("FIELD_SAME_ONEOF", field_pos, format!("{describe_new} moved from inside to outside a oneof.")))
+        }
+        (None, Some(_)) => {
+            found.push(("FIELD_SAME_ONEOF", field_pos, format!("{describe_new} moved from outside to inside a oneof.")))
+        }
+    }
+    found
+}
+
+/// Extensions kept under the same extended message and number: the same FIELD_* rules as fields.
+fn check_extensions(checker: &mut Checker) {
+    let keys: Vec<(String, i32)> =
+        checker.old.extensions.keys().filter(|key| checker.new.extensions.contains_key(*key)).cloned().collect();
+    let mut found = Vec::new();
+    for key in keys {
+        let (old, new) = (&checker.old.extensions[&key], &checker.new.extensions[&key]);
+        let pair = FieldPair {
+            old_file: old.file,
+            new_file: new.file,
+            before: old.desc,
+            field: new.desc,
+            path: new.path.clone(),
+            owner: FieldOwner::Extension { extendee: &key.0, old_name: &old.full_name, new_name: &new.full_name },
+        };
+        for (rule, pos, message) in compare_field(checker, &pair) {
+            found.push((rule, new.file.to_owned(), pos, old.file.to_owned(), message));
+        }
+    }
+    for (rule, file, pos, against, message) in found {
+        checker.add(rule, &file, pos, &against, message);
     }
 }
 
@@ -1418,6 +1581,13 @@ fn check_services(checker: &mut Checker) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_quoted_like_go() {
+        assert_eq!(quote("Shop\\V1"), r#""Shop\\V1""#);
+        assert_eq!(quote("a\"b\n"), r#""a\"b\n""#);
+        assert_eq!(quote("é"), "\"é\"");
+    }
 
     #[test]
     fn missing_reserved_ranges_are_listed_like_buf() {

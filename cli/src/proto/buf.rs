@@ -118,16 +118,35 @@ fn collect(root: &Path, dir: &Path, skip: &Path, files: &mut Vec<GeneratedFile>)
 
 /// Runs `buf lint` in `proto_dir` (buf reads its buf.yaml) and returns what it reports.
 pub fn lint(buf: &Path, proto_dir: &Path) -> Result<Vec<Finding>, ProtoError> {
+    load::require_proto_files(proto_dir)?;
     let output = run(
         Command::new(buf).args(["lint", "--error-format", "json"]).current_dir(proto_dir).stdin(Stdio::null()),
         "lint",
     )?;
-    findings("lint", &output)
+    findings("lint", &output, proto_dir)
+}
+
+/// Runs `buf build` in `proto_dir`: whether its files compile, when there is nothing to compare
+/// them with.
+pub fn build(buf: &Path, proto_dir: &Path) -> Result<(), ProtoError> {
+    load::require_proto_files(proto_dir)?;
+    // buf writes the image it built; plat only wants to know whether it could.
+    let scratch = tempfile::tempdir()?;
+    let output = run(
+        Command::new(buf)
+            .args(["build", "--error-format", "json", "-o"])
+            .arg(scratch.path().join("image.binpb"))
+            .current_dir(proto_dir)
+            .stdin(Stdio::null()),
+        "build",
+    )?;
+    findings("build", &output, proto_dir).map(drop)
 }
 
 /// Runs `buf breaking` on `proto_dir` against `old` (the files as they were), written to a
 /// temporary directory: buf needs no clone, no checkout and no network.
 pub fn breaking(buf: &Path, proto_dir: &Path, old: &load::Sources) -> Result<Vec<Finding>, ProtoError> {
+    load::require_proto_files(proto_dir)?;
     let against = tempfile::tempdir()?;
     for (path, text) in old {
         let file = against.path().join(path);
@@ -144,7 +163,20 @@ pub fn breaking(buf: &Path, proto_dir: &Path, old: &load::Sources) -> Result<Vec
             .stdin(Stdio::null()),
         "breaking",
     )?;
-    findings("breaking", &output)
+    findings("breaking", &output, proto_dir)
+}
+
+/// What buf's failure means: buf exits 1 for every failure, so its message tells a buf.yaml it
+/// rejects (an input error, as plat's own engine reports it) from buf itself failing.
+fn failure(command: &str, text: &str, proto_dir: &Path) -> ProtoError {
+    let message = text.strip_prefix("Failure: ").unwrap_or(text);
+    if message.starts_with("decode buf.yaml") || message.contains("is not a known rule or category ID") {
+        return ProtoError::Config { path: super::config::path_in(proto_dir), message: message.to_owned() };
+    }
+    if message.contains("had no .proto files") {
+        return ProtoError::NoProtoFiles(proto_dir.to_path_buf());
+    }
+    ProtoError::Buf { command: command.to_owned(), stderr: text.to_owned() }
 }
 
 /// One line of buf's `--error-format json`.
@@ -163,12 +195,12 @@ struct BufAnnotation {
 
 /// buf exits 0 when clean and 100 when it found something; anything else is a failure. A
 /// `COMPILE` annotation means the files do not compile, which is an error, not a finding.
-fn findings(command: &str, output: &Output) -> Result<Vec<Finding>, ProtoError> {
+fn findings(command: &str, output: &Output, proto_dir: &Path) -> Result<Vec<Finding>, ProtoError> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !matches!(output.status.code(), Some(0 | 100)) {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let text = if stderr.trim().is_empty() { stdout.trim() } else { stderr.trim() };
-        return Err(ProtoError::Buf { command: command.to_owned(), stderr: text.to_owned() });
+        return Err(failure(command, text, proto_dir));
     }
     let mut findings = Vec::new();
     for line in stdout.lines().filter(|line| !line.trim().is_empty()) {

@@ -194,6 +194,19 @@ pub fn select(
     Ok(selected)
 }
 
+/// Checks that every rule and category buf.yaml names, in `lint` and in `breaking`, is one
+/// buf knows: buf refuses the whole file otherwise, whichever command runs.
+pub fn validate(
+    config: &BufConfig,
+    lint_rules: &[RuleInfo],
+    breaking_rules: &[RuleInfo],
+    path: &Path,
+) -> Result<(), ProtoError> {
+    select(lint_rules, &config.lint.use_, &config.lint.except, "STANDARD", path)?;
+    select(breaking_rules, &config.breaking.use_, &config.breaking.except, "FILE", path)?;
+    Ok(())
+}
+
 /// Whether `file` is `ignored` or inside a directory that is (paths relative to the proto dir).
 pub fn is_ignored(file: &str, ignored: &[String]) -> bool {
     ignored.iter().any(|ignore| {

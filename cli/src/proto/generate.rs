@@ -56,7 +56,7 @@ pub fn generate(workspace: &Workspace, options: GenOptions) -> Result<GenReport,
     let (files, ran) = match options.engine.resolve()? {
         Some(buf) => (buf::generate(&buf, workspace)?, Ran::Buf(buf)),
         None => {
-            let compiled = load::compile(load::read_dir(&workspace.proto_dir.under(&workspace.root))?)?;
+            let compiled = load::compile(load::read_dir_allow_empty(&workspace.proto_dir.under(&workspace.root))?)?;
             (codegen::generate(workspace, &compiled.descriptors)?, Ran::Builtin)
         }
     };

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use prost_reflect::{DescriptorPool, DynamicMessage, EnumDescriptor, MessageDescriptor, Value};
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto};
 
@@ -102,6 +103,7 @@ pub fn check_with(proto_dir: &Path, buf: Option<&Path>) -> Result<CheckReport, P
         }),
         None => {
             let config = config::read(proto_dir)?;
+            config::validate(&config, RULES, super::breaking::RULES, &config::path_in(proto_dir))?;
             let compiled = load::compile(load::read_dir(proto_dir)?)?;
             let (findings, unchecked) = lint(&compiled, &config.lint, &config::path_in(proto_dir))?;
             Ok(CheckReport { ran: Ran::Builtin, findings, unchecked })
@@ -153,7 +155,8 @@ pub fn lint(
     let spans: BTreeMap<&str, Spans> =
         files.iter().map(|file| (file.name(), Spans::new(file, &compiled.sources[file.name()]))).collect();
     for file in &files {
-        lint_file(&mut linter, file, &spans[file.name()], &all);
+        let options_from = files_of_used_options(&compiled.pool, file.name());
+        lint_file(&mut linter, file, &spans[file.name()], &all, &options_from);
     }
     lint_across_files(&mut linter, &files, &spans);
     lint_import_cycles(&mut linter, &files, &spans, &all);
@@ -168,6 +171,7 @@ fn lint_file(
     file: &FileDescriptorProto,
     spans: &Spans,
     all: &BTreeMap<&str, &FileDescriptorProto>,
+    options_from: &BTreeSet<String>,
 ) {
     let name = file.name();
     let package = file.package();
@@ -234,7 +238,7 @@ fn lint_file(
             linter.add("IMPORT_NO_PUBLIC", name, pos.clone(), format!("Import \"{dependency}\" must not be public."));
         }
         // A public import re-exports the file: it is there for the importers' sake.
-        if !file.public_dependency.contains(&(index as i32)) && !import_used(dependency, all, &used) {
+        if !file.public_dependency.contains(&(index as i32)) && !import_used(dependency, all, &used, options_from) {
             linter.add("IMPORT_USED", name, pos, format!("Import \"{dependency}\" is unused."));
         }
     }
@@ -487,7 +491,8 @@ fn lint_across_files(linter: &mut Linter, files: &[&FileDescriptorProto], spans:
             }
         }
     }
-    for (package, package_files) in by_package.iter().filter(|(package, _)| !package.is_empty()) {
+    // Files with no package are checked together, as the package "" (buf does the same).
+    for (package, package_files) in &by_package {
         let dirs: BTreeSet<String> = package_files.iter().map(|file| dir_of(file)).collect();
         if dirs.len() > 1 {
             let joined = dirs.iter().cloned().collect::<Vec<_>>().join(",");
@@ -704,8 +709,13 @@ fn used_types(file: &FileDescriptorProto) -> BTreeSet<String> {
 }
 
 /// Whether a file that imports `dependency` uses something it (or what it imports publicly)
-/// defines. A file that defines extensions counts as used: custom options are invisible here.
-fn import_used(dependency: &str, all: &BTreeMap<&str, &FileDescriptorProto>, used: &BTreeSet<String>) -> bool {
+/// defines: a type, or an extension set as a custom option (`options_from` holds their files).
+fn import_used(
+    dependency: &str,
+    all: &BTreeMap<&str, &FileDescriptorProto>,
+    used: &BTreeSet<String>,
+    options_from: &BTreeSet<String>,
+) -> bool {
     let mut pending = vec![dependency];
     let mut seen = BTreeSet::new();
     while let Some(name) = pending.pop() {
@@ -713,7 +723,7 @@ fn import_used(dependency: &str, all: &BTreeMap<&str, &FileDescriptorProto>, use
             continue;
         }
         let Some(file) = all.get(name) else { return true };
-        if !file.extension.is_empty() || file.message_type.iter().any(has_extensions) {
+        if options_from.contains(name) {
             return true;
         }
         let mut defined = BTreeSet::new();
@@ -734,8 +744,49 @@ fn import_used(dependency: &str, all: &BTreeMap<&str, &FileDescriptorProto>, use
     false
 }
 
-fn has_extensions(message: &DescriptorProto) -> bool {
-    !message.extension.is_empty() || message.nested_type.iter().any(has_extensions)
+/// The files defining the extensions that file `name` sets as custom options, on any element
+/// and inside option values (`option (a.b) = { [c.d]: 1 }`).
+fn files_of_used_options(pool: &DescriptorPool, name: &str) -> BTreeSet<String> {
+    fn visit(options: &DynamicMessage, files: &mut BTreeSet<String>) {
+        for (extension, value) in options.extensions() {
+            files.insert(extension.parent_file().name().to_owned());
+            visit_value(value, files);
+        }
+        for (_, value) in options.fields() {
+            visit_value(value, files);
+        }
+    }
+    fn visit_value(value: &Value, files: &mut BTreeSet<String>) {
+        match value {
+            Value::Message(message) => visit(message, files),
+            Value::List(values) => values.iter().for_each(|value| visit_value(value, files)),
+            Value::Map(entries) => entries.values().for_each(|value| visit_value(value, files)),
+            _ => {}
+        }
+    }
+    fn message(descriptor: &MessageDescriptor, files: &mut BTreeSet<String>) {
+        visit(&descriptor.options(), files);
+        descriptor.fields().for_each(|field| visit(&field.options(), files));
+        descriptor.oneofs().for_each(|oneof| visit(&oneof.options(), files));
+        descriptor.child_extensions().for_each(|extension| visit(&extension.options(), files));
+        descriptor.child_enums().for_each(|enumeration| enum_options(&enumeration, files));
+        descriptor.child_messages().for_each(|inner| message(&inner, files));
+    }
+    fn enum_options(descriptor: &EnumDescriptor, files: &mut BTreeSet<String>) {
+        visit(&descriptor.options(), files);
+        descriptor.values().for_each(|value| visit(&value.options(), files));
+    }
+    let mut files = BTreeSet::new();
+    let Some(file) = pool.get_file_by_name(name) else { return files };
+    visit(&file.options(), &mut files);
+    file.messages().for_each(|descriptor| message(&descriptor, &mut files));
+    file.enums().for_each(|descriptor| enum_options(&descriptor, &mut files));
+    file.extensions().for_each(|extension| visit(&extension.options(), &mut files));
+    for service in file.services() {
+        visit(&service.options(), &mut files);
+        service.methods().for_each(|method| visit(&method.options(), &mut files));
+    }
+    files
 }
 
 fn defined_types(message: &DescriptorProto, prefix: &str, defined: &mut BTreeSet<String>) {

@@ -20,18 +20,63 @@ pub type Sources = BTreeMap<String, String>;
 pub struct Compiled {
     /// The module's own files and their imports, imports first, with source info.
     pub descriptors: FileDescriptorSet,
+    /// The same files, with their options readable (custom options included).
+    pub pool: prost_reflect::DescriptorPool,
     /// The text of the module's own files.
     pub sources: Sources,
 }
 
-/// Reads every `.proto` file under `dir`.
+/// Reads every `.proto` file under `dir`; a directory with none is an error, as it is for buf.
 pub fn read_dir(dir: &Path) -> Result<Sources, ProtoError> {
+    let sources = read_dir_allow_empty(dir)?;
+    if sources.is_empty() {
+        return Err(ProtoError::NoProtoFiles(dir.to_path_buf()));
+    }
+    Ok(sources)
+}
+
+/// Reads every `.proto` file under `dir`, which may hold none.
+pub fn read_dir_allow_empty(dir: &Path) -> Result<Sources, ProtoError> {
     if !dir.is_dir() {
         return Err(ProtoError::NoProtoDir(dir.to_path_buf()));
     }
     let mut sources = Sources::new();
     read_dir_into(dir, dir, &mut sources)?;
     Ok(sources)
+}
+
+/// Fails unless `dir` holds a `.proto` file somewhere below it; reads none of them (buf will).
+pub fn require_proto_files(dir: &Path) -> Result<(), ProtoError> {
+    fn any_proto(dir: &Path) -> Result<bool, ProtoError> {
+        for entry in fs_err::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            if name.starts_with('.') {
+                continue;
+            }
+            if (path.is_dir() && any_proto(&path)?) || (!path.is_dir() && name.ends_with(".proto")) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    if !dir.is_dir() {
+        return Err(ProtoError::NoProtoDir(dir.to_path_buf()));
+    }
+    if any_proto(dir)? { Ok(()) } else { Err(ProtoError::NoProtoFiles(dir.to_path_buf())) }
+}
+
+/// The text of `name`, or where it stops being UTF-8, in the words and at the place buf uses.
+pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, ProtoError> {
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&error.as_bytes()[..valid]);
+        let (line, column) = crate::text::line_col(&text, valid);
+        ProtoError::Compile {
+            location: format!("{name}:{line}:{column}"),
+            message: "input appears to be encoded with UTF-8, but found invalid byte".to_owned(),
+        }
+    })
 }
 
 fn read_dir_into(root: &Path, dir: &Path, sources: &mut Sources) -> Result<(), ProtoError> {
@@ -46,7 +91,8 @@ fn read_dir_into(root: &Path, dir: &Path, sources: &mut Sources) -> Result<(), P
         } else if name.ends_with(".proto") {
             let relative = path.strip_prefix(root).expect("below root");
             let relative = relative.to_string_lossy().replace('\\', "/");
-            sources.insert(relative, fs_err::read_to_string(&path)?);
+            let text = decode(&relative, fs_err::read(&path)?)?;
+            sources.insert(relative, text);
         }
     }
     Ok(())
@@ -105,7 +151,7 @@ pub fn compile(sources: Sources) -> Result<Compiled, ProtoError> {
     for name in sources.keys() {
         compiler.open_file(name).map_err(|error| compile_error(&error, &sources))?;
     }
-    Ok(Compiled { descriptors: compiler.file_descriptor_set(), sources })
+    Ok(Compiled { descriptors: compiler.file_descriptor_set(), pool: compiler.descriptor_pool(), sources })
 }
 
 /// Files held in memory, by name.
@@ -120,16 +166,144 @@ impl FileResolver for MemoryResolver {
     }
 }
 
-/// protox's error with `file:line:column` when it points somewhere.
+/// protox's error with `file:line:column`, pointing where buf points when protox points nowhere:
+/// the `{` never closed, the import that closes a cycle. An `edition` file gets its own error:
+/// protox reads proto2 and proto3 only.
 fn compile_error(error: &protox::Error, sources: &Sources) -> ProtoError {
     let file = error.file().unwrap_or("<unknown>").to_owned();
-    let offset = error.labels().and_then(|mut labels| labels.next()).map(|label| label.offset());
-    let location = match (offset, sources.get(&file)) {
-        (Some(offset), Some(source)) => {
-            let (line, column) = crate::text::line_col(source, offset);
-            format!("{file}:{line}:{column}")
-        }
-        _ => file,
+    let message = error.to_string();
+    let at = |source: &str, offset: usize| {
+        let (line, column) = crate::text::line_col(source, offset);
+        format!("{file}:{line}:{column}")
     };
-    ProtoError::Compile { location, message: error.to_string() }
+    let Some(source) = sources.get(&file) else {
+        return ProtoError::Compile { location: file, message };
+    };
+    if let Some(offset) = edition_statement(source) {
+        return ProtoError::EditionsNeedBuf { location: at(source, offset) };
+    }
+    let offset = error.labels().and_then(|mut labels| labels.next()).map(|label| label.offset());
+    if let Some(cycle) = message.strip_prefix("import cycle detected: ") {
+        // `a -> b -> a`: the last import, in the file before the last, closes the cycle.
+        let chain: Vec<&str> = cycle.split(" -> ").collect();
+        if let [.., importer, imported] = chain[..]
+            && let Some(offset) = sources.get(importer).and_then(|text| import_statement(text, imported))
+        {
+            let (line, column) = crate::text::line_col(&sources[importer], offset);
+            return ProtoError::Compile { location: format!("{importer}:{line}:{column}"), message };
+        }
+    }
+    if message.ends_with("reached end of file")
+        && let Some(offset) = unclosed_brace(source)
+    {
+        return ProtoError::Compile { location: at(source, offset), message: format!("unmatched `{{`: {message}") };
+    }
+    match offset {
+        Some(offset) => ProtoError::Compile { location: at(source, offset), message },
+        None => ProtoError::Compile { location: format!("{file}:1:1"), message },
+    }
+}
+
+/// The characters of a `.proto` text that are code, with their byte offsets: comments and
+/// string literals left out.
+fn code_chars(text: &str) -> Vec<(usize, char)> {
+    let mut out = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        match c {
+            '/' if chars.peek().is_some_and(|(_, next)| *next == '/') => {
+                while chars.next_if(|(_, next)| *next != '\n').is_some() {}
+            }
+            '/' if chars.peek().is_some_and(|(_, next)| *next == '*') => {
+                chars.next();
+                let mut star = false;
+                for (_, next) in chars.by_ref() {
+                    if star && next == '/' {
+                        break;
+                    }
+                    star = next == '*';
+                }
+            }
+            '"' | '\'' => {
+                while let Some((_, next)) = chars.next() {
+                    if next == '\\' {
+                        chars.next();
+                    } else if next == c || next == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => out.push((offset, c)),
+        }
+    }
+    out
+}
+
+/// Where a file's first statement is `edition = "..."`.
+fn edition_statement(text: &str) -> Option<usize> {
+    let code = code_chars(text);
+    let (offset, _) = code.iter().find(|(_, c)| !c.is_whitespace())?;
+    let rest = &text[*offset..];
+    let after = rest.strip_prefix("edition")?;
+    (!after.starts_with(|c: char| c.is_alphanumeric() || c == '_')).then_some(*offset)
+}
+
+/// The `{` a file leaves open at its end: the first, when several are (buf reports each; plat
+/// shows buf's first).
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    for (offset, c) in code_chars(text) {
+        match c {
+            '{' => open.push(offset),
+            '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.first().copied()
+}
+
+/// Where `import "name";` starts in a file's text.
+fn import_statement(text: &str, name: &str) -> Option<usize> {
+    let quoted = format!("\"{name}\"");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("import") && line.contains(&quoted) {
+            return Some(offset + line.len() - trimmed.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_point_at_a_line() {
+        let sources = |files: &[(&str, &str)]| -> Sources {
+            files.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()
+        };
+        let location = |sources: Sources| match compile(sources) {
+            Err(ProtoError::Compile { location, .. } | ProtoError::EditionsNeedBuf { location }) => location,
+            other => panic!("{other:?}"),
+        };
+        let unclosed = "syntax = \"proto3\";\n// {\nmessage A { string s = 1; }\nmessage B {\n  string id = 1;\n";
+        assert_eq!(location(sources(&[("a.proto", unclosed)])), "a.proto:4:11");
+        let cycle = sources(&[
+            ("a.proto", "syntax = \"proto3\";\nimport \"b.proto\";\n"),
+            ("b.proto", "syntax = \"proto3\";\n\nimport \"a.proto\";\n"),
+        ]);
+        assert_eq!(location(cycle), "b.proto:3:1");
+        let edition = "// new\nedition = \"2023\";\n";
+        assert!(matches!(compile(sources(&[("e.proto", edition)])), Err(ProtoError::EditionsNeedBuf { .. })));
+        assert_eq!(location(sources(&[("e.proto", edition)])), "e.proto:2:1");
+        match decode("x.proto", b"syntax;\n// caf\xe9\n".to_vec()) {
+            Err(ProtoError::Compile { location, .. }) => assert_eq!(location, "x.proto:2:7"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

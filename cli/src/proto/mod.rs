@@ -89,6 +89,17 @@ pub enum ProtoError {
     /// The proto directory is missing.
     #[error("no proto directory at {}", .0.display())]
     NoProtoDir(PathBuf),
+    /// The proto directory holds no `.proto` file (buf refuses an empty module too).
+    #[error("no .proto files in {}", .0.display())]
+    NoProtoFiles(PathBuf),
+    /// A file uses protobuf editions, which plat's built-in engine cannot compile.
+    #[error(
+        "{location}: this file uses protobuf editions (`edition = ...`), which plat's built-in engine does not compile"
+    )]
+    EditionsNeedBuf {
+        /// `file:line:column` of the `edition` statement.
+        location: String,
+    },
     /// A service names a package no file declares.
     #[error("service `{service}` lists package `{package}`, which no file in {proto_dir} declares")]
     UnknownPackage {
@@ -110,7 +121,7 @@ pub enum ProtoError {
         /// What it printed.
         stderr: String,
     },
-    /// buf.yaml cannot be read or says something plat does not understand.
+    /// buf.yaml cannot be read or says something plat (or buf) does not understand.
     #[error("{}: {message}", .path.display())]
     Config {
         /// The file.

@@ -15,6 +15,7 @@ pub mod tag {
     pub const FILE_MESSAGE: i32 = 4;
     pub const FILE_ENUM: i32 = 5;
     pub const FILE_SERVICE: i32 = 6;
+    pub const FILE_EXTENSION: i32 = 7;
     pub const FILE_OPTIONS: i32 = 8;
     pub const FILE_SYNTAX: i32 = 12;
     /// DescriptorProto.
@@ -22,6 +23,7 @@ pub mod tag {
     pub const MESSAGE_FIELD: i32 = 2;
     pub const MESSAGE_NESTED: i32 = 3;
     pub const MESSAGE_ENUM: i32 = 4;
+    pub const MESSAGE_EXTENSION: i32 = 6;
     pub const MESSAGE_OPTIONS: i32 = 7;
     pub const MESSAGE_ONEOF: i32 = 8;
     /// FieldDescriptorProto.

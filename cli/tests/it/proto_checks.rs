@@ -52,7 +52,7 @@ fn path_with_buf() -> std::ffi::OsString {
 }
 
 /// Runs plat with buf on PATH (for `--engine buf`) or with no buf at all (for `auto`).
-fn run(context: &TestContext, args: &[&str], with_buf: bool) -> Run {
+pub(crate) fn run(context: &TestContext, args: &[&str], with_buf: bool) -> Run {
     let mut command: Command = context.plat();
     command.args(args);
     if with_buf {
@@ -196,8 +196,9 @@ fn contracts_that_did_not_exist_at_the_ref_break_nothing() {
 #[test]
 fn a_missing_ref_is_a_clear_error() {
     let context = repository();
+    // A ref the repository does not hold is wrong input (exit 2), not a breaking change (exit 1).
     let run = run(&context, &["proto", "breaking", "--against", "no-such-branch", "--engine", "builtin"], false)
-        .expect_code(1);
+        .expect_code(2);
     let stderr = run.stderr.replace(&context.workspace.canonicalize().unwrap().display().to_string(), "[WS]");
     insta::assert_snapshot!("missing_ref", stderr);
 }
@@ -215,7 +216,7 @@ fn a_shallow_clone_says_how_to_deepen_it() {
         &["-C", clone.to_str().unwrap(), "proto", "breaking", "--against", "HEAD~1", "--engine", "builtin"],
         false,
     )
-    .expect_code(1);
+    .expect_code(2);
     assert!(
         run.stderr.contains("`HEAD~1` is not a commit of the repository at")
             && run.stderr.contains("(a shallow clone)"),
@@ -272,7 +273,7 @@ fn lint_with_both_engines() {
 fn a_bad_buf_yaml_names_the_file_and_the_value() {
     let context = repository();
     std::fs::write(context.workspace.join("proto/buf.yaml"), "version: v2\nlint:\n  use: [STANDART]\n").unwrap();
-    let run = run(&context, &["proto", "lint", "--engine", "builtin"], false).expect_code(1);
+    let run = run(&context, &["proto", "lint", "--engine", "builtin"], false).expect_code(2);
     assert!(run.stderr.contains("proto/buf.yaml: `STANDART` is not a rule or category plat knows"), "{}", run.stderr);
     assert!(run.stderr.contains("hint: docs/proto.md"), "{}", run.stderr);
 }

@@ -1,13 +1,17 @@
 //! The proto check corpus (`proto_corpus/`): before/after pairs for `breaking`, modules for
 //! `lint`, each with the rule IDs buf 1.75 reports. plat's own engine must give those verdicts
 //! everywhere, and the same findings as buf at the same file, line and column, so the two engines
-//! cannot drift apart. The tests that run buf fail (not skip) when it is missing.
+//! cannot drift apart. `errors/` holds modules that are wrong input: `plat proto lint` and
+//! `breaking` must fail on them the same way with either engine. The tests that run buf fail (not
+//! skip) when it is missing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use plat::proto::{Finding, breaking, lint, load};
 
+use crate::context::TestContext;
+use crate::proto_checks::run;
 use crate::proto_gen::buf_dir;
 
 const CATEGORIES: [&str; 4] = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"];
@@ -74,7 +78,7 @@ fn breaking_dir(case: &Path, category: &str) -> tempfile::TempDir {
 
 fn breaking_findings(case: &Path, category: &str, buf: Option<&Path>) -> Vec<Finding> {
     let dir = breaking_dir(case, category);
-    let old = load::read_dir(&case.join("before")).unwrap();
+    let old = load::read_dir_allow_empty(&case.join("before")).unwrap();
     breaking::check_sources(dir.path(), &old, buf, "before")
         .unwrap_or_else(|error| panic!("{}: {category}: {error}", case.display()))
         .findings
@@ -206,6 +210,123 @@ fn buf_and_plat_agree_on_every_lint_case() {
             problems.push(format!("{name}: buf reports {:?}, the corpus expects {want:?}", rules_of(&with_buf)));
         }
         problems.extend(disagreements(&name, &with_buf, &builtin));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The file every `errors/` case is compared against: committed, valid, kept in the working tree
+/// beside the case's files (unless the case has no `.proto` file at all).
+const BASE_PROTO: &str = "syntax = \"proto3\";\n\npackage shop.v1;\n\nmessage Base {}\n";
+
+fn has_proto_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).any(|path| {
+        if path.is_dir() { has_proto_files(&path) } else { path.extension().is_some_and(|ext| ext == "proto") }
+    })
+}
+
+/// A workspace whose HEAD holds `proto/shop/v1/base.proto` and whose working tree holds the case.
+fn error_workspace(case: &Path) -> TestContext {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"corpus\"\n");
+    let proto = context.workspace.join("proto");
+    std::fs::create_dir_all(proto.join("shop/v1")).unwrap();
+    std::fs::write(proto.join("shop/v1/base.proto"), BASE_PROTO).unwrap();
+    context.git(&context.workspace, &["init", "--quiet", "--initial-branch=main"]);
+    context.git(&context.workspace, &["add", "."]);
+    context.git(&context.workspace, &["commit", "--quiet", "-m", "base"]);
+    if !has_proto_files(case) {
+        std::fs::remove_file(proto.join("shop/v1/base.proto")).unwrap();
+    }
+    copy_dir(case, &proto);
+    std::fs::remove_file(proto.join("expected.toml")).unwrap();
+    context
+}
+
+#[test]
+fn both_engines_fail_alike_on_wrong_input() {
+    let mut problems = Vec::new();
+    for (name, case) in cases("errors") {
+        let expected = expected(&case);
+        let integer = |key: &str| expected.get(key).and_then(|value| value.as_integer()).map(|code| code as i32);
+        let text = |key: &str| expected.get(key).and_then(|value| value.as_str()).map(str::to_owned);
+        let context = error_workspace(&case);
+        for command in [&["proto", "lint"][..], &["proto", "breaking", "--against", "HEAD"][..]] {
+            for engine in ["buf", "builtin"] {
+                let what = format!("{name}: `plat {} --engine {engine}`", command.join(" "));
+                let args: Vec<&str> = command.iter().copied().chain(["--engine", engine]).collect();
+                let run = run(&context, &args, engine == "buf");
+                let builtin = engine == "builtin";
+                let want = integer(if builtin && integer("builtin_exit").is_some() { "builtin_exit" } else { "exit" })
+                    .expect("expected.toml says `exit`");
+                if run.code != want {
+                    problems.push(format!("{what} exits {}, expected {want}:\n{}", run.code, run.stderr));
+                    continue;
+                }
+                let says = if builtin { text("builtin_says").or_else(|| text("says")) } else { text("says") };
+                if let Some(says) = says
+                    && !run.stderr.contains(&says)
+                {
+                    problems.push(format!("{what} does not say {says:?}:\n{}", run.stderr));
+                }
+                if let Some(locations) = expected.get("locations").and_then(|value| value.as_array()) {
+                    let places: Vec<&str> = locations.iter().map(|place| place.as_str().unwrap()).collect();
+                    if !places.iter().any(|place| run.stderr.contains(&format!("error: {place}: "))) {
+                        problems.push(format!("{what} points at none of {places:?}:\n{}", run.stderr));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// What `plat proto lint` and `breaking` exit with for a corpus case whose findings are `rules`.
+fn verdict(rules: &BTreeSet<String>) -> i32 {
+    if rules.is_empty() { 0 } else { 1 }
+}
+
+#[test]
+fn both_engines_exit_alike_on_every_case_through_the_cli() {
+    let mut problems = Vec::new();
+    for (name, case) in cases("lint") {
+        let context = TestContext::new();
+        context.manifest("[workspace]\nname = \"corpus\"\n");
+        copy_dir(&case, &context.workspace.join("proto"));
+        std::fs::remove_file(context.workspace.join("proto/expected.toml")).unwrap();
+        let want = verdict(&rule_set(&expected(&case)["rules"]));
+        for engine in ["buf", "builtin"] {
+            let run = run(&context, &["proto", "lint", "--engine", engine], engine == "buf");
+            if run.code != want {
+                problems
+                    .push(format!("lint {name} --engine {engine}: exit {}, expected {want}\n{}", run.code, run.stderr));
+            }
+        }
+    }
+    for (name, case) in cases("breaking") {
+        let context = TestContext::new();
+        context.manifest("[workspace]\nname = \"corpus\"\n");
+        let proto = context.workspace.join("proto");
+        copy_dir(&case.join("before"), &proto);
+        context.git(&context.workspace, &["init", "--quiet", "--initial-branch=main"]);
+        context.git(&context.workspace, &["add", "."]);
+        context.git(&context.workspace, &["commit", "--quiet", "-m", "before"]);
+        std::fs::remove_dir_all(&proto).unwrap();
+        for category in CATEGORIES {
+            // The case's `after`, with the buf.yaml of this category.
+            let _ = std::fs::remove_dir_all(&proto);
+            copy_dir(breaking_dir(&case, category).path(), &proto);
+            let want = verdict(&rule_set(&expected(&case)[category]));
+            for engine in ["buf", "builtin"] {
+                let run =
+                    run(&context, &["proto", "breaking", "--against", "HEAD", "--engine", engine], engine == "buf");
+                if run.code != want {
+                    problems.push(format!(
+                        "breaking {name} under {category} --engine {engine}: exit {}, expected {want}\n{}",
+                        run.code, run.stderr
+                    ));
+                }
+            }
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

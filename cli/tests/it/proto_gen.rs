@@ -159,7 +159,7 @@ fn unknown_packages_and_uncloned_repositories_are_reported() {
     let context = workspace();
     let manifest = std::fs::read_to_string(context.workspace.join("workspace.toml")).unwrap();
     context.manifest(&manifest.replace(r#"serves = ["user.v1"]"#, r#"serves = ["user.v2"]"#));
-    let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(1);
+    let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(2);
     assert!(
         run.stderr.contains("service `users` lists package `user.v2`, which no file in proto declares"),
         "{}",
@@ -180,7 +180,7 @@ fn a_syntax_error_names_the_file_and_line() {
     let proto = context.workspace.join("proto/user/v1/user.proto");
     let text = std::fs::read_to_string(&proto).unwrap();
     std::fs::write(&proto, text.replacen("message User {", "message User {\n  string = 1;", 1)).unwrap();
-    let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(1);
+    let run = context.run(&["proto", "gen", "--engine", "builtin"]).expect_code(2);
     let line = text.lines().position(|line| line.starts_with("message User {")).unwrap() + 2;
     assert!(run.stderr.contains(&format!("user/v1/user.proto:{line}:")), "{}", run.stderr);
 }
