@@ -42,6 +42,12 @@ pub async fn probe(
             .map(|&number| Destination { host: target.host, address: target.address, port: number })
             .ok_or_else(|| format!("the service has no port named `{port}`"))
     };
+    // How to reach the container is decided outside the probe's own timeout.
+    if let Some(port) = check.port()
+        && let Ok(destination) = destination(port)
+    {
+        dialer.settle(destination).await;
+    }
     match check {
         HealthCheck::Tcp { port } => {
             let destination = destination(port)?;

@@ -123,35 +123,43 @@ impl Dialer {
 
     /// Connects to `destination` within `timeout`.
     pub async fn dial(&self, destination: Destination<'_>, timeout: Duration) -> io::Result<Conn> {
-        let reach = self.reach();
-        match (reach, destination.address) {
-            (Some(Reach::Engine), _) | (None, None) => self.through_engine(destination, timeout).await,
+        self.settle(destination).await;
+        match (self.reach(), destination.address) {
             (Some(Reach::Direct), Some(address)) => direct(SocketAddr::new(address, destination.port), timeout).await,
             (Some(Reach::Direct), None) => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("{} has no address on network {}", destination.host, network_name(&self.owner.workspace)),
             )),
-            (None, Some(address)) => {
-                // The first connection decides. Refused means the address is reachable (nothing
-                // listens yet): direct it is. No answer at all means packets go nowhere.
-                let socket = SocketAddr::new(address, destination.port);
-                match tokio::time::timeout(DIRECT_PROBE.min(timeout), tokio::net::TcpStream::connect(socket)).await {
-                    Ok(Ok(stream)) => {
-                        self.decide(Reach::Direct);
-                        let _ = stream.set_nodelay(true);
-                        Ok(Box::new(stream))
-                    }
-                    Ok(Err(error)) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                        self.decide(Reach::Direct);
-                        Err(io::Error::new(error.kind(), format!("{socket}: {error}")))
-                    }
-                    Ok(Err(_)) | Err(_) => {
-                        tracing::debug!("{socket} is not reachable from here: going through the Engine");
-                        self.decide(Reach::Engine);
-                        self.through_engine(destination, timeout).await
-                    }
+            (Some(Reach::Engine) | None, _) => self.through_engine(destination, timeout).await,
+        }
+    }
+
+    /// Decides, once per command, how to reach the containers, and readies that way (the relay
+    /// container, when it is the Engine), so that the time it takes is not charged to a probe's
+    /// own timeout: a health check allows a service 1 s to answer, and a first direct attempt
+    /// that gets no answer alone takes `DIRECT_PROBE`. Probes that start together each try, at
+    /// the same time. The first direct connection decides: refused means the address is
+    /// reachable (nothing listens yet), so direct it is; no answer at all means packets go
+    /// nowhere, so through the Engine. A destination with no address decides nothing.
+    pub async fn settle(&self, destination: Destination<'_>) {
+        if self.reach().is_none()
+            && let Some(address) = destination.address
+        {
+            let socket = SocketAddr::new(address, destination.port);
+            match tokio::time::timeout(DIRECT_PROBE, tokio::net::TcpStream::connect(socket)).await {
+                Ok(Ok(_)) => self.decide(Reach::Direct),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::ConnectionRefused => self.decide(Reach::Direct),
+                Ok(Err(_)) | Err(_) => {
+                    tracing::debug!("{socket} is not reachable from here: going through the Engine");
+                    self.decide(Reach::Engine);
                 }
             }
+        }
+        if self.reach() == Some(Reach::Engine)
+            && let Ok(engine) = self.engine()
+        {
+            // A failure here is the first dial's to report.
+            let _ = self.relay.get_or_try_init(|| engine.ensure_relay(&self.owner)).await;
         }
     }
 

@@ -328,6 +328,16 @@ pub enum HealthCheck {
     Cmd(Vec<String>),
 }
 
+impl HealthCheck {
+    /// The named port the check connects to; none for a command.
+    pub fn port(&self) -> Option<&str> {
+        match self {
+            HealthCheck::Grpc { port, .. } | HealthCheck::Http { port, .. } | HealthCheck::Tcp { port } => Some(port),
+            HealthCheck::Cmd(_) => None,
+        }
+    }
+}
+
 /// A service's database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Database {
