@@ -391,11 +391,26 @@ fn check_service(
             Some(dir) => checked_path(dir, "database.migrations", Base::Service, diagnostics)?,
             None => RelPath::new("migrations").expect("relative"),
         };
-        Some(Database {
-            engine: database.engine,
-            name: database.name.unwrap_or_else(|| name.replace('-', "_")),
-            migrations,
-        })
+        let database_name = match database.name {
+            Some(given) => {
+                if let Err(reason) = check_database_name(given.get_ref()) {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            format!("invalid database name `{}` for `{name}`: {reason}", given.get_ref()),
+                            Some(given.span()),
+                        )
+                        .help(format!(
+                            "name the service's own database, e.g. `name = \"{}\"`, or remove `name` for that default",
+                            name.replace('-', "_")
+                        )),
+                    );
+                    return None;
+                }
+                given.into_inner()
+            }
+            None => name.replace('-', "_"),
+        };
+        Some(Database { engine: database.engine, name: database_name, migrations })
     });
 
     let proto = spec.proto.map(|proto| {
@@ -853,6 +868,31 @@ pub(super) fn check_dns_label(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A database name PostgreSQL accepts and plat may own: plat creates it, migrates it and
+/// `plat db reset` drops it, so the server's own databases are refused. An empty name would
+/// otherwise fall back to the server's default database (`postgres`) and migrate that.
+fn check_database_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    // NAMEDATALEN - 1: the server silently truncates longer names, so two long names could
+    // end up as one database.
+    if name.len() > 63 {
+        return Err(format!("it is {} bytes long, and PostgreSQL keeps at most 63", name.len()));
+    }
+    if name.contains('\0') {
+        return Err("it contains a NUL character".to_owned());
+    }
+    if name.trim() != name {
+        return Err("it starts or ends with whitespace".to_owned());
+    }
+    if matches!(name, "postgres" | "template0" | "template1") {
+        return Err("it is one of the server's own databases, which plat would migrate and `plat db reset` would drop"
+            .to_owned());
+    }
+    Ok(())
+}
+
 /// A cargo profile name, as cargo accepts them: `dev`, `release`, or a custom profile of the
 /// service's Cargo.toml (letters, digits, `-` and `_`).
 fn checked_profile(profile: &Spanned<String>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
@@ -903,6 +943,16 @@ mod tests {
         assert!(check_dns_label("a1").is_ok());
         for bad in ["", "User", "1a", "a_b", "a-", &"a".repeat(64)] {
             assert!(check_dns_label(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn database_names() {
+        assert!(check_database_name("user_service").is_ok());
+        assert!(check_database_name("Mixed-Case é").is_ok());
+        assert!(check_database_name(&"a".repeat(63)).is_ok());
+        for bad in ["", " a", "postgres", "template1", &"a".repeat(64), &"é".repeat(32)] {
+            assert!(check_database_name(bad).is_err(), "{bad:?} accepted");
         }
     }
 

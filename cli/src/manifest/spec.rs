@@ -333,8 +333,10 @@ pub struct DatabaseSpec {
     /// Database engine; only `postgres` for now.
     #[serde(default)]
     pub engine: DatabaseEngine,
-    /// Database name (default: the service name with `-` replaced by `_`).
-    pub name: Option<String>,
+    /// Database name (default: the service name with `-` replaced by `_`); at most 63 bytes,
+    /// and not one of the server's own databases (`postgres`, `template0`, `template1`).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// Directory of SQL migrations, relative to the service directory (default `migrations`).
     #[schemars(with = "Option<String>")]
     pub migrations: Option<Spanned<String>>,
