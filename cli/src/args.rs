@@ -517,7 +517,8 @@ Examples:
     /// Show each service's applied, pending, changed and missing migrations
     #[command(after_help = "\
 Reads the history without taking the lock and never creates a database. Exits 1 when a
-database cannot be reached.
+database cannot be reached, or when a migration is changed, renamed, missing or failed (pending
+ones are normal: `plat migrate` applies them).
 
 Examples:
   plat migrate status

@@ -362,8 +362,17 @@ fn failure_headline(failure: &migrate::Failure) -> String {
 
 fn problem_line(problem: &Problem) -> String {
     match problem {
-        Problem::Changed { file, recorded, current, .. } => format!(
+        Problem::Changed { file, recorded, current, applied_as: None, .. } => format!(
             "`{}` changed after it was applied\n      checksum applied: {recorded}\n      checksum of file: {current}",
+            display_path(file)
+        ),
+        Problem::Changed { file, version, recorded, current, applied_as: Some(applied_as) } => format!(
+            "`{}` is not the migration applied as version {version}: that was `{applied_as}`, with other content\n      \
+             checksum applied: {recorded}\n      checksum of file: {current}",
+            display_path(file)
+        ),
+        Problem::Renamed { file, version, applied_as } => format!(
+            "`{}` was renamed after it was applied: version {version} was applied as `{applied_as}`, with the same content",
             display_path(file)
         ),
         Problem::Missing { version, name } => format!("version {version} ({name}) is applied, and its file is gone"),
@@ -379,7 +388,18 @@ fn problem_line(problem: &Problem) -> String {
 fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
     let has = |test: fn(&Problem) -> bool| problems.iter().any(test);
     let mut hints = Vec::new();
-    if has(|p| matches!(p, Problem::Changed { .. })) {
+    if has(|p| matches!(p, Problem::Changed { applied_as: Some(_), .. })) {
+        hints.push(format!(
+            "two migrations share a version (two branches, most likely): give the new one a version above the newest \
+             applied (`plat migrate new {service} <name>` picks one) and restore the applied one's file"
+        ));
+    }
+    if has(|p| matches!(p, Problem::Renamed { .. })) {
+        hints.push(format!(
+            "rename the file back, or record its new name with `plat migrate repair {service}` (the content is unchanged)"
+        ));
+    }
+    if has(|p| matches!(p, Problem::Changed { applied_as: None, .. })) {
         hints.push(format!(
             "restore the applied file (git restore) and put the change in a new migration (`plat migrate new {service} <name>`); \
              if the edit changes nothing the migration did (a comment, whitespace), record it with `plat migrate repair {service}`"
@@ -455,6 +475,8 @@ struct StatusJson {
     applied: usize,
     pending: usize,
     changed: usize,
+    /// Applied, and the file has another name now (same content).
+    renamed: usize,
     missing: usize,
     failed: usize,
     migrations: Vec<MigrationJson>,
@@ -495,6 +517,7 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
     let targets = targets(workspace, &services, &args.url, &runtime)?;
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut hints: Vec<String> = Vec::new();
     for (service, target) in services.iter().zip(&targets) {
         let mut report = StatusJson {
             service: service.name.clone(),
@@ -504,6 +527,7 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
             applied: 0,
             pending: 0,
             changed: 0,
+            renamed: 0,
             missing: 0,
             failed: 0,
             migrations: Vec::new(),
@@ -519,9 +543,15 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
                 report.applied = plan.count(State::Applied);
                 report.pending = plan.count(State::Pending);
                 report.changed = plan.count(State::Changed);
+                report.renamed = plan.count(State::Renamed);
                 report.missing = plan.count(State::Missing);
                 report.failed = plan.count(State::Failed);
                 report.migrations = plan.entries.iter().map(|entry| migration_json(workspace, entry)).collect();
+                for hint in problem_hints(&service.name, &plan.problems(true)) {
+                    if !hints.contains(&hint) {
+                        hints.push(hint);
+                    }
+                }
             }
             (Err(error), _) | (_, Err(error)) => {
                 failed = true;
@@ -537,7 +567,15 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
         let text = status_text(&reports);
         write!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
     }
-    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+    // Exit 1 when a database is not as its files say, so that CI can gate on `status` alone;
+    // pending migrations are the normal state between a pull and `plat migrate`.
+    let diverged = reports.iter().any(|report| report.changed + report.renamed + report.missing + report.failed > 0);
+    if !args.json {
+        for hint in hints {
+            ui::hint(hint);
+        }
+    }
+    Ok(if failed || diverged { ExitStatus::Failure } else { ExitStatus::Success })
 }
 
 fn migration_json(workspace: &Workspace, entry: &Entry<'_>) -> MigrationJson {
@@ -590,6 +628,7 @@ fn status_text(reports: &[StatusJson]) -> String {
                     State::Applied => "applied",
                     State::Pending => "pending",
                     State::Changed => "CHANGED",
+                    State::Renamed => "RENAMED",
                     State::Missing => "MISSING",
                     State::Failed => "FAILED",
                 };
@@ -599,7 +638,12 @@ fn status_text(reports: &[StatusJson]) -> String {
         let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
         out.push_str(&ui::table(&["STATE", "VERSION", "NAME", "APPLIED"], &rows, "  "));
         let mut summary = vec![format!("{} applied", report.applied), format!("{} pending", report.pending)];
-        for (count, what) in [(report.changed, "changed"), (report.missing, "missing"), (report.failed, "failed")] {
+        for (count, what) in [
+            (report.changed, "changed"),
+            (report.renamed, "renamed"),
+            (report.missing, "missing"),
+            (report.failed, "failed"),
+        ] {
             if count > 0 {
                 summary.push(format!("{count} {what}"));
             }
@@ -645,6 +689,11 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
                     "Repaired",
                     style::GOOD,
                     format!("{} {}: checksum {old} is now {new}", target.service, display_path(&file)),
+                ),
+                Repaired::Renamed { file, old, .. } => ui::status(
+                    "Repaired",
+                    style::GOOD,
+                    format!("{} {}: applied as `{old}`, now recorded with its new name", target.service, display_path(&file)),
                 ),
                 Repaired::ForgotFailed { version, name } => ui::status(
                     "Repaired",

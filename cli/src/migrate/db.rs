@@ -407,6 +407,14 @@ impl History {
         client.execute(&format!("DELETE FROM {} WHERE version = $1", self.table), &[&version]).await.map(drop)
     }
 
+    /// Records a new name for an applied migration whose file was renamed.
+    pub async fn set_name(&self, client: &Client, version: i64, name: &str) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(&format!("UPDATE {} SET name = $2 WHERE version = $1", self.table), &[&version, &name])
+            .await
+            .map(drop)
+    }
+
     /// Records a new checksum for an applied migration.
     pub async fn set_checksum(
         &self,

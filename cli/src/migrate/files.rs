@@ -25,7 +25,8 @@ pub enum Format {
     Flyway,
 }
 
-/// The SHA-256 of a migration's text, after CRLF line endings became LF.
+/// The SHA-256 of a migration's text, after CRLF line endings became LF and a leading byte
+/// order mark was dropped.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checksum(pub [u8; 32]);
 
@@ -239,9 +240,7 @@ pub fn read(service_dir: &Path, dir: &Path) -> Result<Migrations, FilesError> {
 
     let mut list = Vec::with_capacity(ups.len());
     for (version, (parsed, path)) in ups {
-        let bytes = fs_err::read(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| FilesError::NotUtf8(path.clone()))?;
-        let sql = normalize(&text).into_owned();
+        let sql = read_text(&path)?;
         list.push(Migration {
             version,
             no_transaction: sql::wants_no_transaction(&sql),
@@ -284,9 +283,16 @@ fn sql_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesError> {
 
 /// Reads a `.down.sql` file the way migrations are read.
 pub fn read_down(path: &Path) -> Result<String, FilesError> {
+    read_text(path)
+}
+
+/// A file's text as plat checksums and runs it: UTF-8, without a byte order mark (editors on
+/// Windows add one, and the server reads it as a syntax error at 1:1), CRLF made LF.
+fn read_text(path: &Path) -> Result<String, FilesError> {
     let bytes = fs_err::read(path)?;
     let text = String::from_utf8(bytes).map_err(|_| FilesError::NotUtf8(path.to_path_buf()))?;
-    Ok(normalize(&text).into_owned())
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    Ok(normalize(text).into_owned())
 }
 
 /// Creates the next migration file(s) in `dir` for `name`, in the format of the newest existing

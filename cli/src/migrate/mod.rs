@@ -247,6 +247,15 @@ pub enum Repaired {
         /// Checksum now.
         new: String,
     },
+    /// An applied migration's history row now has its file's new name.
+    Renamed {
+        /// Version.
+        version: i64,
+        /// The file.
+        file: PathBuf,
+        /// The name recorded before.
+        old: String,
+    },
     /// A row recorded as failed was removed, so the migration runs again.
     ForgotFailed {
         /// Version.
@@ -345,8 +354,8 @@ pub async fn history(target: &DatabaseTarget) -> Result<Option<Vec<Applied>>, Mi
     Ok(Some(rows))
 }
 
-/// Records the file's checksum for every applied migration whose file changed, and forgets
-/// rows recorded as failed. Runs only when asked: a changed file usually means a mistake.
+/// Records the file's checksum for every applied migration whose file changed, and its name
+/// for every one renamed, and forgets rows recorded as failed. Runs only when asked: a changed file usually means a mistake.
 pub async fn repair(
     target: &DatabaseTarget,
     migrations: &Migrations,
@@ -374,6 +383,17 @@ pub async fn repair(
                         file: migration.path.clone(),
                         old: applied.checksum.clone(),
                         new,
+                    });
+                }
+                (State::Renamed, Some(migration), Some(applied)) => {
+                    history
+                        .set_name(&client, entry.version, &migration.name)
+                        .await
+                        .map_err(|error| database_error(target, &error))?;
+                    repaired.push(Repaired::Renamed {
+                        version: entry.version,
+                        file: migration.path.clone(),
+                        old: applied.name.clone(),
                     });
                 }
                 (State::Failed, _, Some(applied)) => {
@@ -483,6 +503,7 @@ async fn undo(
 fn problem_version(problem: &Problem) -> i64 {
     match problem {
         Problem::Changed { version, .. }
+        | Problem::Renamed { version, .. }
         | Problem::Missing { version, .. }
         | Problem::OutOfOrder { version, .. }
         | Problem::Failed { version, .. } => *version,
