@@ -569,12 +569,34 @@ pub struct DatabaseUrlArgs {
     pub database_url: Option<String>,
 }
 
-/// How long to wait for the migration lock.
+/// How long a migration run waits; each falls back to `[workspace.migrate]`, then its default.
 #[derive(Debug, Args)]
 pub struct LockTimeoutArgs {
-    /// How long to wait for another run's lock on a database, e.g. `30s`, `5m`
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// How long to wait for another run's migration lock on a database, e.g. `30s`, `5m`
+    /// [default: workspace.migrate.lock_timeout, else 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+    /// How long one statement of a migration may run (PostgreSQL's statement_timeout; `0s`: no
+    /// limit) [default: workspace.migrate.statement_timeout, else 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+    /// How long one statement may wait for a lock another session holds on a table or row
+    /// (PostgreSQL's lock_timeout; `0s`: no limit) [default: workspace.migrate.statement_lock_timeout, else 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_lock_timeout: Option<Duration>,
+}
+
+impl LockTimeoutArgs {
+    /// The engine's options: these flags over the workspace's settings.
+    pub fn options(&self, workspace: &plat::manifest::Workspace) -> plat::migrate::MigrateOptions {
+        let settings = &workspace.migrate;
+        plat::migrate::MigrateOptions {
+            lock_timeout: self.lock_timeout.unwrap_or(settings.lock_timeout),
+            statement_timeout: self.statement_timeout.unwrap_or(settings.statement_timeout),
+            statement_lock_timeout: self.statement_lock_timeout.unwrap_or(settings.statement_lock_timeout),
+            allow_out_of_order: false,
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -8,7 +8,7 @@ use plat::docker;
 use plat::manifest::{Service, Workspace};
 use plat::migrate::{
     self, DatabaseTarget, DownMode, Entry, FilesError, MigrateError, MigrateEvent, MigrateOptions, Migrations,
-    OpenError, Plan, Problem, Repaired, State, UrlError, UrlOrigin, UrlSources,
+    OpenError, Plan, Problem, Repaired, State, Stopped, UrlError, UrlOrigin, UrlSources,
 };
 use serde::Serialize;
 
@@ -42,7 +42,7 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
     // Every service's files are read before any database is touched: a broken directory
     // stops the run before it starts.
     let loaded = load_all(workspace, &services)?;
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: args.allow_out_of_order };
+    let options = MigrateOptions { allow_out_of_order: args.allow_out_of_order, ..args.lock.options(workspace) };
     for (index, (target, migrations)) in targets.iter().zip(&loaded).enumerate() {
         let result = runtime.block_on(migrate::migrate(target, migrations, &options, &on_event));
         match result {
@@ -314,6 +314,23 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             if let Some(hint) = &failure.hint {
                 error = error.hint(hint);
             }
+            match failure.stopped {
+                Some(Stopped::LockTimeout(_)) => {
+                    error = error.hint(
+                        "an open transaction elsewhere (a psql session, a running service) holds the lock; \
+                         `SELECT pid, application_name, state, xact_start, query FROM pg_stat_activity WHERE state <> 'idle'` \
+                         shows who: end it and run again, or wait longer with --statement-lock-timeout \
+                         (or statement_lock_timeout in [workspace.migrate])",
+                    );
+                }
+                Some(Stopped::StatementTimeout(_)) => {
+                    error = error.hint(
+                        "if it needs longer (a backfill of a big table), raise --statement-timeout \
+                         (or statement_timeout in [workspace.migrate]; `0s` for no limit)",
+                    );
+                }
+                Some(Stopped::Cancelled) | None => {}
+            }
             let file = file_name(&failure.file);
             if failure.no_transaction {
                 error = error.hint(format!(
@@ -353,7 +370,19 @@ fn failure_headline(failure: &migrate::Failure) -> String {
     if let Some((line, column)) = failure.position {
         text.push_str(&format!(":{line}:{column}"));
     }
-    text.push_str(&format!(": {}", failure.message));
+    let message = match failure.stopped {
+        Some(Stopped::StatementTimeout(limit)) => {
+            format!("stopped by the server after running {} (the statement timeout)", seconds(limit))
+        }
+        Some(Stopped::LockTimeout(limit)) => format!(
+            "stopped by the server after waiting {} for a lock another session holds on a table or row it needs \
+             (the statement lock timeout)",
+            seconds(limit)
+        ),
+        Some(Stopped::Cancelled) => "cancelled: plat asked the server to stop it".to_owned(),
+        None => failure.message.clone(),
+    };
+    text.push_str(&format!(": {message}"));
     if let Some(code) = &failure.code {
         text.push_str(&format!(" (SQLSTATE {code})"));
     }
@@ -675,7 +704,7 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
     let runtime = runtime()?;
     let targets = targets(workspace, &services, &args.url, &runtime)?;
     let loaded = load_all(workspace, &services)?;
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let options = args.lock.options(workspace);
     for (target, migrations) in targets.iter().zip(&loaded) {
         let repaired = runtime
             .block_on(migrate::repair(target, migrations, &options, &on_event))
@@ -714,7 +743,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let runtime = runtime()?;
     let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
     let migrations = load_all(workspace, &services)?.remove(0);
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let options = args.lock.options(workspace);
     let mode = if args.yes { DownMode::Apply } else { DownMode::List };
     let undos = runtime
         .block_on(migrate::down(&target, &migrations, args.to, mode, &options, &on_event))

@@ -224,6 +224,19 @@ fn validate(
         .and_then(|workspace| workspace.profile.as_ref())
         .and_then(|profile| checked_profile(profile, diagnostics))
         .unwrap_or_else(|| super::DEFAULT_PROFILE.to_owned());
+    let migrate = {
+        let spec = workspace.as_ref().and_then(|workspace| workspace.migrate.as_ref());
+        let defaults = super::MigrateSettings::default();
+        let pick = |value: Option<&super::spec::HumanDuration>, default| value.map_or(default, |value| value.0);
+        super::MigrateSettings {
+            lock_timeout: pick(spec.and_then(|spec| spec.lock_timeout.as_ref()), defaults.lock_timeout),
+            statement_timeout: pick(spec.and_then(|spec| spec.statement_timeout.as_ref()), defaults.statement_timeout),
+            statement_lock_timeout: pick(
+                spec.and_then(|spec| spec.statement_lock_timeout.as_ref()),
+                defaults.statement_lock_timeout,
+            ),
+        }
+    };
     let proto_dir = match workspace.as_ref().and_then(|workspace| workspace.proto.as_ref()) {
         Some(proto) => checked_path(proto, "proto", Base::Workspace, diagnostics),
         None => RelPath::new("proto").ok(),
@@ -273,6 +286,7 @@ fn validate(
         name,
         proto_dir,
         profile,
+        migrate,
         services: checked.into_iter().map(|checked| checked.service).collect(),
         libraries: libraries.into_iter().map(|(library, _)| library).collect(),
         graph,

@@ -18,8 +18,20 @@ pub const HISTORY_TABLE: &str = "plat_migrations";
 /// shows as classid 1886151028, objid 1835624306, objsubid 1.
 pub const LOCK_KEY: i64 = i64::from_be_bytes(*b"platmigr");
 
-/// How long to wait for the server to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection, from the TCP connect to the end of PostgreSQL's startup
+/// handshake, unless the URL's `connect_timeout` says otherwise.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalives: after this long without traffic the kernel starts probing the server...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// ...every this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and gives the connection up after this many unanswered probes: a network that drops the
+/// connection silently ends it within about 30 s, instead of the kernel's two hours.
+const KEEPALIVE_RETRIES: u32 = 3;
+/// How long data plat sent may stay unacknowledged before the kernel ends the connection (Linux
+/// `TCP_USER_TIMEOUT`): covers a network that goes dead while plat is sending.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the session running a migration is called in `pg_stat_activity`, so that whoever waits
 /// for the lock can tell who holds it: `plat migrate (<host>:<pid>)`.
@@ -57,6 +69,8 @@ enum ConnectError {
     Postgres(tokio_postgres::Error),
     /// The connection through the Engine could not be opened.
     Dial(std::io::Error),
+    /// The server took the TCP connection (or did not) and never finished the startup handshake.
+    TimedOut(Duration),
 }
 
 impl ConnectError {
@@ -64,7 +78,7 @@ impl ConnectError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             ConnectError::Postgres(error) => error.code(),
-            ConnectError::Dial(_) => None,
+            ConnectError::Dial(_) | ConnectError::TimedOut(_) => None,
         }
     }
 
@@ -72,43 +86,57 @@ impl ConnectError {
         match self {
             ConnectError::Postgres(error) => describe(error),
             ConnectError::Dial(error) => error.to_string(),
+            ConnectError::TimedOut(limit) => format!(
+                "no answer within {}s: the server did not accept the connection, or accepted it and never finished \
+                 PostgreSQL's startup handshake (connect_timeout)",
+                limit.as_secs_f64()
+            ),
         }
     }
 }
 
-/// Connects with `config`, plat's application name and a connect timeout; through `dial`'s
-/// connection when there is one (the workspace's database, reached through the Engine).
+/// Connects with `config`, plat's application name, TCP keepalives and a deadline on the whole
+/// handshake; through `dial`'s connection when there is one (the workspace's database, reached
+/// through the Engine).
+///
+/// tokio-postgres's own `connect_timeout` covers only the TCP connect: a server (or a proxy)
+/// that accepts the connection and never answers would hang the startup forever.
 async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
     let mut config = config.clone();
     config.application_name(application_name());
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+    let limit = config.get_connect_timeout().copied().filter(|limit| !limit.is_zero()).unwrap_or(CONNECT_TIMEOUT);
+    config.connect_timeout(limit);
+    // The URL may turn keepalives off (`keepalives=0`) or set its own user timeout.
+    if config.get_keepalives() {
+        config.keepalives_idle(KEEPALIVE_IDLE).keepalives_interval(KEEPALIVE_INTERVAL).keepalives_retries(KEEPALIVE_RETRIES);
     }
-    let client = match dial {
-        None => {
-            let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!("database connection ended: {error}");
-                }
-            });
-            client
-        }
-        Some(dial) => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, (dial.0)())
-                .await
-                .map_err(|_| ConnectError::Dial(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?
-                .map_err(ConnectError::Dial)?;
-            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!("database connection ended: {error}");
-                }
-            });
-            client
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    let handshake = async {
+        match dial {
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("database connection ended: {error}");
+                    }
+                });
+                Ok(client)
+            }
+            Some(dial) => {
+                let stream = (dial.0)().await.map_err(ConnectError::Dial)?;
+                let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("database connection ended: {error}");
+                    }
+                });
+                Ok(client)
+            }
         }
     };
-    Ok(client)
+    tokio::time::timeout(limit, handshake).await.unwrap_or(Err(ConnectError::TimedOut(limit)))
 }
 
 /// Why the service database could not be opened.

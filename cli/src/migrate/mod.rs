@@ -17,13 +17,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
-pub use db::{Applied, LockHolder, OpenError};
+pub use db::{Applied, CONNECT_TIMEOUT, LockHolder, OpenError};
 pub use files::{Checksum, FilesError, Format, Migration, Migrations};
 pub use plan::{Entry, Plan, Problem, State};
 pub use url::{DatabaseTarget, UrlError, UrlOrigin, UrlSources};
 
-use crate::manifest::{Service, Workspace};
+use crate::manifest::{MigrateSettings, Service, Workspace};
 use db::{History, LockOutcome};
 
 /// How to run migrations.
@@ -31,13 +32,39 @@ use db::{History, LockOutcome};
 pub struct MigrateOptions {
     /// How long to wait for another run's lock on the same database before giving up.
     pub lock_timeout: Duration,
+    /// How long one statement may run (PostgreSQL's `statement_timeout`); zero for no limit.
+    pub statement_timeout: Duration,
+    /// How long one statement may wait for a lock on a table or row (PostgreSQL's
+    /// `lock_timeout`); zero for no limit.
+    pub statement_lock_timeout: Duration,
     /// Apply pending migrations older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
 }
 
+impl MigrateOptions {
+    /// The workspace's `[workspace.migrate]` limits.
+    pub fn new(settings: &MigrateSettings) -> Self {
+        MigrateOptions {
+            lock_timeout: settings.lock_timeout,
+            statement_timeout: settings.statement_timeout,
+            statement_lock_timeout: settings.statement_lock_timeout,
+            allow_out_of_order: false,
+        }
+    }
+
+    /// The session settings every statement of a run is under, plat's own included.
+    fn session_settings(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            self.statement_timeout.as_millis(),
+            self.statement_lock_timeout.as_millis()
+        )
+    }
+}
+
 impl Default for MigrateOptions {
     fn default() -> Self {
-        MigrateOptions { lock_timeout: Duration::from_secs(60), allow_out_of_order: false }
+        MigrateOptions::new(&MigrateSettings::default())
     }
 }
 
@@ -191,6 +218,19 @@ pub struct Failure {
     pub applied_before: usize,
     /// The file was a `.down.sql` being undone.
     pub undoing: bool,
+    /// The server stopped the statement at one of plat's limits, or on a cancel request.
+    pub stopped: Option<Stopped>,
+}
+
+/// Why the server stopped a statement that was not wrong in itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It ran longer than the statement timeout.
+    StatementTimeout(Duration),
+    /// It waited longer than the statement lock timeout for a lock another session holds.
+    LockTimeout(Duration),
+    /// plat asked the server to cancel it (Ctrl-C, SIGTERM).
+    Cancelled,
 }
 
 impl std::fmt::Display for Failure {
@@ -293,6 +333,7 @@ pub async fn migrate(
     if created {
         on_event(MigrateEvent::DatabaseCreated { service: &target.service, database: &target.database });
     }
+    limit(&client, target, options).await?;
     let mut report = MigrateReport { database_created: created, ..MigrateReport::default() };
     report.lock_waited = lock(&client, target, options.lock_timeout, on_event).await?;
     let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report).await;
@@ -326,7 +367,7 @@ async fn apply_pending(
         let record =
             Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
         let took =
-            run_file(client, &history, &migration.sql, migration.no_transaction, record).await.map_err(|error| {
+            run_file(client, &history, &migration.sql, migration.no_transaction, options, record).await.map_err(|error| {
                 let done = report.applied.len();
                 failure(
                     error,
@@ -334,6 +375,7 @@ async fn apply_pending(
                     migration.version,
                     &migration.sql,
                     migration.no_transaction,
+                    options,
                     done,
                     false,
                 )
@@ -364,6 +406,7 @@ pub async fn repair(
 ) -> Result<Vec<Repaired>, MigrateError> {
     let (client, _) = db::open(target, false).await?;
     let Some(client) = client else { return Ok(Vec::new()) };
+    limit(&client, target, options).await?;
     lock(&client, target, options.lock_timeout, on_event).await?;
     let result = async {
         let history = locate_history(&client, target).await?;
@@ -433,10 +476,11 @@ pub async fn down(
 ) -> Result<Vec<Undo>, MigrateError> {
     let (client, _) = db::open(target, false).await?;
     let Some(mut client) = client else { return Ok(Vec::new()) };
+    limit(&client, target, options).await?;
     if mode == DownMode::Apply {
         lock(&client, target, options.lock_timeout, on_event).await?;
     }
-    let result = undo(&mut client, target, migrations, to, mode, on_event).await;
+    let result = undo(&mut client, target, migrations, to, mode, options, on_event).await;
     if mode == DownMode::Apply {
         unlock(&client).await;
     }
@@ -449,6 +493,7 @@ async fn undo(
     migrations: &Migrations,
     to: i64,
     mode: DownMode,
+    options: &MigrateOptions,
     on_event: OnEvent<'_>,
 ) -> Result<Vec<Undo>, MigrateError> {
     let history = locate_history(client, target).await?;
@@ -492,9 +537,9 @@ async fn undo(
         return Ok(undos);
     }
     for (index, (undo, (sql, no_transaction))) in undos.iter().zip(&texts).enumerate() {
-        let took = run_file(client, &history, sql, *no_transaction, Record::Delete { version: undo.version })
+        let took = run_file(client, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
             .await
-            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, index, true))?;
+            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, options, index, true))?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
     }
     Ok(undos)
@@ -544,6 +589,11 @@ async fn lock(
             Err(MigrateError::LockTimeout { database: target.database.clone(), waited: timeout, holder })
         }
     }
+}
+
+/// Puts the session under the run's statement limits.
+async fn limit(client: &Client, target: &DatabaseTarget, options: &MigrateOptions) -> Result<(), MigrateError> {
+    client.batch_execute(&options.session_settings()).await.map_err(|error| database_error(target, &error))
 }
 
 async fn unlock(client: &Client) {
@@ -620,12 +670,16 @@ async fn run_file(
     history: &History,
     sql: &str,
     no_transaction: bool,
+    options: &MigrateOptions,
     record: Record<'_>,
 ) -> Result<Duration, RunError> {
     // Each file starts from the session defaults, whatever an earlier file SET: a run that
     // applies five migrations behaves like five runs that apply one each. (Session defaults
-    // include the application_name plat connected with.)
-    client.batch_execute("RESET ALL").await.map_err(RunError::Bookkeeping)?;
+    // include the application_name plat connected with.) Then plat's limits, again.
+    client
+        .batch_execute(&format!("RESET ALL; {}", options.session_settings()))
+        .await
+        .map_err(RunError::Bookkeeping)?;
     let started = Instant::now();
     if no_transaction {
         client.batch_execute(sql).await.map_err(RunError::Sql)?;
@@ -648,6 +702,7 @@ fn failure(
     version: i64,
     sql: &str,
     no_transaction: bool,
+    options: &MigrateOptions,
     applied_before: usize,
     undoing: bool,
 ) -> MigrateError {
@@ -668,6 +723,7 @@ fn failure(
         no_transaction,
         applied_before,
         undoing,
+        stopped: None,
     };
     if ours && no_transaction {
         failure.message = format!(
@@ -679,6 +735,18 @@ fn failure(
             format!("updating the history table failed, so nothing of the file was kept: {}", failure.message);
     }
     if let Some(db) = error.as_db_error() {
+        // The server's words for its own limits; a `NOWAIT` in the file is 55P03 too, with
+        // other words, and stays the file's own error.
+        failure.stopped = match (db.code(), db.message()) {
+            (&SqlState::QUERY_CANCELED, message) if message.contains("statement timeout") => {
+                Some(Stopped::StatementTimeout(options.statement_timeout))
+            }
+            (&SqlState::LOCK_NOT_AVAILABLE, message) if message.contains("lock timeout") => {
+                Some(Stopped::LockTimeout(options.statement_lock_timeout))
+            }
+            (&SqlState::QUERY_CANCELED, message) if message.contains("user request") => Some(Stopped::Cancelled),
+            _ => None,
+        };
         failure.detail = db.detail().map(str::to_owned);
         failure.hint = db.hint().map(str::to_owned);
         failure.context = db.where_().map(str::to_owned);
