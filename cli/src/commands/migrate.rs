@@ -117,9 +117,17 @@ pub(super) fn on_event(event: MigrateEvent<'_>) {
             ui::status(
                 "Undone",
                 style::GOOD,
-                format!("{service} {} with {}{}", file_name(&undo.file), file_name(&undo.down), took_ms(took)),
+                format!("{service} {} with {}{}", file_name(&undo.file), undone_with(undo, file_name), took_ms(took)),
             );
         }
+    }
+}
+
+/// The down file, or the down section of the file itself (goose, dbmate).
+fn undone_with(undo: &migrate::Undo, show: impl Fn(&std::path::Path) -> String) -> String {
+    match undo.section {
+        Some(_) => format!("its down section in {}", show(&undo.down)),
+        None => show(&undo.down),
     }
 }
 
@@ -456,31 +464,53 @@ fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
 }
 
 fn files_error(service: &str, error: FilesError) -> CliError {
-    let hint = match &error {
+    if let FilesError::BadNewName(_) = &error {
+        return CliError::usage(error);
+    }
+    let (message, hints) = match &error {
+        // fs-err's message already names the path; others name it relative to the workspace.
+        FilesError::Io(io) => (format!("{service}: {io}"), Vec::new()),
+        FilesError::Several(all) => {
+            let mut message = format!("{service}: {} problems with the migration files; nothing was run", all.len());
+            let mut hints: Vec<String> = Vec::new();
+            for one in all {
+                message.push_str(&format!("\n  {}", relative_paths(&one.to_string())));
+                if let Some(hint) = files_hint(service, one).filter(|hint| !hints.contains(hint)) {
+                    hints.push(hint);
+                }
+            }
+            (message, hints)
+        }
+        _ => (format!("{service}: {}", relative_paths(&error.to_string())), files_hint(service, &error).into_iter().collect()),
+    };
+    hints.into_iter().fold(CliError::failure(message), CliError::hint)
+}
+
+/// What to do about one problem with the files.
+fn files_hint(service: &str, error: &FilesError) -> Option<String> {
+    match error {
         FilesError::NoServiceDir(_) => Some("run `plat sync` to clone it".to_owned()),
         FilesError::DuplicateVersion { .. } => Some(format!(
             "give one of them a version of its own (`plat migrate new {service} <name>` picks the next one)"
         )),
         FilesError::BadName { .. } => Some("rename it, or move it out of the migrations directory".to_owned()),
-        FilesError::DownWithoutUp(_) => Some("name it like its `.up.sql` file, with `.down.sql` at the end".to_owned()),
+        FilesError::DownWithoutUp(_) => Some(
+            "name it like its up file: `<version>_<name>.down.sql` beside `<version>_<name>.up.sql`, `U<version>__...` \
+             beside `V<version>__...`"
+                .to_owned(),
+        ),
+        FilesError::Annotations { .. } => Some(
+            "plat follows goose's Up, Down, StatementBegin/End and NO TRANSACTION, and dbmate's up, down and \
+             transaction:false; write anything else as plain SQL (see docs/migrations.md, Other tools' files)"
+                .to_owned(),
+        ),
         FilesError::Unrunnable { reason, .. } if reason.contains("no-transaction") => {
             Some("split it: one file per statement, each starting with `-- plat:no-transaction`".to_owned())
         }
         FilesError::Unrunnable { .. } => {
             Some("remove BEGIN/COMMIT from the file: plat runs each migration in a transaction of its own".to_owned())
         }
-        FilesError::BadNewName(_) => return CliError::usage(error),
-        FilesError::Io(_) | FilesError::NotUtf8(_) => None,
-    };
-    let message = match &error {
-        // fs-err's message already names the path; others name it relative to the workspace.
-        FilesError::Io(io) => format!("{service}: {io}"),
-        _ => format!("{service}: {}", relative_paths(&error.to_string())),
-    };
-    let error = CliError::failure(message);
-    match hint {
-        Some(hint) => error.hint(hint),
-        None => error,
+        FilesError::BadNewName(_) | FilesError::Io(_) | FilesError::NotUtf8(_) | FilesError::Several(_) => None,
     }
 }
 
@@ -773,7 +803,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "would undo, newest first, in database `{}`:", target.database);
     for undo in &undos {
-        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, display_path(&undo.down));
+        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, undone_with(undo, |path| display_path(path)));
     }
     drop(stdout);
     Err(CliError::failure(format!("{}: nothing undone without --yes", target.service)).hint(format!(

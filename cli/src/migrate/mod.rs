@@ -10,6 +10,7 @@
 pub mod db;
 pub mod files;
 pub mod plan;
+pub mod sections;
 pub mod sql;
 pub mod url;
 
@@ -269,8 +270,11 @@ pub struct Undo {
     pub name: String,
     /// The up file.
     pub file: PathBuf,
-    /// The `.down.sql` file.
+    /// The file that undoes it: a `.down.sql` or Flyway `U` file, or the up file itself when
+    /// its down section (goose, dbmate) does.
     pub down: PathBuf,
+    /// That down section.
+    pub section: Option<sections::Section>,
 }
 
 /// What a repair changed.
@@ -358,9 +362,7 @@ async fn apply_pending(
         return Err(MigrateError::Unsafe { database: target.database.clone(), problems });
     }
     let pending: Vec<&Migration> = plan.pending().collect();
-    for migration in &pending {
-        check_runnable(&migration.path, &migration.sql, migration.no_transaction)?;
-    }
+    check_all(pending.iter().map(|migration| (&*migration.path, migration.sql.as_str(), migration.no_transaction)))?;
     report.already_applied = plan.count(State::Applied);
     for migration in pending {
         on_event(MigrateEvent::Applying { service: &target.service, migration });
@@ -519,6 +521,7 @@ async fn undo(
                 name: migration.name.clone(),
                 file: migration.path.clone(),
                 down: down.clone(),
+                section: migration.down_section.clone(),
             }),
             None => no_down.push(migration.path.clone()),
         }
@@ -528,11 +531,16 @@ async fn undo(
     }
     let mut texts = Vec::new();
     for undo in &undos {
-        let sql = files::read_down(&undo.down)?;
-        let no_transaction = sql::wants_no_transaction(&sql);
-        check_runnable(&undo.down, &sql, no_transaction)?;
-        texts.push((sql, no_transaction));
+        texts.push(match &undo.section {
+            Some(section) => (section.sql.clone(), section.no_transaction),
+            None => {
+                let sql = files::read_down(&undo.down)?;
+                let no_transaction = sql::wants_no_transaction(&sql);
+                (sql, no_transaction)
+            }
+        });
     }
+    check_all(undos.iter().zip(&texts).map(|(undo, (sql, no_transaction))| (&*undo.down, sql.as_str(), *no_transaction)))?;
     if mode == DownMode::List {
         return Ok(undos);
     }
@@ -600,6 +608,17 @@ async fn unlock(client: &Client) {
     // Closing the connection releases the lock too; a failure here changes nothing.
     if let Err(error) = db::release_lock(client).await {
         tracing::debug!("releasing the migration lock: {error}");
+    }
+}
+
+/// [`check_runnable`] for every file, reporting all that fail.
+fn check_all<'a>(files: impl Iterator<Item = (&'a std::path::Path, &'a str, bool)>) -> Result<(), FilesError> {
+    let mut problems: Vec<FilesError> =
+        files.filter_map(|(path, sql, no_transaction)| check_runnable(path, sql, no_transaction).err()).collect();
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(FilesError::Several(problems)),
     }
 }
 

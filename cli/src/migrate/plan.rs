@@ -219,7 +219,9 @@ mod tests {
             sql: sql.to_owned(),
             checksum: Checksum::of(sql),
             no_transaction: false,
+            dialect: None,
             down: None,
+            down_section: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod migrate_apply;
 mod migrate_commands;
 mod migrate_concurrency;
 mod migrate_container;
+mod migrate_formats;
 mod migrate_limits;
 mod migrate_safety;
 mod proto_checks;
