@@ -558,6 +558,16 @@ Examples:
   plat migrate down user-service --to 20240101120000 --yes
   plat migrate down user-service --to 0 --yes  undo every migration")]
     Down(MigrateDownArgs),
+
+    /// Record a pending migration as applied without running it
+    #[command(after_help = "\
+For a migration whose work is already in the database: a concurrent index that a killed run
+built before it could record it, a change made by hand. The history gets the file's checksum,
+so a later edit of the file still shows as changed.
+
+Examples:
+  plat migrate mark user-service 20240101120000")]
+    Mark(MigrateMarkArgs),
 }
 
 /// Where the databases are.
@@ -646,6 +656,20 @@ pub struct MigrateRepairArgs {
     /// Services to repair
     #[arg(value_name = "SERVICE", required = true)]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+}
+
+/// Arguments of `plat migrate mark`.
+#[derive(Debug, Args)]
+pub struct MigrateMarkArgs {
+    /// The service
+    pub service: String,
+    /// The version to record as applied
+    #[arg(value_name = "VERSION")]
+    pub migration: i64,
     #[command(flatten)]
     pub url: DatabaseUrlArgs,
     #[command(flatten)]

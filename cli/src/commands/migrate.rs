@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use super::{print_json, runtime, unknown_service};
 use crate::args::{
-    DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateNewArgs, MigrateRepairArgs,
+    DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs, MigrateNewArgs,
+    MigrateRepairArgs,
     MigrateStatusArgs,
 };
 use crate::render::display_path;
@@ -28,6 +29,7 @@ pub fn run(workspace: &Workspace, args: &MigrateArgs) -> Result<ExitStatus, CliE
         Some(MigrateCommand::New(args)) => new(workspace, args),
         Some(MigrateCommand::Repair(args)) => repair(workspace, args),
         Some(MigrateCommand::Down(args)) => down(workspace, args),
+        Some(MigrateCommand::Mark(args)) => mark(workspace, args),
     }
 }
 
@@ -341,10 +343,32 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             }
             let file = file_name(&failure.file);
             if failure.no_transaction {
-                error = error.hint(format!(
-                    "{file} ran outside a transaction: what its statement did before failing may remain \
-                     (a failed CREATE INDEX CONCURRENTLY leaves an INVALID index: drop it before running again)"
-                ));
+                // Hints from what the database holds now, not from what such files usually leave.
+                let invalid: Vec<&str> =
+                    failure.indexes.iter().filter(|index| !index.valid).map(|index| index.name.as_str()).collect();
+                let valid: Vec<&str> =
+                    failure.indexes.iter().filter(|index| index.valid).map(|index| index.name.as_str()).collect();
+                if !invalid.is_empty() {
+                    let drops: Vec<String> =
+                        invalid.iter().map(|name| format!("DROP INDEX CONCURRENTLY {name};")).collect();
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction and left {} INVALID (PostgreSQL keeps it, unusable, and \
+                         `IF NOT EXISTS` would skip it): `{}` then `plat migrate` runs {file} again",
+                        invalid.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+                        drops.join(" ")
+                    ));
+                } else if !valid.is_empty() {
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction; index {} it names exists and is valid: if {file} did all \
+                         it should, `plat migrate mark {service} {}` records it as applied without running it",
+                        valid.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+                        failure.version
+                    ));
+                } else {
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction: what its statement did before failing may remain"
+                    ));
+                }
             } else if failure.undoing {
                 error = error.hint(format!("nothing of {file} was applied: version {} stays applied", failure.version));
             } else {
@@ -369,6 +393,8 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
         }
         MigrateError::NoDown(_) => CliError::failure(relative_paths(&format!("{service}: {error}")))
             .hint("only migrations written as `.up.sql` with a `.down.sql` beside them can be undone"),
+        MigrateError::NotMarkable { .. } => CliError::failure(format!("{service}: {error}"))
+            .hint(format!("`plat migrate status {service}` shows each version and its state")),
         MigrateError::NoSchema(_) | MigrateError::Database { .. } => CliError::failure(relative_paths(&format!("{service}: {error}"))),
     }
 }
@@ -813,6 +839,22 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
         undos.len(),
         plural(undos.len())
     )))
+}
+
+fn mark(workspace: &Workspace, args: &MigrateMarkArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, std::slice::from_ref(&args.service))?;
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    let marked = runtime
+        .block_on(migrate::mark(&target, &migrations, args.migration, &args.lock.options(workspace), &on_event))
+        .map_err(|error| migrate_error(&target, error))?;
+    ui::status(
+        "Marked",
+        style::GOOD,
+        format!("{} {} as applied, without running it", target.service, display_path(&marked.path)),
+    );
+    Ok(ExitStatus::Success)
 }
 
 fn plural(count: usize) -> &'static str {

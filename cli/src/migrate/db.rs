@@ -222,6 +222,42 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// An index and whether PostgreSQL can use it (`pg_index.indisvalid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexState {
+    /// Its name, schema-qualified when its schema is not on the search path.
+    pub name: String,
+    /// `false` for an index a failed or interrupted `CREATE INDEX CONCURRENTLY` left behind.
+    pub valid: bool,
+}
+
+impl IndexState {
+    /// Whether `sql` names this index: its unqualified name as a whole word, in any case.
+    pub fn named_in(&self, sql: &str) -> bool {
+        let bare = self.name.rsplit('.').next().unwrap_or(&self.name).trim_matches('"').to_ascii_lowercase();
+        let sql = sql.to_ascii_lowercase();
+        let word = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$';
+        sql.match_indices(&bare).any(|(at, _)| {
+            let before = at.checked_sub(1).map(|i| sql.as_bytes()[i]);
+            let after = sql.as_bytes().get(at + bare.len()).copied();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+    }
+}
+
+/// Every index of the database outside the system schemas.
+pub async fn indexes(client: &Client) -> Result<Vec<IndexState>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT i.indexrelid::regclass::text, i.indisvalid
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| IndexState { name: row.get(0), valid: row.get(1) }).collect())
+}
+
 /// A session holding the migration lock, as `pg_locks` and `pg_stat_activity` show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LockHolder {

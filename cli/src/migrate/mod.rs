@@ -171,6 +171,14 @@ pub enum MigrateError {
     /// No schema is current, so there is nowhere for the history table.
     #[error("database `{0}` has no current schema to keep the history table in (check search_path)")]
     NoSchema(String),
+    /// `mark` was asked for a version it cannot record.
+    #[error("cannot mark version {version} as applied: {reason}")]
+    NotMarkable {
+        /// The version asked for.
+        version: i64,
+        /// Why not.
+        reason: String,
+    },
     /// A query of plat's own failed.
     #[error("database `{database}`: {reason}")]
     Database {
@@ -221,6 +229,8 @@ pub struct Failure {
     pub undoing: bool,
     /// The server stopped the statement at one of plat's limits, or on a cancel request.
     pub stopped: Option<Stopped>,
+    /// For a no-transaction file: the indexes it names, as they are in the database now.
+    pub indexes: Vec<db::IndexState>,
 }
 
 /// Why the server stopped a statement that was not wrong in itself.
@@ -455,6 +465,53 @@ pub async fn repair(
     result
 }
 
+/// Records one pending migration as applied without running it, with its file's checksum: for
+/// a file whose work is already in the database (a concurrent index built by a run that was
+/// killed before it could record it, a change made by hand). Returns the migration recorded.
+pub async fn mark(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    version: i64,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Migration, MigrateError> {
+    let not_markable = |reason: String| MigrateError::NotMarkable { version, reason };
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else {
+        return Err(not_markable(format!("database `{}` does not exist yet", target.database)));
+    };
+    limit(&client, target, options).await?;
+    lock(&client, target, options.lock_timeout, on_event).await?;
+    let result = async {
+        let history = locate_history(&client, target).await?;
+        history.ensure(&client).await.map_err(|error| database_error(target, &error))?;
+        let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
+        let plan = Plan::new(migrations, &rows);
+        let entry = plan.entries.iter().find(|entry| entry.version == version);
+        match entry.map(|entry| (entry.state, entry.migration)) {
+            Some((State::Pending, Some(migration))) => {
+                history
+                    .insert(&client, version, &migration.name, &migration.checksum.to_hex(), Duration::ZERO)
+                    .await
+                    .map_err(|error| database_error(target, &error))?;
+                Ok(migration.clone())
+            }
+            None => Err(not_markable(format!("no migration file has version {version}"))),
+            Some((State::Applied | State::Changed | State::Renamed, _)) => {
+                Err(not_markable("it is applied already".to_owned()))
+            }
+            Some((State::Missing, _)) => Err(not_markable("it is applied already, and its file is gone".to_owned())),
+            Some((State::Failed, _)) => Err(not_markable(
+                "it is recorded as failed: `plat migrate repair` forgets that record first".to_owned(),
+            )),
+            Some((State::Pending, None)) => unreachable!("a pending entry comes from a file"),
+        }
+    }
+    .await;
+    unlock(&client).await;
+    result
+}
+
 /// Whether `down` only lists or also undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownMode {
@@ -653,10 +710,15 @@ fn check_runnable(path: &std::path::Path, sql: &str, no_transaction: bool) -> Re
     Ok(())
 }
 
-/// Why running a file failed: its SQL, or plat's own bookkeeping around it.
+/// Why running a file failed: its SQL, or plat's own bookkeeping around it; for a
+/// no-transaction file, with the indexes it names as they are now.
 enum RunError {
-    Sql(tokio_postgres::Error),
+    Sql(tokio_postgres::Error, Vec<db::IndexState>),
     Bookkeeping(tokio_postgres::Error),
+    /// A no-transaction file succeeded and left these indexes INVALID: `CREATE INDEX
+    /// CONCURRENTLY IF NOT EXISTS` over the INVALID index of an earlier failed run succeeds
+    /// without building anything.
+    LeftInvalid(Vec<db::IndexState>),
 }
 
 /// The history change that goes with a file.
@@ -701,17 +763,38 @@ async fn run_file(
         .map_err(RunError::Bookkeeping)?;
     let started = Instant::now();
     if no_transaction {
-        client.batch_execute(sql).await.map_err(RunError::Sql)?;
+        // What a no-transaction file leaves behind is the database's word, not the file's: the
+        // indexes it names are looked at before it is recorded, and when it fails.
+        let invalid_before: Vec<String> = db::indexes(client)
+            .await
+            .map_err(RunError::Bookkeeping)?
+            .into_iter()
+            .filter(|index| !index.valid)
+            .map(|index| index.name)
+            .collect();
+        if let Err(error) = client.batch_execute(sql).await {
+            let named = db::indexes(client).await.unwrap_or_default();
+            return Err(RunError::Sql(error, named.into_iter().filter(|index| index.named_in(sql)).collect()));
+        }
         let took = started.elapsed();
+        let left_invalid: Vec<db::IndexState> = db::indexes(client)
+            .await
+            .map_err(RunError::Bookkeeping)?
+            .into_iter()
+            .filter(|index| !index.valid && (index.named_in(sql) || !invalid_before.contains(&index.name)))
+            .collect();
+        if !left_invalid.is_empty() {
+            return Err(RunError::LeftInvalid(left_invalid));
+        }
         record.write(history, &*client, took).await.map_err(RunError::Bookkeeping)?;
         return Ok(took);
     }
     let transaction = client.transaction().await.map_err(RunError::Bookkeeping)?;
-    transaction.batch_execute(sql).await.map_err(RunError::Sql)?;
+    transaction.batch_execute(sql).await.map_err(|error| RunError::Sql(error, Vec::new()))?;
     let took = started.elapsed();
     record.write(history, &transaction, took).await.map_err(RunError::Bookkeeping)?;
     // A deferred constraint fails here, at COMMIT: the file's doing, not plat's.
-    transaction.commit().await.map_err(RunError::Sql)?;
+    transaction.commit().await.map_err(|error| RunError::Sql(error, Vec::new()))?;
     Ok(took)
 }
 
@@ -725,9 +808,32 @@ fn failure(
     applied_before: usize,
     undoing: bool,
 ) -> MigrateError {
-    let (error, ours) = match error {
-        RunError::Sql(error) => (error, false),
-        RunError::Bookkeeping(error) => (error, true),
+    let (error, ours, indexes) = match error {
+        RunError::Sql(error, indexes) => (error, false, indexes),
+        RunError::Bookkeeping(error) => (error, true, Vec::new()),
+        RunError::LeftInvalid(indexes) => {
+            let names: Vec<String> = indexes.iter().map(|index| format!("`{}`", index.name)).collect();
+            return MigrateError::Failed(Box::new(Failure {
+                file: file.to_path_buf(),
+                version,
+                position: None,
+                source_line: None,
+                code: None,
+                message: format!(
+                    "it ran, and left {} {} INVALID, so it is not recorded as applied",
+                    if names.len() == 1 { "index" } else { "indexes" },
+                    names.join(", ")
+                ),
+                detail: None,
+                hint: None,
+                context: None,
+                no_transaction,
+                applied_before,
+                undoing,
+                stopped: None,
+                indexes,
+            }));
+        }
     };
     let mut failure = Failure {
         file: file.to_path_buf(),
@@ -743,6 +849,7 @@ fn failure(
         applied_before,
         undoing,
         stopped: None,
+        indexes,
     };
     if ours && no_transaction {
         failure.message = format!(

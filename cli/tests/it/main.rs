@@ -13,6 +13,7 @@ mod migrate_concurrency;
 mod migrate_container;
 mod migrate_formats;
 mod migrate_limits;
+mod migrate_recovery;
 mod migrate_safety;
 mod proto_checks;
 mod proto_corpus;
