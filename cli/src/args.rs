@@ -605,6 +605,7 @@ impl LockTimeoutArgs {
             statement_timeout: self.statement_timeout.unwrap_or(settings.statement_timeout),
             statement_lock_timeout: self.statement_lock_timeout.unwrap_or(settings.statement_lock_timeout),
             allow_out_of_order: false,
+            stop: plat::migrate::Stop::default(),
         }
     }
 }

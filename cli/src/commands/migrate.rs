@@ -8,7 +8,7 @@ use plat::docker;
 use plat::manifest::{Service, Workspace};
 use plat::migrate::{
     self, DatabaseTarget, DownMode, Entry, FilesError, MigrateError, MigrateEvent, MigrateOptions, Migrations,
-    OpenError, Plan, Problem, Repaired, State, Stopped, UrlError, UrlOrigin, UrlSources,
+    OpenError, Plan, Problem, Repaired, State, Stop, Stopped, UrlError, UrlOrigin, UrlSources,
 };
 use serde::Serialize;
 
@@ -44,8 +44,16 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
     // Every service's files are read before any database is touched: a broken directory
     // stops the run before it starts.
     let loaded = load_all(workspace, &services)?;
-    let options = MigrateOptions { allow_out_of_order: args.allow_out_of_order, ..args.lock.options(workspace) };
+    let options = MigrateOptions {
+        allow_out_of_order: args.allow_out_of_order,
+        stop: stop_on_signals(&runtime),
+        ..args.lock.options(workspace)
+    };
     for (index, (target, migrations)) in targets.iter().zip(&loaded).enumerate() {
+        if options.stop.is_requested() {
+            let rest: Vec<&str> = targets[index..].iter().map(|target| target.service.as_str()).collect();
+            return Err(CliError::interrupted(format!("stopped; not migrated: {}", rest.join(", "))));
+        }
         let result = runtime.block_on(migrate::migrate(target, migrations, &options, &on_event));
         match result {
             Ok(report) => {
@@ -77,7 +85,12 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
             Err(error) => {
                 let rest: Vec<&str> = targets[index + 1..].iter().map(|target| target.service.as_str()).collect();
                 if !rest.is_empty() {
-                    ui::print_error(&migrate_error(target, error));
+                    let error = migrate_error(target, error);
+                    let interrupted = error.status == ExitStatus::Interrupted;
+                    ui::print_error(&error);
+                    if interrupted {
+                        return Err(CliError::interrupted(format!("stopped; not migrated: {}", rest.join(", "))));
+                    }
                     return Err(CliError::failure(format!(
                         "not migrated: {} (after {} failed)",
                         rest.join(", "),
@@ -89,6 +102,37 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// A [`Stop`] that Ctrl-C or SIGTERM triggers: the running statement is cancelled on the server
+/// and the run reports what it applied. A second signal quits at once.
+fn stop_on_signals(runtime: &tokio::runtime::Runtime) -> Stop {
+    let (handle, stop) = Stop::new();
+    runtime.spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut signalled = async move || {
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => drop(signal.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+        };
+        signalled().await;
+        ui::status(
+            "Stopping",
+            style::WARN,
+            "cancelling the running statement on the server; Ctrl-C again to quit without waiting",
+        );
+        handle.stop();
+        signalled().await;
+        std::process::exit(ExitStatus::Interrupted as i32);
+    });
+    stop
 }
 
 /// Draws engine events as status lines on stderr.
@@ -320,7 +364,10 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             if let Some(context) = &failure.context {
                 message.push_str(&format!("\n  context: {}", context.replace('\n', "\n           ")));
             }
-            let mut error = CliError::failure(message);
+            let mut error = match failure.stopped {
+                Some(Stopped::Cancelled) => CliError::interrupted(message),
+                _ => CliError::failure(message),
+            };
             if let Some(hint) = &failure.hint {
                 error = error.hint(hint);
             }
@@ -392,7 +439,19 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             error
         }
         MigrateError::NoDown(_) => CliError::failure(relative_paths(&format!("{service}: {error}")))
-            .hint("only migrations written as `.up.sql` with a `.down.sql` beside them can be undone"),
+            .hint("only migrations with a down file (`.down.sql`, Flyway's `U` file) or a goose or dbmate down section can be undone"),
+        MigrateError::Interrupted { done, not_applied } if done.is_empty() && not_applied.is_empty() => {
+            CliError::interrupted(format!("{service}: stopped before any migration ran; nothing was applied"))
+        }
+        MigrateError::Interrupted { done, not_applied } => {
+            let list = |files: &[String]| if files.is_empty() { "none".to_owned() } else { files.join(", ") };
+            CliError::interrupted(format!(
+                "{service}: stopped between migrations; applied in this run: {}; not applied: {}",
+                list(&done),
+                list(&not_applied)
+            ))
+            .hint("what was applied stays applied; `plat migrate` again carries on from there")
+        }
         MigrateError::NotMarkable { .. } => CliError::failure(format!("{service}: {error}"))
             .hint(format!("`plat migrate status {service}` shows each version and its state")),
         MigrateError::NoSchema(_) | MigrateError::Database { .. } => CliError::failure(relative_paths(&format!("{service}: {error}"))),
@@ -799,7 +858,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let runtime = runtime()?;
     let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
     let migrations = load_all(workspace, &services)?.remove(0);
-    let options = args.lock.options(workspace);
+    let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
     let mode = if args.yes { DownMode::Apply } else { DownMode::List };
     let undos = runtime
         .block_on(migrate::down(&target, &migrations, args.to, mode, &options, &on_event))

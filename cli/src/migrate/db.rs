@@ -139,6 +139,21 @@ async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, Co
     tokio::time::timeout(limit, handshake).await.unwrap_or(Err(ConnectError::TimedOut(limit)))
 }
 
+/// Sends the server a cancel request for what `token`'s session is running, over a new
+/// connection: to the URL's host, or through the Engine like the session itself.
+pub async fn cancel(token: &tokio_postgres::CancelToken, target: &DatabaseTarget) -> Result<(), String> {
+    let sent = async {
+        match &target.dial {
+            None => token.cancel_query(NoTls).await.map_err(|error| describe(&error)),
+            Some(dial) => {
+                let stream = (dial.0)().await.map_err(|error| error.to_string())?;
+                token.cancel_query_raw(stream, NoTls).await.map_err(|error| describe(&error))
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, sent).await.unwrap_or_else(|_| Err("no answer".to_owned()))
+}
+
 /// Why the service database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -28,8 +28,51 @@ pub use url::{DatabaseTarget, UrlError, UrlOrigin, UrlSources};
 use crate::manifest::{MigrateSettings, Service, Workspace};
 use db::{History, LockOutcome};
 
+/// How long a statement has to stop after plat sent the server a cancel request.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks a run to stop (Ctrl-C, SIGTERM): between files it stops at once; during a file it sends
+/// PostgreSQL a cancel request for the running statement and waits [`CANCEL_GRACE`] for it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// The caller's side of a [`Stop`].
+#[derive(Debug)]
+pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+
+impl StopHandle {
+    /// Asks the run to stop.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Stop {
+    /// A stop and the handle that triggers it.
+    pub fn new() -> (StopHandle, Stop) {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        (StopHandle(sender), Stop(Some(receiver)))
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|receiver| *receiver.borrow())
+    }
+
+    /// Completes when a stop is asked for; never, for a run nobody can stop.
+    pub async fn requested(&self) {
+        if let Some(receiver) = &self.0 {
+            let mut receiver = receiver.clone();
+            if receiver.wait_for(|stop| *stop).await.is_ok() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
 /// How to run migrations.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MigrateOptions {
     /// How long to wait for another run's lock on the same database before giving up.
     pub lock_timeout: Duration,
@@ -40,6 +83,8 @@ pub struct MigrateOptions {
     pub statement_lock_timeout: Duration,
     /// Apply pending migrations older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
+    /// Stops the run on the caller's word.
+    pub stop: Stop,
 }
 
 impl MigrateOptions {
@@ -50,6 +95,7 @@ impl MigrateOptions {
             statement_timeout: settings.statement_timeout,
             statement_lock_timeout: settings.statement_lock_timeout,
             allow_out_of_order: false,
+            stop: Stop::default(),
         }
     }
 
@@ -179,6 +225,14 @@ pub enum MigrateError {
         /// Why not.
         reason: String,
     },
+    /// The run was asked to stop between two statements: what was applied stays, nothing else ran.
+    #[error("stopped before {}", .not_applied.first().map_or_else(|| "the end".to_owned(), |file| format!("`{file}`")))]
+    Interrupted {
+        /// Migrations this run applied (or undid) before it stopped.
+        done: Vec<String>,
+        /// Files not run, in order.
+        not_applied: Vec<String>,
+    },
     /// A query of plat's own failed.
     #[error("database `{database}`: {reason}")]
     Database {
@@ -269,6 +323,8 @@ pub struct MigrateReport {
     pub already_applied: usize,
     /// Time spent waiting for the lock.
     pub lock_waited: Duration,
+    /// Pending files this run has not applied (yet), in order.
+    pub not_applied: Vec<String>,
 }
 
 /// A migration to undo, newest first.
@@ -347,12 +403,34 @@ pub async fn migrate(
     if created {
         on_event(MigrateEvent::DatabaseCreated { service: &target.service, database: &target.database });
     }
-    limit(&client, target, options).await?;
     let mut report = MigrateReport { database_created: created, ..MigrateReport::default() };
-    report.lock_waited = lock(&client, target, options.lock_timeout, on_event).await?;
-    let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report).await;
-    unlock(&client).await;
-    result.map(|()| report)
+    // Inside a file, the file's runner answers a stop itself (cancel, then wait): dropping the
+    // work there would leave the statement running on the server. Anywhere else (waiting for
+    // the lock, reading the history) nothing is half done, and the work is dropped at once.
+    let in_file = std::sync::atomic::AtomicBool::new(false);
+    let outcome = {
+        let work = async {
+            limit(&client, target, options).await?;
+            report.lock_waited = lock(&client, target, options, on_event).await?;
+            let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report, &in_file).await;
+            unlock(&client).await;
+            result
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            result = &mut work => Some(result),
+            () = options.stop.requested() => {
+                if in_file.load(std::sync::atomic::Ordering::SeqCst) { Some(work.await) } else { None }
+            }
+        }
+    };
+    match outcome {
+        Some(result) => result.map(|()| report),
+        None => Err(MigrateError::Interrupted {
+            done: report.applied.iter().map(|(_, name, _)| name.clone()).collect(),
+            not_applied: report.not_applied.clone(),
+        }),
+    }
 }
 
 async fn apply_pending(
@@ -362,6 +440,7 @@ async fn apply_pending(
     options: &MigrateOptions,
     on_event: OnEvent<'_>,
     report: &mut MigrateReport,
+    in_file: &std::sync::atomic::AtomicBool,
 ) -> Result<(), MigrateError> {
     let history = locate_history(client, target).await?;
     history.ensure(client).await.map_err(|error| database_error(target, &error))?;
@@ -374,12 +453,22 @@ async fn apply_pending(
     let pending: Vec<&Migration> = plan.pending().collect();
     check_all(pending.iter().map(|migration| (&*migration.path, migration.sql.as_str(), migration.no_transaction)))?;
     report.already_applied = plan.count(State::Applied);
+    report.not_applied = pending.iter().map(|migration| migration.file_name()).collect();
     for migration in pending {
+        if options.stop.is_requested() {
+            return Err(MigrateError::Interrupted {
+                done: report.applied.iter().map(|(_, name, _)| name.clone()).collect(),
+                not_applied: report.not_applied.clone(),
+            });
+        }
         on_event(MigrateEvent::Applying { service: &target.service, migration });
         let record =
             Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
-        let took =
-            run_file(client, &history, &migration.sql, migration.no_transaction, options, record).await.map_err(|error| {
+        in_file.store(true, std::sync::atomic::Ordering::SeqCst);
+        let ran =
+            run_file(client, target, &history, &migration.sql, migration.no_transaction, options, record).await;
+        in_file.store(false, std::sync::atomic::Ordering::SeqCst);
+        let took = ran.map_err(|error| {
                 let done = report.applied.len();
                 failure(
                     error,
@@ -393,7 +482,8 @@ async fn apply_pending(
                 )
             })?;
         on_event(MigrateEvent::Applied { service: &target.service, migration, took });
-        report.applied.push((migration.version, migration.name.clone(), took));
+        report.applied.push((migration.version, migration.file_name(), took));
+        report.not_applied.remove(0);
     }
     Ok(())
 }
@@ -419,7 +509,7 @@ pub async fn repair(
     let (client, _) = db::open(target, false).await?;
     let Some(client) = client else { return Ok(Vec::new()) };
     limit(&client, target, options).await?;
-    lock(&client, target, options.lock_timeout, on_event).await?;
+    lock(&client, target, options, on_event).await?;
     let result = async {
         let history = locate_history(&client, target).await?;
         let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
@@ -481,7 +571,7 @@ pub async fn mark(
         return Err(not_markable(format!("database `{}` does not exist yet", target.database)));
     };
     limit(&client, target, options).await?;
-    lock(&client, target, options.lock_timeout, on_event).await?;
+    lock(&client, target, options, on_event).await?;
     let result = async {
         let history = locate_history(&client, target).await?;
         history.ensure(&client).await.map_err(|error| database_error(target, &error))?;
@@ -537,7 +627,7 @@ pub async fn down(
     let Some(mut client) = client else { return Ok(Vec::new()) };
     limit(&client, target, options).await?;
     if mode == DownMode::Apply {
-        lock(&client, target, options.lock_timeout, on_event).await?;
+        lock(&client, target, options, on_event).await?;
     }
     let result = undo(&mut client, target, migrations, to, mode, options, on_event).await;
     if mode == DownMode::Apply {
@@ -602,7 +692,13 @@ async fn undo(
         return Ok(undos);
     }
     for (index, (undo, (sql, no_transaction))) in undos.iter().zip(&texts).enumerate() {
-        let took = run_file(client, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
+        if options.stop.is_requested() {
+            return Err(MigrateError::Interrupted {
+                done: undos[..index].iter().map(|undo| undo.name.clone()).collect(),
+                not_applied: undos[index..].iter().map(|undo| undo.name.clone()).collect(),
+            });
+        }
+        let took = run_file(client, target, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
             .await
             .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, options, index, true))?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
@@ -634,9 +730,10 @@ fn database_error(target: &DatabaseTarget, error: &tokio_postgres::Error) -> Mig
 async fn lock(
     client: &Client,
     target: &DatabaseTarget,
-    timeout: Duration,
+    options: &MigrateOptions,
     on_event: OnEvent<'_>,
 ) -> Result<Duration, MigrateError> {
+    let timeout = options.lock_timeout;
     let on_wait = |holder: Option<LockHolder>| {
         on_event(MigrateEvent::LockWaiting {
             service: &target.service,
@@ -645,7 +742,14 @@ async fn lock(
             timeout,
         })
     };
-    match db::acquire_lock(client, timeout, &on_wait).await.map_err(|error| database_error(target, &error))? {
+    // Nothing runs while waiting: a stop ends the wait at once.
+    let outcome = tokio::select! {
+        outcome = db::acquire_lock(client, timeout, &on_wait) => outcome,
+        () = options.stop.requested() => {
+            return Err(MigrateError::Interrupted { done: Vec::new(), not_applied: Vec::new() });
+        }
+    };
+    match outcome.map_err(|error| database_error(target, &error))? {
         LockOutcome::Acquired(waited) => {
             on_event(MigrateEvent::LockAcquired { service: &target.service, waited });
             Ok(waited)
@@ -721,6 +825,34 @@ enum RunError {
     LeftInvalid(Vec<db::IndexState>),
 }
 
+/// Runs `statement` until it ends, or until a stop is asked for: then sends the server a cancel
+/// request for it and waits [`CANCEL_GRACE`] for it to end. A statement that finished before the
+/// cancel arrived counts as finished.
+async fn cancellable(
+    statement: impl Future<Output = Result<(), tokio_postgres::Error>>,
+    token: tokio_postgres::CancelToken,
+    target: &DatabaseTarget,
+    stop: &Stop,
+) -> Result<(), tokio_postgres::Error> {
+    tokio::pin!(statement);
+    tokio::select! {
+        result = &mut statement => return result,
+        () = stop.requested() => {}
+    }
+    if let Err(error) = db::cancel(&token, target).await {
+        tracing::debug!("sending the cancel request: {error}");
+    }
+    match tokio::time::timeout(CANCEL_GRACE, &mut statement).await {
+        Ok(result) => result,
+        // Dropping the connection is all that is left: a statement still running is rolled back
+        // by the server once it notices the client gone.
+        Err(_) => {
+            tracing::debug!("the statement did not stop within {CANCEL_GRACE:?} of the cancel request");
+            statement.await
+        }
+    }
+}
+
 /// The history change that goes with a file.
 enum Record<'a> {
     /// A migration was applied.
@@ -748,6 +880,7 @@ impl Record<'_> {
 /// SQL succeeded. Returns how long the SQL took.
 async fn run_file(
     client: &mut Client,
+    target: &DatabaseTarget,
     history: &History,
     sql: &str,
     no_transaction: bool,
@@ -772,7 +905,8 @@ async fn run_file(
             .filter(|index| !index.valid)
             .map(|index| index.name)
             .collect();
-        if let Err(error) = client.batch_execute(sql).await {
+        let token = client.cancel_token();
+        if let Err(error) = cancellable(client.batch_execute(sql), token, target, &options.stop).await {
             let named = db::indexes(client).await.unwrap_or_default();
             return Err(RunError::Sql(error, named.into_iter().filter(|index| index.named_in(sql)).collect()));
         }
@@ -789,8 +923,11 @@ async fn run_file(
         record.write(history, &*client, took).await.map_err(RunError::Bookkeeping)?;
         return Ok(took);
     }
+    let token = client.cancel_token();
     let transaction = client.transaction().await.map_err(RunError::Bookkeeping)?;
-    transaction.batch_execute(sql).await.map_err(|error| RunError::Sql(error, Vec::new()))?;
+    cancellable(transaction.batch_execute(sql), token, target, &options.stop)
+        .await
+        .map_err(|error| RunError::Sql(error, Vec::new()))?;
     let took = started.elapsed();
     record.write(history, &transaction, took).await.map_err(RunError::Bookkeeping)?;
     // A deferred constraint fails here, at COMMIT: the file's doing, not plat's.

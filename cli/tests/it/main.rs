@@ -15,6 +15,7 @@ mod migrate_formats;
 mod migrate_limits;
 mod migrate_recovery;
 mod migrate_safety;
+mod migrate_stop;
 mod proto_checks;
 mod proto_corpus;
 mod proto_gen;
