@@ -424,6 +424,31 @@ Examples:
     },
     /// Stop the workspace's database container; its data stays in its volume
     Stop,
+    /// Drop services' databases and migrate them again from this checkout's files
+    #[command(after_help = "\
+For a development database that another branch migrated: applied migrations whose files this
+branch does not have block `plat migrate` and `plat up`. Every table and row in the database
+is lost. Asks first; --yes does not ask (and is needed where there is nobody to ask).
+
+Examples:
+  plat db reset user-service
+  plat db reset --yes")]
+    Reset(DbResetArgs),
+}
+
+/// Arguments of `plat db reset`.
+#[derive(Debug, Args)]
+pub struct DbResetArgs {
+    /// Services whose databases to reset (default: every service with a database)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
 }
 
 /// `plat proto` subcommands.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{print_json, runtime, unknown_service};
 use crate::args::{
-    DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs, MigrateNewArgs,
+    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs, MigrateNewArgs,
     MigrateRepairArgs,
     MigrateStatusArgs,
 };
@@ -330,6 +330,9 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
                     "create the database yourself, or let the URL's user create databases (ALTER ROLE ... CREATEDB)".to_owned()
                 }
                 OpenError::Create { .. } => "create the database yourself, or fix what the server says".to_owned(),
+                OpenError::Drop { .. } => {
+                    "the URL's user must own the database (or be a superuser) to drop it".to_owned()
+                }
             };
             CliError::failure(format!("{service}: {error}")).hint(hint)
         }
@@ -497,7 +500,13 @@ fn problem_line(problem: &Problem) -> String {
             "`{}` was renamed after it was applied: version {version} was applied as `{applied_as}`, with the same content",
             display_path(file)
         ),
-        Problem::Missing { version, name } => format!("version {version} ({name}) is applied, and its file is gone"),
+        Problem::Missing { version, name, newer_than_files: true } => format!(
+            "version {version} ({name}) is applied, and no file here has it: newer than every migration of this \
+             checkout, it was most likely applied from another branch"
+        ),
+        Problem::Missing { version, name, newer_than_files: false } => {
+            format!("version {version} ({name}) is applied, and its file is gone")
+        }
         Problem::OutOfOrder { file, version, latest } => {
             format!("`{}` (version {version}) is pending, older than the applied version {latest}", display_path(file))
         }
@@ -528,10 +537,23 @@ fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
         ));
     }
     if has(|p| matches!(p, Problem::Missing { .. })) {
-        hints.push(
-            "restore the missing file from version control: plat never forgets an applied migration by itself"
-                .to_owned(),
-        );
+        let oldest_missing = problems
+            .iter()
+            .filter_map(|problem| match problem {
+                Problem::Missing { version, .. } => Some(*version),
+                _ => None,
+            })
+            .min()
+            .unwrap_or_default();
+        hints.push(format!(
+            "on the branch that has the file: `plat migrate down {service} --to {} --yes` undoes it, then switch back; \
+             or restore the file here from version control (plat never forgets an applied migration by itself)",
+            oldest_missing - 1
+        ));
+        hints.push(format!(
+            "a development database can instead start over from this branch's files: `plat db reset {service}` drops \
+             it and migrates it again (its data is lost)"
+        ));
     }
     if has(|p| matches!(p, Problem::OutOfOrder { .. })) {
         hints.push(
@@ -913,6 +935,68 @@ fn mark(workspace: &Workspace, args: &MigrateMarkArgs) -> Result<ExitStatus, Cli
         style::GOOD,
         format!("{} {} as applied, without running it", target.service, display_path(&marked.path)),
     );
+    Ok(ExitStatus::Success)
+}
+
+/// `plat db reset`: each selected service's database dropped and migrated again from this
+/// checkout's files, after asking.
+pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, &args.services)?;
+    if services.is_empty() {
+        ui::status("Fresh", style::GOOD, "no selected service has a database");
+        return Ok(ExitStatus::Success);
+    }
+    let runtime = runtime()?;
+    let targets = targets(workspace, &services, &args.url, &runtime)?;
+    // The files must be usable before anything is dropped: a reset that cannot migrate again
+    // would leave an empty database.
+    let loaded = load_all(workspace, &services)?;
+    let named: Vec<String> =
+        targets.iter().map(|target| format!("`{}` ({}) on {}", target.database, target.service, target.display())).collect();
+    if !args.yes {
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::failure(format!(
+                "not resetting {}: it drops every table and row, and there is nobody here to ask",
+                named.join(", ")
+            ))
+            .hint("pass --yes to reset without asking"));
+        }
+        eprint!(
+            "Drop database{} {} and migrate again from this checkout's files? Everything in {} is lost. [y/N] ",
+            plural(named.len()),
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" }
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|error| CliError::failure(format!("cannot read the answer: {error}")))?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(CliError::failure("nothing reset"));
+        }
+    }
+    let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
+    for (target, migrations) in targets.iter().zip(&loaded) {
+        let existed =
+            runtime.block_on(migrate::drop_database(target)).map_err(|error| migrate_error(target, error))?;
+        if existed {
+            ui::status("Dropped", style::WARN, format!("database `{}` of {}", target.database, target.service));
+        }
+        let report = runtime
+            .block_on(migrate::migrate(target, migrations, &options, &on_event))
+            .map_err(|error| migrate_error(target, error))?;
+        ui::status(
+            "Reset",
+            style::GOOD,
+            format!(
+                "{}: database `{}` migrated again from this checkout's files, {} applied",
+                target.service,
+                target.database,
+                report.applied.len()
+            ),
+        );
+    }
     Ok(ExitStatus::Success)
 }
 

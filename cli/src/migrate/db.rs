@@ -177,6 +177,16 @@ pub enum OpenError {
         /// The server refused for lack of privilege.
         denied: bool,
     },
+    /// The database could not be dropped (`plat db reset`).
+    #[error("cannot drop database `{database}` on {url}: {reason}")]
+    Drop {
+        /// The database.
+        database: String,
+        /// The maintenance database's URL, password masked.
+        url: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Connects to the service database; with `create`, creates it first when it does not exist.
@@ -228,6 +238,43 @@ async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
             }
             Err(error) => Err(failed(describe(&error), error.code())),
         };
+    }
+    Err(last.expect("tried at least one maintenance database"))
+}
+
+/// Drops the service database (its sessions ended first), from the server's maintenance
+/// database. Returns whether it existed.
+pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
+    let mut last = None;
+    for maintenance in ["postgres", "template1"] {
+        let config = target.with_database(maintenance);
+        let failed = |reason: String, _: Option<&SqlState>| OpenError::Drop {
+            database: target.database.clone(),
+            url: url::display(&config),
+            reason,
+        };
+        let client = match connect(&config, target.dial.as_ref()).await {
+            Ok(client) => client,
+            Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+                last = Some(failed(error.describe(), error.code()));
+                continue;
+            }
+            Err(error) => return Err(failed(error.describe(), error.code())),
+        };
+        let name = quote_ident(&target.database);
+        let existed: bool = client
+            .query_one("SELECT count(*) > 0 FROM pg_database WHERE datname = $1", &[&target.database])
+            .await
+            .map_err(|error| failed(describe(&error), error.code()))?
+            .get(0);
+        // `WITH (FORCE)` (PostgreSQL 13) ends the sessions still in it: a service left running.
+        let dropped = match client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
+            Err(error) if error.code() == Some(&SqlState::SYNTAX_ERROR) => {
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await
+            }
+            other => other,
+        };
+        return dropped.map(|()| existed).map_err(|error| failed(describe(&error), error.code()));
     }
     Err(last.expect("tried at least one maintenance database"))
 }

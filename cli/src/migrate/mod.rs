@@ -602,6 +602,19 @@ pub async fn mark(
     result
 }
 
+/// Drops a service database, ending the sessions still in it, so that [`migrate`] creates it
+/// again from the files (`plat db reset`). Returns whether it existed. Refuses the server's own
+/// databases, whatever the URL names.
+pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, MigrateError> {
+    if matches!(target.database.as_str(), "postgres" | "template0" | "template1") {
+        return Err(MigrateError::Database {
+            database: target.database.clone(),
+            reason: "is one of the server's own databases; plat never drops it".to_owned(),
+        });
+    }
+    Ok(db::drop_database(target).await?)
+}
+
 /// Whether `down` only lists or also undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownMode {

@@ -92,6 +92,8 @@ pub enum Problem {
         version: i64,
         /// Name recorded.
         name: String,
+        /// Newer than every file here: most likely applied from another branch.
+        newer_than_files: bool,
     },
     /// A pending migration older than the newest applied one.
     #[error("`{}` (version {version}) is pending, and version {latest} is already applied", .file.display())]
@@ -152,6 +154,11 @@ impl<'a> Plan<'a> {
         Plan { entries }
     }
 
+    /// The newest version that has a file.
+    pub fn newest_file(&self) -> Option<i64> {
+        self.entries.iter().filter(|entry| entry.migration.is_some()).map(|entry| entry.version).max()
+    }
+
     /// The newest applied version.
     pub fn latest_applied(&self) -> Option<i64> {
         self.entries.iter().filter(|entry| entry.applied.is_some()).map(|entry| entry.version).max()
@@ -185,9 +192,11 @@ impl<'a> Plan<'a> {
                     file: migration.path.clone(),
                     applied_as: applied.name.clone(),
                 }),
-                (State::Missing, _, Some(applied)) => {
-                    problems.push(Problem::Missing { version: entry.version, name: applied.name.clone() })
-                }
+                (State::Missing, _, Some(applied)) => problems.push(Problem::Missing {
+                    version: entry.version,
+                    name: applied.name.clone(),
+                    newer_than_files: self.newest_file().is_none_or(|newest| entry.version > newest),
+                }),
                 (State::Failed, _, Some(applied)) => {
                     problems.push(Problem::Failed { version: entry.version, name: applied.name.clone() })
                 }

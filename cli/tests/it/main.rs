@@ -8,6 +8,7 @@ mod context;
 mod graph;
 mod migrate;
 mod migrate_apply;
+mod migrate_branches;
 mod migrate_commands;
 mod migrate_concurrency;
 mod migrate_container;

@@ -127,7 +127,7 @@ fn a_missing_file_is_refused() {
     context.write("user-service", "3_later.sql", "CREATE TABLE later (id int);");
     let run = context.migrate(&[], &db).expect_code(1);
     assert!(run.stderr.contains("version 2 (emails) is applied, and its file is gone"), "{}", run.stderr);
-    assert!(run.stderr.contains("restore the missing file"), "{}", run.stderr);
+    assert!(run.stderr.contains("restore the file here from version control"), "{}", run.stderr);
     assert!(!db.table_exists("later"));
     assert_eq!(db.versions(), [1, 2]);
 }
