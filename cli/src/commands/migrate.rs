@@ -14,9 +14,8 @@ use serde::Serialize;
 
 use super::{print_json, runtime, unknown_service};
 use crate::args::{
-    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs, MigrateNewArgs,
-    MigrateRepairArgs,
-    MigrateStatusArgs,
+    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs,
+    MigrateNewArgs, MigrateRepairArgs, MigrateStatusArgs,
 };
 use crate::render::display_path;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
@@ -588,7 +587,10 @@ fn files_error(service: &str, error: FilesError) -> CliError {
             }
             (message, hints)
         }
-        _ => (format!("{service}: {}", relative_paths(&error.to_string())), files_hint(service, &error).into_iter().collect()),
+        _ => (
+            format!("{service}: {}", relative_paths(&error.to_string())),
+            files_hint(service, &error).into_iter().collect(),
+        ),
     };
     hints.into_iter().fold(CliError::failure(message), CliError::hint)
 }
@@ -859,7 +861,11 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
                 Repaired::Renamed { file, old, .. } => ui::status(
                     "Repaired",
                     style::GOOD,
-                    format!("{} {}: applied as `{old}`, now recorded with its new name", target.service, display_path(&file)),
+                    format!(
+                        "{} {}: applied as `{old}`, now recorded with its new name",
+                        target.service,
+                        display_path(&file)
+                    ),
                 ),
                 Repaired::ForgotFailed { version, name } => ui::status(
                     "Repaired",
@@ -910,7 +916,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "would undo, newest first, in database `{}`:", target.database);
     for undo in &undos {
-        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, undone_with(undo, |path| display_path(path)));
+        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, undone_with(undo, display_path));
     }
     drop(stdout);
     Err(CliError::failure(format!("{}: nothing undone without --yes", target.service)).hint(format!(
@@ -951,8 +957,10 @@ pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitSta
     // The files must be usable before anything is dropped: a reset that cannot migrate again
     // would leave an empty database.
     let loaded = load_all(workspace, &services)?;
-    let named: Vec<String> =
-        targets.iter().map(|target| format!("`{}` ({}) on {}", target.database, target.service, target.display())).collect();
+    let named: Vec<String> = targets
+        .iter()
+        .map(|target| format!("`{}` ({}) on {}", target.database, target.service, target.display()))
+        .collect();
     if !args.yes {
         use std::io::IsTerminal as _;
         if !std::io::stdin().is_terminal() {
@@ -978,8 +986,7 @@ pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitSta
     }
     let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
     for (target, migrations) in targets.iter().zip(&loaded) {
-        let existed =
-            runtime.block_on(migrate::drop_database(target)).map_err(|error| migrate_error(target, error))?;
+        let existed = runtime.block_on(migrate::drop_database(target)).map_err(|error| migrate_error(target, error))?;
         if existed {
             ui::status("Dropped", style::WARN, format!("database `{}` of {}", target.database, target.service));
         }

@@ -108,7 +108,10 @@ async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, Co
     config.connect_timeout(limit);
     // The URL may turn keepalives off (`keepalives=0`) or set its own user timeout.
     if config.get_keepalives() {
-        config.keepalives_idle(KEEPALIVE_IDLE).keepalives_interval(KEEPALIVE_INTERVAL).keepalives_retries(KEEPALIVE_RETRIES);
+        config
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
     }
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(TCP_USER_TIMEOUT);

@@ -193,7 +193,10 @@ fn parse_name(file: &str) -> Result<Option<Parsed>, String> {
     if let Some(stem) = file.strip_suffix(".rs") {
         // refinery's Rust migrations sit beside its SQL ones: skipping one would lose it.
         return match flyway_prefix(stem) {
-            Some(_) => Err("a Rust migration (refinery): plat runs SQL files only; write it as SQL in `V<version>__<name>.sql`".to_owned()),
+            Some(_) => Err(
+                "a Rust migration (refinery): plat runs SQL files only; write it as SQL in `V<version>__<name>.sql`"
+                    .to_owned(),
+            ),
             None => Ok(None),
         };
     }
@@ -415,7 +418,9 @@ pub fn create(service_dir: &Path, dir: &Path, name: &str, now: SystemTime) -> Re
 
     // A goose or dbmate project gets its own markers, so the new file reads like its neighbours.
     let plain = match newest.and_then(|migration| migration.dialect) {
-        Some(dialect) => format!("{}\n-- Add migration script here\n\n{}\n", dialect.up_marker(), dialect.down_marker()),
+        Some(dialect) => {
+            format!("{}\n-- Add migration script here\n\n{}\n", dialect.up_marker(), dialect.down_marker())
+        }
         None => "-- Add migration script here\n".to_owned(),
     };
     let files: Vec<(String, String)> = match format {
@@ -522,10 +527,19 @@ mod tests {
 
     #[test]
     fn refuses_names_it_cannot_read() {
-        for bad in
-            ["create_users.sql", "1.sql", "1_.sql", "V1_x.sql", "x1_y.sql", "99999999999999999999_x.sql", "-1_x.sql",
-             "R__views.sql", "V1.1__x.sql", "V1_1__x.sql", "V2__x.rs"]
-        {
+        for bad in [
+            "create_users.sql",
+            "1.sql",
+            "1_.sql",
+            "V1_x.sql",
+            "x1_y.sql",
+            "99999999999999999999_x.sql",
+            "-1_x.sql",
+            "R__views.sql",
+            "V1.1__x.sql",
+            "V1_1__x.sql",
+            "V2__x.rs",
+        ] {
             assert!(parse_name(bad).is_err(), "{bad} parsed");
         }
     }

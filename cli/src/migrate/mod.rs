@@ -465,22 +465,18 @@ async fn apply_pending(
         let record =
             Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
         in_file.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ran =
-            run_file(client, target, &history, &migration.sql, migration.no_transaction, options, record).await;
+        let ran = run_file(client, target, &history, &migration.sql, migration.no_transaction, options, record).await;
         in_file.store(false, std::sync::atomic::Ordering::SeqCst);
         let took = ran.map_err(|error| {
-                let done = report.applied.len();
-                failure(
-                    error,
-                    &migration.path,
-                    migration.version,
-                    &migration.sql,
-                    migration.no_transaction,
-                    options,
-                    done,
-                    false,
-                )
-            })?;
+            let ran = Ran {
+                file: &migration.path,
+                version: migration.version,
+                sql: &migration.sql,
+                no_transaction: migration.no_transaction,
+                undoing: false,
+            };
+            failure(error, &ran, options, report.applied.len())
+        })?;
         on_event(MigrateEvent::Applied { service: &target.service, migration, took });
         report.applied.push((migration.version, migration.file_name(), took));
         report.not_applied.remove(0);
@@ -700,7 +696,9 @@ async fn undo(
             }
         });
     }
-    check_all(undos.iter().zip(&texts).map(|(undo, (sql, no_transaction))| (&*undo.down, sql.as_str(), *no_transaction)))?;
+    check_all(
+        undos.iter().zip(&texts).map(|(undo, (sql, no_transaction))| (&*undo.down, sql.as_str(), *no_transaction)),
+    )?;
     if mode == DownMode::List {
         return Ok(undos);
     }
@@ -711,9 +709,19 @@ async fn undo(
                 not_applied: undos[index..].iter().map(|undo| undo.name.clone()).collect(),
             });
         }
-        let took = run_file(client, target, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
-            .await
-            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, options, index, true))?;
+        let took =
+            run_file(client, target, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
+                .await
+                .map_err(|error| {
+                    let ran = Ran {
+                        file: &undo.down,
+                        version: undo.version,
+                        sql,
+                        no_transaction: *no_transaction,
+                        undoing: true,
+                    };
+                    failure(error, &ran, options, index)
+                })?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
     }
     Ok(undos)
@@ -903,10 +911,7 @@ async fn run_file(
     // Each file starts from the session defaults, whatever an earlier file SET: a run that
     // applies five migrations behaves like five runs that apply one each. (Session defaults
     // include the application_name plat connected with.) Then plat's limits, again.
-    client
-        .batch_execute(&format!("RESET ALL; {}", options.session_settings()))
-        .await
-        .map_err(RunError::Bookkeeping)?;
+    client.batch_execute(&format!("RESET ALL; {}", options.session_settings())).await.map_err(RunError::Bookkeeping)?;
     let started = Instant::now();
     if no_transaction {
         // What a no-transaction file leaves behind is the database's word, not the file's: the
@@ -948,16 +953,18 @@ async fn run_file(
     Ok(took)
 }
 
-fn failure(
-    error: RunError,
-    file: &std::path::Path,
+/// The file a failure happened in, and how it ran.
+struct Ran<'a> {
+    file: &'a std::path::Path,
     version: i64,
-    sql: &str,
+    sql: &'a str,
     no_transaction: bool,
-    options: &MigrateOptions,
-    applied_before: usize,
+    /// A down file (or section) being undone.
     undoing: bool,
-) -> MigrateError {
+}
+
+fn failure(error: RunError, ran: &Ran<'_>, options: &MigrateOptions, applied_before: usize) -> MigrateError {
+    let Ran { file, version, sql, no_transaction, undoing } = *ran;
     let (error, ours, indexes) = match error {
         RunError::Sql(error, indexes) => (error, false, indexes),
         RunError::Bookkeeping(error) => (error, true, Vec::new()),

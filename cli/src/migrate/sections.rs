@@ -67,7 +67,9 @@ pub fn split(text: &str) -> Result<Sections, Vec<Refusal>> {
             up: Section { sql: text.to_owned(), no_transaction: super::sql::wants_no_transaction(text) },
             down: None,
         }),
-        (true, true) => Err(vec![(1, "it has both goose (`-- +goose`) and dbmate (`-- migrate:`) annotations".to_owned())]),
+        (true, true) => {
+            Err(vec![(1, "it has both goose (`-- +goose`) and dbmate (`-- migrate:`) annotations".to_owned())])
+        }
         (true, false) => split_goose(text),
         (false, true) => split_dbmate(text),
     }
@@ -157,7 +159,8 @@ fn split_goose(text: &str) -> Result<Sections, Vec<Refusal>> {
     let before = keep_lines(text, &parts, Part::Before);
     if refusals.is_empty() && has_sql(&before) {
         let line = super::sql::statements(&before)[0].line;
-        refusals.push((line, "SQL before `-- +goose Up` belongs to no direction; goose would refuse it too".to_owned()));
+        refusals
+            .push((line, "SQL before `-- +goose Up` belongs to no direction; goose would refuse it too".to_owned()));
     }
     if !refusals.is_empty() {
         return Err(refusals);
@@ -227,7 +230,10 @@ mod tests {
     #[test]
     fn plain_sql_is_one_up_section() {
         let sections = split("CREATE TABLE a (x int);\n").unwrap();
-        assert_eq!((sections.dialect, sections.up.sql.as_str(), sections.down), (None, "CREATE TABLE a (x int);\n", None));
+        assert_eq!(
+            (sections.dialect, sections.up.sql.as_str(), sections.down),
+            (None, "CREATE TABLE a (x int);\n", None)
+        );
         assert!(split("-- plat:no-transaction\nVACUUM;").unwrap().up.no_transaction);
     }
 
@@ -236,7 +242,10 @@ mod tests {
         let text = "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE a (x int);\n-- +goose StatementEnd\n\n-- +goose Down\nDROP TABLE a;\n";
         let sections = split(text).unwrap();
         assert_eq!(sections.dialect, Some(Dialect::Goose));
-        assert_eq!(sections.up.sql, "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE a (x int);\n-- +goose StatementEnd\n\n\n\n");
+        assert_eq!(
+            sections.up.sql,
+            "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE a (x int);\n-- +goose StatementEnd\n\n\n\n"
+        );
         assert_eq!(sections.down.unwrap().sql, "\n\n\n\n\n-- +goose Down\nDROP TABLE a;\n");
         assert!(!sections.up.no_transaction);
         let no_tx = split("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON a (x);\n").unwrap();
@@ -247,7 +256,8 @@ mod tests {
 
     #[test]
     fn goose_mistakes_are_all_refused() {
-        let refusals = split("SELECT 0;\n-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose ENVSUB ON\n").unwrap_err();
+        let refusals =
+            split("SELECT 0;\n-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose ENVSUB ON\n").unwrap_err();
         let lines: Vec<usize> = refusals.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [5, 3], "{refusals:?}");
         let refusals = split("SELECT 0;\n-- +goose Up\nSELECT 1;\n").unwrap_err();

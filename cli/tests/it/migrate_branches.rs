@@ -5,9 +5,11 @@ use crate::migrate::{MigrateContext, OpenSession, TestDb};
 
 fn migrated_on_another_branch() -> (MigrateContext, TestDb) {
     let context = MigrateContext::new(&[("user-service", &[])]);
-    context
-        .write("user-service", "1_users.sql", "CREATE TABLE users (id int);\n")
-        .write("user-service", "2_feature.sql", "CREATE TABLE feature (id int);\n");
+    context.write("user-service", "1_users.sql", "CREATE TABLE users (id int);\n").write(
+        "user-service",
+        "2_feature.sql",
+        "CREATE TABLE feature (id int);\n",
+    );
     let db = TestDb::new("branch");
     context.migrate(&[], &db).expect_code(0);
     // Back on main: the feature branch's migration is not in this checkout.

@@ -31,7 +31,9 @@ fn goose_files_apply_their_up_section_and_undo_with_their_down_section() {
 
     let listed = context.migrate(&["down", "user-service", "--to", "0"], &db).expect_code(1);
     assert!(
-        listed.stdout.contains("2  users_email  with its down section in services/user-service/migrations/00002_users_email.sql"),
+        listed.stdout.contains(
+            "2  users_email  with its down section in services/user-service/migrations/00002_users_email.sql"
+        ),
         "{}",
         listed.stdout
     );

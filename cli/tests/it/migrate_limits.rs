@@ -83,7 +83,8 @@ fn a_statement_that_runs_too_long_ends_at_the_statement_timeout() {
     let run = context.migrate(&["--statement-timeout", "500ms"], &db).expect_code(1);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(
-        run.stderr.contains("1_slow.sql: stopped by the server after running 0.5s (the statement timeout) (SQLSTATE 57014)"),
+        run.stderr
+            .contains("1_slow.sql: stopped by the server after running 0.5s (the statement timeout) (SQLSTATE 57014)"),
         "{}",
         run.stderr
     );

@@ -7,11 +7,13 @@ use crate::migrate::{MigrateContext, TestDb};
 #[test]
 fn an_invalid_index_is_never_recorded_as_applied() {
     let context = MigrateContext::new(&[("user-service", &[])]);
-    context.write("user-service", "1_users.sql", "CREATE TABLE users (id int);\nINSERT INTO users VALUES (1), (1);\n").write(
-        "user-service",
-        "2_unique.sql",
-        "-- plat:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_id ON users (id);\n",
-    );
+    context
+        .write("user-service", "1_users.sql", "CREATE TABLE users (id int);\nINSERT INTO users VALUES (1), (1);\n")
+        .write(
+            "user-service",
+            "2_unique.sql",
+            "-- plat:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_id ON users (id);\n",
+        );
     let db = TestDb::new("invalid");
     let run = context.migrate(&[], &db).expect_code(1);
     assert!(run.stderr.contains("could not create unique index \"users_id\""), "{}", run.stderr);
@@ -20,13 +22,18 @@ fn an_invalid_index_is_never_recorded_as_applied() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("`DROP INDEX CONCURRENTLY users_id;` then `plat migrate` runs 2_unique.sql again"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`DROP INDEX CONCURRENTLY users_id;` then `plat migrate` runs 2_unique.sql again"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(db.versions(), [1]);
 
     // Run again as is: IF NOT EXISTS skips the INVALID index and the statement "succeeds".
     let run = context.migrate(&[], &db).expect_code(1);
     assert!(
-        run.stderr.contains("2_unique.sql: it ran, and left index `users_id` INVALID, so it is not recorded as applied"),
+        run.stderr
+            .contains("2_unique.sql: it ran, and left index `users_id` INVALID, so it is not recorded as applied"),
         "{}",
         run.stderr
     );
@@ -64,13 +71,16 @@ fn mark_records_a_migration_whose_work_is_done() {
 
     let run = context.migrate(&["mark", "user-service", "2"], &db).expect_code(0);
     assert!(
-        run.stderr.contains("Marked user-service services/user-service/migrations/2_users_email.sql as applied, without running it"),
+        run.stderr.contains(
+            "Marked user-service services/user-service/migrations/2_users_email.sql as applied, without running it"
+        ),
         "{}",
         run.stderr
     );
-    let checksum =
-        plat::migrate::Checksum::of("-- plat:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n")
-            .to_hex();
+    let checksum = plat::migrate::Checksum::of(
+        "-- plat:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n",
+    )
+    .to_hex();
     assert_eq!(db.history()[1], format!("2|users_email|{checksum}|t"));
     context.migrate(&["status"], &db).expect_code(0);
 

@@ -42,10 +42,7 @@ fn stopped_mid_statement_by(signal: &str) {
     assert!(signalled.elapsed() < Duration::from_secs(10), "took {:?} to stop:\n{stderr}", signalled.elapsed());
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("Stopping cancelling the running statement on the server"), "{stderr}");
-    assert!(
-        stderr.contains("2_slow.sql: cancelled: plat asked the server to stop it (SQLSTATE 57014)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("2_slow.sql: cancelled: plat asked the server to stop it (SQLSTATE 57014)"), "{stderr}");
     assert!(stderr.contains("nothing of 2_slow.sql was applied"), "{stderr}");
     assert!(stderr.contains("the 1 migration before it in this run stays applied"), "{stderr}");
 
@@ -53,7 +50,6 @@ fn stopped_mid_statement_by(signal: &str) {
     assert_eq!(sleeping(), "0");
     assert_eq!(db.versions(), [1]);
     assert!(db.table_exists("a") && !db.table_exists("b") && !db.table_exists("c"));
-
 }
 
 #[test]
