@@ -593,6 +593,19 @@ so a later edit of the file still shows as changed.
 Examples:
   plat migrate mark user-service 20240101120000")]
     Mark(MigrateMarkArgs),
+
+    /// Take another tool's migration history over (golang-migrate, goose, Flyway, sqlx)
+    #[command(after_help = "\
+Records in plat's history, with each file's checksum and without running anything, every
+migration that the database's golang-migrate (schema_migrations), goose (goose_db_version),
+Flyway (flyway_schema_history) or sqlx (_sqlx_migrations) history says is applied. Only into an
+empty plat history, and only when each of those versions has its file here. The other tool's
+table is left as it is.
+
+Examples:
+  plat migrate import user-service
+  plat migrate import user-service --from goose")]
+    Import(MigrateImportArgs),
 }
 
 /// Where the databases are.
@@ -686,6 +699,25 @@ pub struct MigrateRepairArgs {
     pub url: DatabaseUrlArgs,
     #[command(flatten)]
     pub lock: LockTimeoutArgs,
+}
+
+/// Arguments of `plat migrate import`.
+#[derive(Debug, Args)]
+pub struct MigrateImportArgs {
+    /// The service
+    pub service: String,
+    /// Whose history, when the database has more than one: golang-migrate, goose, flyway, sqlx
+    #[arg(long, value_name = "TOOL", value_parser = parse_tool)]
+    pub from: Option<plat::migrate::foreign::Tool>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+}
+
+fn parse_tool(text: &str) -> Result<plat::migrate::foreign::Tool, String> {
+    plat::migrate::foreign::Tool::parse(text)
+        .ok_or_else(|| format!("`{text}` is not one of golang-migrate, goose, flyway, sqlx"))
 }
 
 /// Arguments of `plat migrate mark`.

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::{print_json, runtime, unknown_service};
 use crate::args::{
-    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateMarkArgs,
-    MigrateNewArgs, MigrateRepairArgs, MigrateStatusArgs,
+    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateImportArgs,
+    MigrateMarkArgs, MigrateNewArgs, MigrateRepairArgs, MigrateStatusArgs,
 };
 use crate::render::display_path;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
@@ -29,6 +29,7 @@ pub fn run(workspace: &Workspace, args: &MigrateArgs) -> Result<ExitStatus, CliE
         Some(MigrateCommand::Repair(args)) => repair(workspace, args),
         Some(MigrateCommand::Down(args)) => down(workspace, args),
         Some(MigrateCommand::Mark(args)) => mark(workspace, args),
+        Some(MigrateCommand::Import(args)) => import(workspace, args),
     }
 }
 
@@ -454,6 +455,12 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             ))
             .hint("what was applied stays applied; `plat migrate` again carries on from there")
         }
+        MigrateError::ForeignHistory { tool, .. } => CliError::failure(format!("{service}: {error}")).hint(format!(
+            "`plat migrate import {service}` records what {}'s history says is applied in plat's, without running \
+             anything; then `plat migrate` applies only the rest",
+            tool.name()
+        )),
+        MigrateError::NotImportable { .. } => CliError::failure(format!("{service}: {error}")),
         MigrateError::NotMarkable { .. } => CliError::failure(format!("{service}: {error}"))
             .hint(format!("`plat migrate status {service}` shows each version and its state")),
         MigrateError::NoSchema(_) | MigrateError::Database { .. } => CliError::failure(relative_paths(&format!("{service}: {error}"))),
@@ -1004,6 +1011,30 @@ pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitSta
             ),
         );
     }
+    Ok(ExitStatus::Success)
+}
+
+fn import(workspace: &Workspace, args: &MigrateImportArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, std::slice::from_ref(&args.service))?;
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    let imported = runtime
+        .block_on(migrate::import(&target, &migrations, args.from, &args.lock.options(workspace), &on_event))
+        .map_err(|error| migrate_error(&target, error))?;
+    ui::status(
+        "Imported",
+        style::GOOD,
+        format!(
+            "{}: {} migration{} applied by {} ({}), recorded without running them{}",
+            target.service,
+            imported.migrations.len(),
+            plural(imported.migrations.len()),
+            imported.tool.name(),
+            imported.tool.table(),
+            imported.migrations.last().map_or_else(String::new, |last| format!("; the newest is {}", last.file_name()))
+        ),
+    );
     Ok(ExitStatus::Success)
 }
 

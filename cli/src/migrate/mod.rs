@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod files;
+pub mod foreign;
 pub mod plan;
 pub mod sections;
 pub mod sql;
@@ -217,6 +218,26 @@ pub enum MigrateError {
     /// No schema is current, so there is nowhere for the history table.
     #[error("database `{0}` has no current schema to keep the history table in (check search_path)")]
     NoSchema(String),
+    /// Another tool's history says migrations were applied, and plat's has none: applying
+    /// would run them again.
+    #[error(
+        "database `{database}` has {}'s history (`{}`) and none of plat's: applying would run again what {} applied",
+        .tool.name(), .tool.table(), .tool.name()
+    )]
+    ForeignHistory {
+        /// Database.
+        database: String,
+        /// The tool.
+        tool: foreign::Tool,
+    },
+    /// `import` cannot take the history over.
+    #[error("cannot import {}'s history (`{}`): {reason}", .tool.name(), .tool.table())]
+    NotImportable {
+        /// The tool.
+        tool: foreign::Tool,
+        /// Why.
+        reason: String,
+    },
     /// `mark` was asked for a version it cannot record.
     #[error("cannot mark version {version} as applied: {reason}")]
     NotMarkable {
@@ -451,6 +472,12 @@ async fn apply_pending(
         return Err(MigrateError::Unsafe { database: target.database.clone(), problems });
     }
     let pending: Vec<&Migration> = plan.pending().collect();
+    if rows.is_empty() && !pending.is_empty() {
+        let found = foreign::find(client).await.map_err(|error| database_error(target, &error))?;
+        if let Some(tool) = found.first() {
+            return Err(MigrateError::ForeignHistory { database: target.database.clone(), tool: *tool });
+        }
+    }
     check_all(pending.iter().map(|migration| (&*migration.path, migration.sql.as_str(), migration.no_transaction)))?;
     report.already_applied = plan.count(State::Applied);
     report.not_applied = pending.iter().map(|migration| migration.file_name()).collect();
@@ -609,6 +636,102 @@ pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, MigrateError
         });
     }
     Ok(db::drop_database(target).await?)
+}
+
+/// What `import` recorded.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Whose history.
+    pub tool: foreign::Tool,
+    /// The migrations recorded as applied, in order.
+    pub migrations: Vec<Migration>,
+}
+
+/// Takes another tool's history over: every migration `from`'s table (or, when `None`, the one
+/// tool's table the database has) says is applied is recorded in plat's history with its file's
+/// checksum, without running anything. Only into an empty plat history, and only when every such
+/// version has its file.
+pub async fn import(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    from: Option<foreign::Tool>,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Imported, MigrateError> {
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else {
+        return Err(MigrateError::Database {
+            database: target.database.clone(),
+            reason: "does not exist, so there is no history to import".to_owned(),
+        });
+    };
+    limit(&client, target, options).await?;
+    lock(&client, target, options, on_event).await?;
+    let result = async {
+        let failed = |error: tokio_postgres::Error| database_error(target, &error);
+        let found = foreign::find(&client).await.map_err(failed)?;
+        let tool = match (from, found.as_slice()) {
+            (Some(tool), _) if found.contains(&tool) => tool,
+            (Some(tool), _) => {
+                return Err(MigrateError::NotImportable { tool, reason: "the table is missing or empty".to_owned() });
+            }
+            (None, [tool]) => *tool,
+            (None, []) => {
+                return Err(MigrateError::Database {
+                    database: target.database.clone(),
+                    reason: "has no history of golang-migrate, goose, Flyway or sqlx to import".to_owned(),
+                });
+            }
+            (None, [first, ..]) => {
+                return Err(MigrateError::NotImportable {
+                    tool: *first,
+                    reason: format!(
+                        "the database has the history of {}: name the one to import with --from",
+                        found.iter().map(|tool| tool.name()).collect::<Vec<_>>().join(" and ")
+                    ),
+                });
+            }
+        };
+        let history = locate_history(&client, target).await?;
+        history.ensure(&client).await.map_err(failed)?;
+        if !history.read(&client).await.map_err(failed)?.is_empty() {
+            return Err(MigrateError::NotImportable {
+                tool,
+                reason: "plat's history here has rows already; import takes over a history only once".to_owned(),
+            });
+        }
+        let files: Vec<i64> = migrations.list.iter().map(|migration| migration.version).collect();
+        let versions = foreign::applied(&client, tool, &files)
+            .await
+            .map_err(failed)?
+            .map_err(|reason| MigrateError::NotImportable { tool, reason })?;
+        let without_file: Vec<String> =
+            versions.iter().filter(|version| migrations.get(**version).is_none()).map(ToString::to_string).collect();
+        if !without_file.is_empty() {
+            return Err(MigrateError::NotImportable {
+                tool,
+                reason: format!("no migration file has version {}", without_file.join(", ")),
+            });
+        }
+        let recorded: Vec<Migration> =
+            versions.iter().filter_map(|version| migrations.get(*version)).cloned().collect();
+        // All rows or none.
+        client.batch_execute("BEGIN").await.map_err(failed)?;
+        for migration in &recorded {
+            let inserted = history
+                .insert(&client, migration.version, &migration.name, &migration.checksum.to_hex(), Duration::ZERO)
+                .await;
+            if let Err(error) = inserted {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(failed(error));
+            }
+        }
+        client.batch_execute("COMMIT").await.map_err(failed)?;
+        Ok(Imported { tool, migrations: recorded })
+    }
+    .await;
+    unlock(&client).await;
+    result
 }
 
 /// Whether `down` only lists or also undoes.

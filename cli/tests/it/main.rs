@@ -13,6 +13,7 @@ mod migrate_commands;
 mod migrate_concurrency;
 mod migrate_container;
 mod migrate_formats;
+mod migrate_import;
 mod migrate_limits;
 mod migrate_recovery;
 mod migrate_safety;
