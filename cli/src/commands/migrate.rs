@@ -156,6 +156,18 @@ pub(super) fn on_event(event: MigrateEvent<'_>) {
             ui::status("Locked", style::GOOD, format!("{service}: got the migration lock after {}", seconds(waited)));
         }
         MigrateEvent::LockAcquired { .. } | MigrateEvent::Applying { .. } => {}
+        MigrateEvent::Blocked { service, file, holders, limit } => {
+            let until = if limit.is_zero() {
+                "no limit (--statement-lock-timeout)".to_owned()
+            } else {
+                format!("gives up after {} (--statement-lock-timeout)", seconds(limit))
+            };
+            ui::status(
+                "Waiting",
+                style::WARN,
+                format!("{service} {}: waits for {}; {until}", file_name(file), lock_and_holders(holders)),
+            );
+        }
         MigrateEvent::Applied { service, migration, took } => {
             ui::status("Applied", style::GOOD, format!("{service} {}{}", migration.file_name(), took_ms(took)));
         }
@@ -175,6 +187,16 @@ fn undone_with(undo: &migrate::Undo, show: impl Fn(&std::path::Path) -> String) 
         Some(_) => format!("its down section in {}", show(&undo.down)),
         None => show(&undo.down),
     }
+}
+
+/// `a lock on `users` held by pid 42 (psql), idle in transaction, last query `...``.
+fn lock_and_holders(holders: &[migrate::Blocker]) -> String {
+    let on = holders
+        .iter()
+        .find_map(|holder| holder.relation.as_deref())
+        .map_or_else(String::new, |relation| format!(" on `{relation}`"));
+    let by: Vec<String> = holders.iter().map(ToString::to_string).collect();
+    format!("a lock{on} held by {}", by.join("; "))
 }
 
 fn took_ms(took: Duration) -> String {
@@ -375,6 +397,15 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
                 error = error.hint(hint);
             }
             match failure.stopped {
+                Some(Stopped::LockTimeout(_)) if !failure.blocked_by.is_empty() => {
+                    let pids: Vec<String> = failure.blocked_by.iter().map(|holder| holder.pid.to_string()).collect();
+                    error = error.hint(format!(
+                        "end that session's transaction (COMMIT or ROLLBACK where it runs; `SELECT \
+                         pg_terminate_backend({})` if nobody will) and run again, or wait longer with \
+                         --statement-lock-timeout (or statement_lock_timeout in [workspace.migrate])",
+                        pids.join(", ")
+                    ));
+                }
                 Some(Stopped::LockTimeout(_)) => {
                     error = error.hint(
                         "an open transaction elsewhere (a psql session, a running service) holds the lock; \
@@ -476,6 +507,11 @@ fn failure_headline(failure: &migrate::Failure) -> String {
         Some(Stopped::StatementTimeout(limit)) => {
             format!("stopped by the server after running {} (the statement timeout)", seconds(limit))
         }
+        Some(Stopped::LockTimeout(limit)) if !failure.blocked_by.is_empty() => format!(
+            "stopped by the server after waiting {} for {} (the statement lock timeout)",
+            seconds(limit),
+            lock_and_holders(&failure.blocked_by)
+        ),
         Some(Stopped::LockTimeout(limit)) => format!(
             "stopped by the server after waiting {} for a lock another session holds on a table or row it needs \
              (the statement lock timeout)",

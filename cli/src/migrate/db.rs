@@ -157,6 +157,66 @@ pub async fn cancel(token: &tokio_postgres::CancelToken, target: &DatabaseTarget
     tokio::time::timeout(CONNECT_TIMEOUT, sent).await.unwrap_or_else(|_| Err("no answer".to_owned()))
 }
 
+/// A session that holds a lock another one waits for, as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// Its backend process id.
+    pub pid: i32,
+    /// Its `application_name`.
+    pub application_name: String,
+    /// `active`, `idle in transaction`...
+    pub state: String,
+    /// Its current or last query, cut to 200 characters.
+    pub query: String,
+    /// The table (or index) the waiting session waits for, when it waits for one.
+    pub relation: Option<String>,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if !self.application_name.is_empty() {
+            write!(f, " ({})", self.application_name)?;
+        }
+        if !self.state.is_empty() {
+            write!(f, ", {}", self.state)?;
+        }
+        let query = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !query.is_empty() {
+            write!(f, ", last query `{query}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sessions that `pid` waits for.
+pub async fn blockers(client: &Client, pid: i32) -> Result<Vec<Blocker>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), left(coalesce(a.query, ''), 200),
+                    (SELECT l.relation::regclass::text FROM pg_locks l
+                     WHERE l.pid = $1 AND NOT l.granted AND l.relation IS NOT NULL LIMIT 1)
+             FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids($1)) ORDER BY a.pid",
+            &[&pid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Blocker {
+            pid: row.get(0),
+            application_name: row.get(1),
+            state: row.get(2),
+            query: row.get(3),
+            relation: row.get(4),
+        })
+        .collect())
+}
+
+/// A second connection to the service database, for looking at the first one's session.
+pub async fn connect_aside(target: &DatabaseTarget) -> Result<Client, String> {
+    connect(&target.config, target.dial.as_ref()).await.map_err(|error| error.describe())
+}
+
 /// Why the service database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-pub use db::{Applied, CONNECT_TIMEOUT, LockHolder, OpenError};
+pub use db::{Applied, Blocker, CONNECT_TIMEOUT, LockHolder, OpenError};
 pub use files::{Checksum, FilesError, Format, Migration, Migrations};
 pub use plan::{Entry, Plan, Problem, State};
 pub use url::{DatabaseTarget, UrlError, UrlOrigin, UrlSources};
@@ -150,6 +150,17 @@ pub enum MigrateEvent<'a> {
         service: &'a str,
         /// The migration.
         migration: &'a Migration,
+    },
+    /// A migration's statement waits for a lock other sessions hold.
+    Blocked {
+        /// Service.
+        service: &'a str,
+        /// The file running.
+        file: &'a std::path::Path,
+        /// Who holds what it waits for.
+        holders: &'a [Blocker],
+        /// How long it may wait (the statement lock timeout; zero for no limit).
+        limit: Duration,
     },
     /// A migration and its history row are committed.
     Applied {
@@ -306,6 +317,8 @@ pub struct Failure {
     pub stopped: Option<Stopped>,
     /// For a no-transaction file: the indexes it names, as they are in the database now.
     pub indexes: Vec<db::IndexState>,
+    /// The sessions holding the lock its statement last waited for.
+    pub blocked_by: Vec<Blocker>,
 }
 
 /// Why the server stopped a statement that was not wrong in itself.
@@ -492,7 +505,8 @@ async fn apply_pending(
         let record =
             Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
         in_file.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ran = run_file(client, target, &history, &migration.sql, migration.no_transaction, options, record).await;
+        let watch = Watch { target, file: &migration.path, options, on_event };
+        let ran = run_file(client, &history, &watch, &migration.sql, migration.no_transaction, record).await;
         in_file.store(false, std::sync::atomic::Ordering::SeqCst);
         let took = ran.map_err(|error| {
             let ran = Ran {
@@ -832,19 +846,19 @@ async fn undo(
                 not_applied: undos[index..].iter().map(|undo| undo.name.clone()).collect(),
             });
         }
-        let took =
-            run_file(client, target, &history, sql, *no_transaction, options, Record::Delete { version: undo.version })
-                .await
-                .map_err(|error| {
-                    let ran = Ran {
-                        file: &undo.down,
-                        version: undo.version,
-                        sql,
-                        no_transaction: *no_transaction,
-                        undoing: true,
-                    };
-                    failure(error, &ran, options, index)
-                })?;
+        let watch = Watch { target, file: &undo.down, options, on_event };
+        let took = run_file(client, &history, &watch, sql, *no_transaction, Record::Delete { version: undo.version })
+            .await
+            .map_err(|error| {
+                let ran = Ran {
+                    file: &undo.down,
+                    version: undo.version,
+                    sql,
+                    no_transaction: *no_transaction,
+                    undoing: true,
+                };
+                failure(error, &ran, options, index)
+            })?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
     }
     Ok(undos)
@@ -961,7 +975,9 @@ fn check_runnable(path: &std::path::Path, sql: &str, no_transaction: bool) -> Re
 /// Why running a file failed: its SQL, or plat's own bookkeeping around it; for a
 /// no-transaction file, with the indexes it names as they are now.
 enum RunError {
-    Sql(tokio_postgres::Error, Vec<db::IndexState>),
+    Sql(StatementError, Vec<db::IndexState>),
+    /// The file's transaction failed at `COMMIT`.
+    Commit(tokio_postgres::Error),
     Bookkeeping(tokio_postgres::Error),
     /// A no-transaction file succeeded and left these indexes INVALID: `CREATE INDEX
     /// CONCURRENTLY IF NOT EXISTS` over the INVALID index of an earlier failed run succeeds
@@ -969,31 +985,80 @@ enum RunError {
     LeftInvalid(Vec<db::IndexState>),
 }
 
+/// Why a file's SQL did not complete, with who it waited for.
+struct StatementError {
+    /// The server's error; `None` when the statement did not stop within [`CANCEL_GRACE`] of the
+    /// cancel request.
+    error: Option<tokio_postgres::Error>,
+    /// The sessions it was last seen waiting for.
+    blocked_by: Vec<Blocker>,
+}
+
+/// What a file's runner needs to watch its statement: where, and whom to tell.
+struct Watch<'a> {
+    target: &'a DatabaseTarget,
+    file: &'a std::path::Path,
+    options: &'a MigrateOptions,
+    on_event: OnEvent<'a>,
+}
+
 /// Runs `statement` until it ends, or until a stop is asked for: then sends the server a cancel
 /// request for it and waits [`CANCEL_GRACE`] for it to end. A statement that finished before the
-/// cancel arrived counts as finished.
+/// cancel arrived counts as finished. Meanwhile, a statement that waits for another session's
+/// lock is reported (who holds it, and what it runs), and the holders go with its error.
 async fn cancellable(
     statement: impl Future<Output = Result<(), tokio_postgres::Error>>,
     token: tokio_postgres::CancelToken,
-    target: &DatabaseTarget,
-    stop: &Stop,
-) -> Result<(), tokio_postgres::Error> {
+    pid: i32,
+    watch: &Watch<'_>,
+) -> Result<(), StatementError> {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let blocked_by = || seen.lock().map(|seen| seen.clone()).unwrap_or_default();
     tokio::pin!(statement);
     tokio::select! {
-        result = &mut statement => return result,
-        () = stop.requested() => {}
+        result = &mut statement => return result.map_err(|error| StatementError { error: Some(error), blocked_by: blocked_by() }),
+        () = watch_blockers(pid, watch, &seen) => unreachable!("watching never ends"),
+        () = watch.options.stop.requested() => {}
     }
-    if let Err(error) = db::cancel(&token, target).await {
+    if let Err(error) = db::cancel(&token, watch.target).await {
         tracing::debug!("sending the cancel request: {error}");
     }
     match tokio::time::timeout(CANCEL_GRACE, &mut statement).await {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|error| StatementError { error: Some(error), blocked_by: blocked_by() }),
         // Dropping the connection is all that is left: a statement still running is rolled back
         // by the server once it notices the client gone.
-        Err(_) => {
-            tracing::debug!("the statement did not stop within {CANCEL_GRACE:?} of the cancel request");
-            statement.await
+        Err(_) => Err(StatementError { error: None, blocked_by: blocked_by() }),
+    }
+}
+
+/// Looks, from a second connection, at whom session `pid` waits for: first after half a second
+/// (most statements are done by then, and open no second connection), then every second. Tells
+/// each new set of holders, and keeps the last one in `seen`. Never returns.
+async fn watch_blockers(pid: i32, watch: &Watch<'_>, seen: &std::sync::Mutex<Vec<Blocker>>) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Ok(client) = db::connect_aside(watch.target).await else {
+        return std::future::pending().await;
+    };
+    let mut told: Vec<Blocker> = Vec::new();
+    loop {
+        if let Ok(now) = db::blockers(&client, pid).await {
+            let holders: Vec<i32> = now.iter().map(|blocker| blocker.pid).collect();
+            if !now.is_empty() && holders != told.iter().map(|blocker| blocker.pid).collect::<Vec<_>>() {
+                (watch.on_event)(MigrateEvent::Blocked {
+                    service: &watch.target.service,
+                    file: watch.file,
+                    holders: &now,
+                    limit: watch.options.statement_lock_timeout,
+                });
+                told.clone_from(&now);
+            }
+            if !now.is_empty() {
+                if let Ok(mut seen) = seen.lock() {
+                    *seen = now;
+                }
+            }
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -1024,17 +1089,18 @@ impl Record<'_> {
 /// SQL succeeded. Returns how long the SQL took.
 async fn run_file(
     client: &mut Client,
-    target: &DatabaseTarget,
     history: &History,
+    watch: &Watch<'_>,
     sql: &str,
     no_transaction: bool,
-    options: &MigrateOptions,
     record: Record<'_>,
 ) -> Result<Duration, RunError> {
+    let options = watch.options;
     // Each file starts from the session defaults, whatever an earlier file SET: a run that
     // applies five migrations behaves like five runs that apply one each. (Session defaults
     // include the application_name plat connected with.) Then plat's limits, again.
     client.batch_execute(&format!("RESET ALL; {}", options.session_settings())).await.map_err(RunError::Bookkeeping)?;
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(RunError::Bookkeeping)?.get(0);
     let started = Instant::now();
     if no_transaction {
         // What a no-transaction file leaves behind is the database's word, not the file's: the
@@ -1047,7 +1113,7 @@ async fn run_file(
             .map(|index| index.name)
             .collect();
         let token = client.cancel_token();
-        if let Err(error) = cancellable(client.batch_execute(sql), token, target, &options.stop).await {
+        if let Err(error) = cancellable(client.batch_execute(sql), token, pid, watch).await {
             let named = db::indexes(client).await.unwrap_or_default();
             return Err(RunError::Sql(error, named.into_iter().filter(|index| index.named_in(sql)).collect()));
         }
@@ -1066,13 +1132,13 @@ async fn run_file(
     }
     let token = client.cancel_token();
     let transaction = client.transaction().await.map_err(RunError::Bookkeeping)?;
-    cancellable(transaction.batch_execute(sql), token, target, &options.stop)
+    cancellable(transaction.batch_execute(sql), token, pid, watch)
         .await
         .map_err(|error| RunError::Sql(error, Vec::new()))?;
     let took = started.elapsed();
     record.write(history, &transaction, took).await.map_err(RunError::Bookkeeping)?;
     // A deferred constraint fails here, at COMMIT: the file's doing, not plat's.
-    transaction.commit().await.map_err(|error| RunError::Sql(error, Vec::new()))?;
+    transaction.commit().await.map_err(RunError::Commit)?;
     Ok(took)
 }
 
@@ -1088,49 +1154,49 @@ struct Ran<'a> {
 
 fn failure(error: RunError, ran: &Ran<'_>, options: &MigrateOptions, applied_before: usize) -> MigrateError {
     let Ran { file, version, sql, no_transaction, undoing } = *ran;
-    let (error, ours, indexes) = match error {
-        RunError::Sql(error, indexes) => (error, false, indexes),
-        RunError::Bookkeeping(error) => (error, true, Vec::new()),
-        RunError::LeftInvalid(indexes) => {
-            let names: Vec<String> = indexes.iter().map(|index| format!("`{}`", index.name)).collect();
-            return MigrateError::Failed(Box::new(Failure {
-                file: file.to_path_buf(),
-                version,
-                position: None,
-                source_line: None,
-                code: None,
-                message: format!(
-                    "it ran, and left {} {} INVALID, so it is not recorded as applied",
-                    if names.len() == 1 { "index" } else { "indexes" },
-                    names.join(", ")
-                ),
-                detail: None,
-                hint: None,
-                context: None,
-                no_transaction,
-                applied_before,
-                undoing,
-                stopped: None,
-                indexes,
-            }));
-        }
-    };
-    let mut failure = Failure {
+    let bare = |message: String, stopped: Option<Stopped>, indexes, blocked_by| Failure {
         file: file.to_path_buf(),
         version,
         position: None,
         source_line: None,
-        code: error.code().map(|code| code.code().to_owned()),
-        message: db::describe(&error),
+        code: None,
+        message,
         detail: None,
         hint: None,
         context: None,
         no_transaction,
         applied_before,
         undoing,
-        stopped: None,
+        stopped,
         indexes,
+        blocked_by,
     };
+    let (error, ours, indexes, blocked_by) = match error {
+        RunError::Sql(StatementError { error: Some(error), blocked_by }, indexes) => {
+            (error, false, indexes, blocked_by)
+        }
+        RunError::Sql(StatementError { error: None, blocked_by }, indexes) => {
+            let message = format!(
+                "the server did not stop the statement within {}s of the cancel request; plat closed the \
+                 connection, and the server ends the statement (rolling back a transactional file) once it notices",
+                CANCEL_GRACE.as_secs()
+            );
+            return MigrateError::Failed(Box::new(bare(message, Some(Stopped::Cancelled), indexes, blocked_by)));
+        }
+        RunError::Commit(error) => (error, false, Vec::new(), Vec::new()),
+        RunError::Bookkeeping(error) => (error, true, Vec::new(), Vec::new()),
+        RunError::LeftInvalid(indexes) => {
+            let names: Vec<String> = indexes.iter().map(|index| format!("`{}`", index.name)).collect();
+            let message = format!(
+                "it ran, and left {} {} INVALID, so it is not recorded as applied",
+                if names.len() == 1 { "index" } else { "indexes" },
+                names.join(", ")
+            );
+            return MigrateError::Failed(Box::new(bare(message, None, indexes, Vec::new())));
+        }
+    };
+    let mut failure = bare(db::describe(&error), None, indexes, blocked_by);
+    failure.code = error.code().map(|code| code.code().to_owned());
     if ours && no_transaction {
         failure.message = format!(
             "the file ran outside a transaction and succeeded, but updating the history table failed: {}",

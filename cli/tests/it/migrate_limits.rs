@@ -46,14 +46,27 @@ fn a_lock_held_by_another_session_ends_at_the_statement_lock_timeout() {
     let started = Instant::now();
     let run = context.migrate(&["--statement-lock-timeout", "1s"], &db).expect_code(1);
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    // Who holds the lock is named while plat waits, and in the error.
+    let holder = db.scalar(&format!(
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND state = 'idle in transaction'",
+        db.name
+    ));
+    let named = format!(
+        "for a lock on `users` held by pid {holder}, idle in transaction, last query `BEGIN; SELECT * FROM users;`"
+    );
     assert!(
-        run.stderr.contains(
-            "2_email.sql: stopped by the server after waiting 1s for a lock another session holds on a table or row \
-             it needs (the statement lock timeout) (SQLSTATE 55P03)"
-        ),
+        run.stderr.contains(&format!("Waiting user-service 2_email.sql: waits {named}; gives up after 1s")),
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains(&format!(
+            "2_email.sql: stopped by the server after waiting 1s {named} (the statement lock timeout) (SQLSTATE 55P03)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!("pg_terminate_backend({holder})")), "{}", run.stderr);
     assert!(run.stderr.contains("--statement-lock-timeout"), "{}", run.stderr);
     assert!(run.stderr.contains("nothing of 2_email.sql was applied"), "{}", run.stderr);
     assert_eq!(db.versions(), [1]);
