@@ -71,6 +71,8 @@ enum ConnectError {
     Dial(std::io::Error),
     /// The server took the TCP connection (or did not) and never finished the startup handshake.
     TimedOut(Duration),
+    /// The URL requires TLS, which plat does not speak yet.
+    NoTls,
 }
 
 impl ConnectError {
@@ -78,7 +80,7 @@ impl ConnectError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             ConnectError::Postgres(error) => error.code(),
-            ConnectError::Dial(_) | ConnectError::TimedOut(_) => None,
+            ConnectError::Dial(_) | ConnectError::TimedOut(_) | ConnectError::NoTls => None,
         }
     }
 
@@ -86,6 +88,10 @@ impl ConnectError {
         match self {
             ConnectError::Postgres(error) => describe(error),
             ConnectError::Dial(error) => error.to_string(),
+            ConnectError::NoTls => "the URL (or PGSSLMODE) requires TLS (sslmode=require), and plat cannot speak TLS \
+                                     yet: on a network you trust, use sslmode=prefer or disable; otherwise reach the \
+                                     server through a local TLS tunnel (stunnel, a cloud SQL proxy)"
+                .to_owned(),
             ConnectError::TimedOut(limit) => format!(
                 "no answer within {}s: the server did not accept the connection, or accepted it and never finished \
                  PostgreSQL's startup handshake (connect_timeout)",
@@ -103,6 +109,10 @@ impl ConnectError {
 /// that accepts the connection and never answers would hang the startup forever.
 async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
     let mut config = config.clone();
+    // Without this, tokio-postgres says only "no TLS implementation configured".
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(ConnectError::NoTls);
+    }
     config.application_name(application_name());
     let limit = config.get_connect_timeout().copied().filter(|limit| !limit.is_zero()).unwrap_or(CONNECT_TIMEOUT);
     config.connect_timeout(limit);

@@ -104,3 +104,27 @@ fn a_statement_that_runs_too_long_ends_at_the_statement_timeout() {
     assert!(run.stderr.contains("raise --statement-timeout"), "{}", run.stderr);
     assert!(!db.table_exists("slow"));
 }
+
+/// libpq's conventions: what the URL leaves out comes from PG* variables, as psql takes it.
+#[test]
+fn pg_variables_fill_what_the_url_leaves_out() {
+    let server: tokio_postgres::Config = crate::migrate::server_url().parse().unwrap();
+    let host = match &server.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("{other:?}"),
+    };
+    let port = server.get_ports()[0].to_string();
+    let user = server.get_user().unwrap().to_owned();
+    let context = MigrateContext::new(&[("user-service", &[])]);
+    context.write("user-service", "1_users.sql", "CREATE TABLE users (id int);");
+    let db = TestDb::new("pgenv");
+    let url = format!("postgres:///{}", db.name);
+    let env = [("PGHOST", host.as_str()), ("PGPORT", port.as_str()), ("PGUSER", user.as_str())];
+    context.run(&["migrate", "--database-url", &url], &env).expect_code(0);
+    assert!(db.table_exists("users"));
+
+    // TLS is asked for and plat cannot give it: said plainly, with the ways around.
+    let run = context.run(&["migrate", "--database-url", &url], &[env[0], env[1], env[2], ("PGSSLMODE", "require")]);
+    let run = run.expect_code(1);
+    assert!(run.stderr.contains("requires TLS (sslmode=require), and plat cannot speak TLS yet"), "{}", run.stderr);
+}
