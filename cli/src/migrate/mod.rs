@@ -1052,10 +1052,10 @@ async fn watch_blockers(pid: i32, watch: &Watch<'_>, seen: &std::sync::Mutex<Vec
                 });
                 told.clone_from(&now);
             }
-            if !now.is_empty() {
-                if let Ok(mut seen) = seen.lock() {
-                    *seen = now;
-                }
+            if !now.is_empty()
+                && let Ok(mut seen) = seen.lock()
+            {
+                *seen = now;
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
