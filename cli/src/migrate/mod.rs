@@ -351,7 +351,7 @@ impl std::fmt::Display for Failure {
 pub struct MigrateReport {
     /// Whether plat created the database.
     pub database_created: bool,
-    /// Versions applied by this run, in order, with how long each took.
+    /// Migrations applied by this run, in order: version, file name, how long it took.
     pub applied: Vec<(i64, String, Duration)>,
     /// Migrations that were applied already.
     pub already_applied: usize,
