@@ -425,6 +425,31 @@ Examples:
     },
     /// Stop the workspace's database container; its data stays in its volume
     Stop,
+    /// Drop services' databases and migrate them again from this checkout's files
+    #[command(after_help = "\
+For a development database that another branch migrated: applied migrations whose files this
+branch does not have block `plat migrate` and `plat up`. Every table and row in the database
+is lost. Asks first; --yes does not ask (and is needed where there is nobody to ask).
+
+Examples:
+  plat db reset user-service
+  plat db reset --yes")]
+    Reset(DbResetArgs),
+}
+
+/// Arguments of `plat db reset`.
+#[derive(Debug, Args)]
+pub struct DbResetArgs {
+    /// Services whose databases to reset (default: every service with a database)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
 }
 
 /// `plat proto` subcommands.
@@ -520,7 +545,8 @@ Examples:
     /// Show each service's applied, pending, changed and missing migrations
     #[command(after_help = "\
 Reads the history without taking the lock and never creates a database. Exits 1 when a
-database cannot be reached.
+database cannot be reached, or when a migration is changed, renamed, missing or failed (pending
+ones are normal: `plat migrate` applies them).
 
 Examples:
   plat migrate status
@@ -560,6 +586,29 @@ Examples:
   plat migrate down user-service --to 20240101120000 --yes
   plat migrate down user-service --to 0 --yes  undo every migration")]
     Down(MigrateDownArgs),
+
+    /// Record a pending migration as applied without running it
+    #[command(after_help = "\
+For a migration whose work is already in the database: a concurrent index that a killed run
+built before it could record it, a change made by hand. The history gets the file's checksum,
+so a later edit of the file still shows as changed.
+
+Examples:
+  plat migrate mark user-service 20240101120000")]
+    Mark(MigrateMarkArgs),
+
+    /// Take another tool's migration history over (golang-migrate, goose, Flyway, sqlx)
+    #[command(after_help = "\
+Records in plat's history, with each file's checksum and without running anything, every
+migration that the database's golang-migrate (schema_migrations), goose (goose_db_version),
+Flyway (flyway_schema_history) or sqlx (_sqlx_migrations) history says is applied. Only into an
+empty plat history, and only when each of those versions has its file here. The other tool's
+table is left as it is.
+
+Examples:
+  plat migrate import user-service
+  plat migrate import user-service --from goose")]
+    Import(MigrateImportArgs),
 }
 
 /// Where the databases are.
@@ -571,12 +620,35 @@ pub struct DatabaseUrlArgs {
     pub database_url: Option<String>,
 }
 
-/// How long to wait for the migration lock.
+/// How long a migration run waits; each falls back to `[workspace.migrate]`, then its default.
 #[derive(Debug, Args)]
 pub struct LockTimeoutArgs {
-    /// How long to wait for another run's lock on a database, e.g. `30s`, `5m`
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// How long to wait for another run's migration lock on a database, e.g. `30s`, `5m`
+    /// [default: workspace.migrate.lock_timeout, else 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+    /// How long one statement of a migration may run (PostgreSQL's statement_timeout; `0s`: no
+    /// limit) [default: workspace.migrate.statement_timeout, else 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+    /// How long one statement may wait for a lock another session holds on a table or row
+    /// (PostgreSQL's lock_timeout; `0s`: no limit) [default: workspace.migrate.statement_lock_timeout, else 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_lock_timeout: Option<Duration>,
+}
+
+impl LockTimeoutArgs {
+    /// The engine's options: these flags over the workspace's settings.
+    pub fn options(&self, workspace: &plat::manifest::Workspace) -> plat::migrate::MigrateOptions {
+        let settings = &workspace.migrate;
+        plat::migrate::MigrateOptions {
+            lock_timeout: self.lock_timeout.unwrap_or(settings.lock_timeout),
+            statement_timeout: self.statement_timeout.unwrap_or(settings.statement_timeout),
+            statement_lock_timeout: self.statement_lock_timeout.unwrap_or(settings.statement_lock_timeout),
+            allow_out_of_order: false,
+            stop: plat::migrate::Stop::default(),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -626,6 +698,39 @@ pub struct MigrateRepairArgs {
     /// Services to repair
     #[arg(value_name = "SERVICE", required = true)]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+}
+
+/// Arguments of `plat migrate import`.
+#[derive(Debug, Args)]
+pub struct MigrateImportArgs {
+    /// The service
+    pub service: String,
+    /// Whose history, when the database has more than one: golang-migrate, goose, flyway, sqlx
+    #[arg(long, value_name = "TOOL", value_parser = parse_tool)]
+    pub from: Option<plat::migrate::foreign::Tool>,
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
+}
+
+fn parse_tool(text: &str) -> Result<plat::migrate::foreign::Tool, String> {
+    plat::migrate::foreign::Tool::parse(text)
+        .ok_or_else(|| format!("`{text}` is not one of golang-migrate, goose, flyway, sqlx"))
+}
+
+/// Arguments of `plat migrate mark`.
+#[derive(Debug, Args)]
+pub struct MigrateMarkArgs {
+    /// The service
+    pub service: String,
+    /// The version to record as applied
+    #[arg(value_name = "VERSION")]
+    pub migration: i64,
     #[command(flatten)]
     pub url: DatabaseUrlArgs,
     #[command(flatten)]

@@ -1,5 +1,6 @@
 //! `plat db start` and `plat db stop`: the workspace's database container by hand, until
-//! `plat up` starts it with the rest of the platform. Hidden from `plat --help`.
+//! `plat up` starts it with the rest of the platform; `plat db reset`: a service database
+//! dropped and migrated again. Hidden from `plat --help`.
 
 use std::time::Instant;
 
@@ -11,6 +12,10 @@ use crate::args::DbCommand;
 use crate::ui::{self, CliError, ExitStatus, style};
 
 pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, CliError> {
+    // Reset works on any service database, with or without the container (a URL may name it).
+    if let DbCommand::Reset(args) = command {
+        return super::migrate::reset(workspace, args);
+    }
     let runtime = runtime()?;
     let engine = engine(&runtime)?;
     let owner = Owner::new(&workspace.name, &workspace.root);
@@ -57,6 +62,7 @@ pub fn run(workspace: &Workspace, command: &DbCommand) -> Result<ExitStatus, Cli
                 ui::status("Stopped", style::GOOD, format!("container {name}; its data stays in its volume"));
             }
         }
+        DbCommand::Reset(_) => unreachable!("handled above"),
     }
     Ok(ExitStatus::Success)
 }

@@ -8,14 +8,14 @@ use plat::docker;
 use plat::manifest::{Service, Workspace};
 use plat::migrate::{
     self, DatabaseTarget, DownMode, Entry, FilesError, MigrateError, MigrateEvent, MigrateOptions, Migrations,
-    OpenError, Plan, Problem, Repaired, State, UrlError, UrlOrigin, UrlSources,
+    OpenError, Plan, Problem, Repaired, State, Stop, Stopped, UrlError, UrlOrigin, UrlSources,
 };
 use serde::Serialize;
 
 use super::{print_json, runtime, unknown_service};
 use crate::args::{
-    DatabaseUrlArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateNewArgs, MigrateRepairArgs,
-    MigrateStatusArgs,
+    DatabaseUrlArgs, DbResetArgs, MigrateApplyArgs, MigrateArgs, MigrateCommand, MigrateDownArgs, MigrateImportArgs,
+    MigrateMarkArgs, MigrateNewArgs, MigrateRepairArgs, MigrateStatusArgs,
 };
 use crate::render::display_path;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
@@ -28,6 +28,8 @@ pub fn run(workspace: &Workspace, args: &MigrateArgs) -> Result<ExitStatus, CliE
         Some(MigrateCommand::New(args)) => new(workspace, args),
         Some(MigrateCommand::Repair(args)) => repair(workspace, args),
         Some(MigrateCommand::Down(args)) => down(workspace, args),
+        Some(MigrateCommand::Mark(args)) => mark(workspace, args),
+        Some(MigrateCommand::Import(args)) => import(workspace, args),
     }
 }
 
@@ -42,8 +44,16 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
     // Every service's files are read before any database is touched: a broken directory
     // stops the run before it starts.
     let loaded = load_all(workspace, &services)?;
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: args.allow_out_of_order };
+    let options = MigrateOptions {
+        allow_out_of_order: args.allow_out_of_order,
+        stop: stop_on_signals(&runtime),
+        ..args.lock.options(workspace)
+    };
     for (index, (target, migrations)) in targets.iter().zip(&loaded).enumerate() {
+        if options.stop.is_requested() {
+            let rest: Vec<&str> = targets[index..].iter().map(|target| target.service.as_str()).collect();
+            return Err(CliError::interrupted(format!("stopped; not migrated: {}", rest.join(", "))));
+        }
         let result = runtime.block_on(migrate::migrate(target, migrations, &options, &on_event));
         match result {
             Ok(report) => {
@@ -75,7 +85,12 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
             Err(error) => {
                 let rest: Vec<&str> = targets[index + 1..].iter().map(|target| target.service.as_str()).collect();
                 if !rest.is_empty() {
-                    ui::print_error(&migrate_error(target, error));
+                    let error = migrate_error(target, error);
+                    let interrupted = error.status == ExitStatus::Interrupted;
+                    ui::print_error(&error);
+                    if interrupted {
+                        return Err(CliError::interrupted(format!("stopped; not migrated: {}", rest.join(", "))));
+                    }
                     return Err(CliError::failure(format!(
                         "not migrated: {} (after {} failed)",
                         rest.join(", "),
@@ -87,6 +102,37 @@ fn apply(workspace: &Workspace, args: &MigrateApplyArgs) -> Result<ExitStatus, C
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// A [`Stop`] that Ctrl-C or SIGTERM triggers: the running statement is cancelled on the server
+/// and the run reports what it applied. A second signal quits at once.
+fn stop_on_signals(runtime: &tokio::runtime::Runtime) -> Stop {
+    let (handle, stop) = Stop::new();
+    runtime.spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut signalled = async move || {
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => drop(signal.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+        };
+        signalled().await;
+        ui::status(
+            "Stopping",
+            style::WARN,
+            "cancelling the running statement on the server; Ctrl-C again to quit without waiting",
+        );
+        handle.stop();
+        signalled().await;
+        std::process::exit(ExitStatus::Interrupted as i32);
+    });
+    stop
 }
 
 /// Draws engine events as status lines on stderr.
@@ -110,6 +156,18 @@ pub(super) fn on_event(event: MigrateEvent<'_>) {
             ui::status("Locked", style::GOOD, format!("{service}: got the migration lock after {}", seconds(waited)));
         }
         MigrateEvent::LockAcquired { .. } | MigrateEvent::Applying { .. } => {}
+        MigrateEvent::Blocked { service, file, holders, limit } => {
+            let until = if limit.is_zero() {
+                "no limit (--statement-lock-timeout)".to_owned()
+            } else {
+                format!("gives up after {} (--statement-lock-timeout)", seconds(limit))
+            };
+            ui::status(
+                "Waiting",
+                style::WARN,
+                format!("{service} {}: waits for {}; {until}", file_name(file), lock_and_holders(holders)),
+            );
+        }
         MigrateEvent::Applied { service, migration, took } => {
             ui::status("Applied", style::GOOD, format!("{service} {}{}", migration.file_name(), took_ms(took)));
         }
@@ -117,10 +175,28 @@ pub(super) fn on_event(event: MigrateEvent<'_>) {
             ui::status(
                 "Undone",
                 style::GOOD,
-                format!("{service} {} with {}{}", file_name(&undo.file), file_name(&undo.down), took_ms(took)),
+                format!("{service} {} with {}{}", file_name(&undo.file), undone_with(undo, file_name), took_ms(took)),
             );
         }
     }
+}
+
+/// The down file, or the down section of the file itself (goose, dbmate).
+fn undone_with(undo: &migrate::Undo, show: impl Fn(&std::path::Path) -> String) -> String {
+    match undo.section {
+        Some(_) => format!("its down section in {}", show(&undo.down)),
+        None => show(&undo.down),
+    }
+}
+
+/// `a lock on `users` held by pid 42 (psql), idle in transaction, last query `...``.
+fn lock_and_holders(holders: &[migrate::Blocker]) -> String {
+    let on = holders
+        .iter()
+        .find_map(|holder| holder.relation.as_deref())
+        .map_or_else(String::new, |relation| format!(" on `{relation}`"));
+    let by: Vec<String> = holders.iter().map(ToString::to_string).collect();
+    format!("a lock{on} held by {}", by.join("; "))
 }
 
 fn took_ms(took: Duration) -> String {
@@ -276,6 +352,9 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
                     "create the database yourself, or let the URL's user create databases (ALTER ROLE ... CREATEDB)".to_owned()
                 }
                 OpenError::Create { .. } => "create the database yourself, or fix what the server says".to_owned(),
+                OpenError::Drop { .. } => {
+                    "the URL's user must own the database (or be a superuser) to drop it".to_owned()
+                }
             };
             CliError::failure(format!("{service}: {error}")).hint(hint)
         }
@@ -310,16 +389,67 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             if let Some(context) = &failure.context {
                 message.push_str(&format!("\n  context: {}", context.replace('\n', "\n           ")));
             }
-            let mut error = CliError::failure(message);
+            let mut error = match failure.stopped {
+                Some(Stopped::Cancelled) => CliError::interrupted(message),
+                _ => CliError::failure(message),
+            };
             if let Some(hint) = &failure.hint {
                 error = error.hint(hint);
             }
+            match failure.stopped {
+                Some(Stopped::LockTimeout(_)) if !failure.blocked_by.is_empty() => {
+                    let pids: Vec<String> = failure.blocked_by.iter().map(|holder| holder.pid.to_string()).collect();
+                    error = error.hint(format!(
+                        "end that session's transaction (COMMIT or ROLLBACK where it runs; `SELECT \
+                         pg_terminate_backend({})` if nobody will) and run again, or wait longer with \
+                         --statement-lock-timeout (or statement_lock_timeout in [workspace.migrate])",
+                        pids.join(", ")
+                    ));
+                }
+                Some(Stopped::LockTimeout(_)) => {
+                    error = error.hint(
+                        "an open transaction elsewhere (a psql session, a running service) holds the lock; \
+                         `SELECT pid, application_name, state, xact_start, query FROM pg_stat_activity WHERE state <> 'idle'` \
+                         shows who: end it and run again, or wait longer with --statement-lock-timeout \
+                         (or statement_lock_timeout in [workspace.migrate])",
+                    );
+                }
+                Some(Stopped::StatementTimeout(_)) => {
+                    error = error.hint(
+                        "if it needs longer (a backfill of a big table), raise --statement-timeout \
+                         (or statement_timeout in [workspace.migrate]; `0s` for no limit)",
+                    );
+                }
+                Some(Stopped::Cancelled) | None => {}
+            }
             let file = file_name(&failure.file);
             if failure.no_transaction {
-                error = error.hint(format!(
-                    "{file} ran outside a transaction: what its statement did before failing may remain \
-                     (a failed CREATE INDEX CONCURRENTLY leaves an INVALID index: drop it before running again)"
-                ));
+                // Hints from what the database holds now, not from what such files usually leave.
+                let invalid: Vec<&str> =
+                    failure.indexes.iter().filter(|index| !index.valid).map(|index| index.name.as_str()).collect();
+                let valid: Vec<&str> =
+                    failure.indexes.iter().filter(|index| index.valid).map(|index| index.name.as_str()).collect();
+                if !invalid.is_empty() {
+                    let drops: Vec<String> =
+                        invalid.iter().map(|name| format!("DROP INDEX CONCURRENTLY {name};")).collect();
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction and left {} INVALID (PostgreSQL keeps it, unusable, and \
+                         `IF NOT EXISTS` would skip it): `{}` then `plat migrate` runs {file} again",
+                        invalid.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+                        drops.join(" ")
+                    ));
+                } else if !valid.is_empty() {
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction; index {} it names exists and is valid: if {file} did all \
+                         it should, `plat migrate mark {service} {}` records it as applied without running it",
+                        valid.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+                        failure.version
+                    ));
+                } else {
+                    error = error.hint(format!(
+                        "{file} ran outside a transaction: what its statement did before failing may remain"
+                    ));
+                }
             } else if failure.undoing {
                 error = error.hint(format!("nothing of {file} was applied: version {} stays applied", failure.version));
             } else {
@@ -343,7 +473,27 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
             error
         }
         MigrateError::NoDown(_) => CliError::failure(relative_paths(&format!("{service}: {error}")))
-            .hint("only migrations written as `.up.sql` with a `.down.sql` beside them can be undone"),
+            .hint("only migrations with a down file (`.down.sql`, Flyway's `U` file) or a goose or dbmate down section can be undone"),
+        MigrateError::Interrupted { done, not_applied } if done.is_empty() && not_applied.is_empty() => {
+            CliError::interrupted(format!("{service}: stopped before any migration ran; nothing was applied"))
+        }
+        MigrateError::Interrupted { done, not_applied } => {
+            let list = |files: &[String]| if files.is_empty() { "none".to_owned() } else { files.join(", ") };
+            CliError::interrupted(format!(
+                "{service}: stopped between migrations; applied in this run: {}; not applied: {}",
+                list(&done),
+                list(&not_applied)
+            ))
+            .hint("what was applied stays applied; `plat migrate` again carries on from there")
+        }
+        MigrateError::ForeignHistory { tool, .. } => CliError::failure(format!("{service}: {error}")).hint(format!(
+            "`plat migrate import {service}` records what {}'s history says is applied in plat's, without running \
+             anything; then `plat migrate` applies only the rest",
+            tool.name()
+        )),
+        MigrateError::NotImportable { .. } => CliError::failure(format!("{service}: {error}")),
+        MigrateError::NotMarkable { .. } => CliError::failure(format!("{service}: {error}"))
+            .hint(format!("`plat migrate status {service}` shows each version and its state")),
         MigrateError::NoSchema(_) | MigrateError::Database { .. } => CliError::failure(relative_paths(&format!("{service}: {error}"))),
     }
 }
@@ -353,7 +503,24 @@ fn failure_headline(failure: &migrate::Failure) -> String {
     if let Some((line, column)) = failure.position {
         text.push_str(&format!(":{line}:{column}"));
     }
-    text.push_str(&format!(": {}", failure.message));
+    let message = match failure.stopped {
+        Some(Stopped::StatementTimeout(limit)) => {
+            format!("stopped by the server after running {} (the statement timeout)", seconds(limit))
+        }
+        Some(Stopped::LockTimeout(limit)) if !failure.blocked_by.is_empty() => format!(
+            "stopped by the server after waiting {} for {} (the statement lock timeout)",
+            seconds(limit),
+            lock_and_holders(&failure.blocked_by)
+        ),
+        Some(Stopped::LockTimeout(limit)) => format!(
+            "stopped by the server after waiting {} for a lock another session holds on a table or row it needs \
+             (the statement lock timeout)",
+            seconds(limit)
+        ),
+        Some(Stopped::Cancelled) => "cancelled: plat asked the server to stop it".to_owned(),
+        None => failure.message.clone(),
+    };
+    text.push_str(&format!(": {message}"));
     if let Some(code) = &failure.code {
         text.push_str(&format!(" (SQLSTATE {code})"));
     }
@@ -362,11 +529,26 @@ fn failure_headline(failure: &migrate::Failure) -> String {
 
 fn problem_line(problem: &Problem) -> String {
     match problem {
-        Problem::Changed { file, recorded, current, .. } => format!(
+        Problem::Changed { file, recorded, current, applied_as: None, .. } => format!(
             "`{}` changed after it was applied\n      checksum applied: {recorded}\n      checksum of file: {current}",
             display_path(file)
         ),
-        Problem::Missing { version, name } => format!("version {version} ({name}) is applied, and its file is gone"),
+        Problem::Changed { file, version, recorded, current, applied_as: Some(applied_as) } => format!(
+            "`{}` is not the migration applied as version {version}: that was `{applied_as}`, with other content\n      \
+             checksum applied: {recorded}\n      checksum of file: {current}",
+            display_path(file)
+        ),
+        Problem::Renamed { file, version, applied_as } => format!(
+            "`{}` was renamed after it was applied: version {version} was applied as `{applied_as}`, with the same content",
+            display_path(file)
+        ),
+        Problem::Missing { version, name, newer_than_files: true } => format!(
+            "version {version} ({name}) is applied, and no file here has it: newer than every migration of this \
+             checkout, it was most likely applied from another branch"
+        ),
+        Problem::Missing { version, name, newer_than_files: false } => {
+            format!("version {version} ({name}) is applied, and its file is gone")
+        }
         Problem::OutOfOrder { file, version, latest } => {
             format!("`{}` (version {version}) is pending, older than the applied version {latest}", display_path(file))
         }
@@ -379,17 +561,41 @@ fn problem_line(problem: &Problem) -> String {
 fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
     let has = |test: fn(&Problem) -> bool| problems.iter().any(test);
     let mut hints = Vec::new();
-    if has(|p| matches!(p, Problem::Changed { .. })) {
+    if has(|p| matches!(p, Problem::Changed { applied_as: Some(_), .. })) {
+        hints.push(format!(
+            "two migrations share a version (two branches, most likely): give the new one a version above the newest \
+             applied (`plat migrate new {service} <name>` picks one) and restore the applied one's file"
+        ));
+    }
+    if has(|p| matches!(p, Problem::Renamed { .. })) {
+        hints.push(format!(
+            "rename the file back, or record its new name with `plat migrate repair {service}` (the content is unchanged)"
+        ));
+    }
+    if has(|p| matches!(p, Problem::Changed { applied_as: None, .. })) {
         hints.push(format!(
             "restore the applied file (git restore) and put the change in a new migration (`plat migrate new {service} <name>`); \
              if the edit changes nothing the migration did (a comment, whitespace), record it with `plat migrate repair {service}`"
         ));
     }
     if has(|p| matches!(p, Problem::Missing { .. })) {
-        hints.push(
-            "restore the missing file from version control: plat never forgets an applied migration by itself"
-                .to_owned(),
-        );
+        let oldest_missing = problems
+            .iter()
+            .filter_map(|problem| match problem {
+                Problem::Missing { version, .. } => Some(*version),
+                _ => None,
+            })
+            .min()
+            .unwrap_or_default();
+        hints.push(format!(
+            "on the branch that has the file: `plat migrate down {service} --to {} --yes` undoes it, then switch back; \
+             or restore the file here from version control (plat never forgets an applied migration by itself)",
+            oldest_missing - 1
+        ));
+        hints.push(format!(
+            "a development database can instead start over from this branch's files: `plat db reset {service}` drops \
+             it and migrates it again (its data is lost)"
+        ));
     }
     if has(|p| matches!(p, Problem::OutOfOrder { .. })) {
         hints.push(
@@ -407,31 +613,56 @@ fn problem_hints(service: &str, problems: &[Problem]) -> Vec<String> {
 }
 
 fn files_error(service: &str, error: FilesError) -> CliError {
-    let hint = match &error {
+    if let FilesError::BadNewName(_) = &error {
+        return CliError::usage(error);
+    }
+    let (message, hints) = match &error {
+        // fs-err's message already names the path; others name it relative to the workspace.
+        FilesError::Io(io) => (format!("{service}: {io}"), Vec::new()),
+        FilesError::Several(all) => {
+            let mut message = format!("{service}: {} problems with the migration files; nothing was run", all.len());
+            let mut hints: Vec<String> = Vec::new();
+            for one in all {
+                message.push_str(&format!("\n  {}", relative_paths(&one.to_string())));
+                if let Some(hint) = files_hint(service, one).filter(|hint| !hints.contains(hint)) {
+                    hints.push(hint);
+                }
+            }
+            (message, hints)
+        }
+        _ => (
+            format!("{service}: {}", relative_paths(&error.to_string())),
+            files_hint(service, &error).into_iter().collect(),
+        ),
+    };
+    hints.into_iter().fold(CliError::failure(message), CliError::hint)
+}
+
+/// What to do about one problem with the files.
+fn files_hint(service: &str, error: &FilesError) -> Option<String> {
+    match error {
         FilesError::NoServiceDir(_) => Some("run `plat sync` to clone it".to_owned()),
         FilesError::DuplicateVersion { .. } => Some(format!(
             "give one of them a version of its own (`plat migrate new {service} <name>` picks the next one)"
         )),
         FilesError::BadName { .. } => Some("rename it, or move it out of the migrations directory".to_owned()),
-        FilesError::DownWithoutUp(_) => Some("name it like its `.up.sql` file, with `.down.sql` at the end".to_owned()),
+        FilesError::DownWithoutUp(_) => Some(
+            "name it like its up file: `<version>_<name>.down.sql` beside `<version>_<name>.up.sql`, `U<version>__...` \
+             beside `V<version>__...`"
+                .to_owned(),
+        ),
+        FilesError::Annotations { .. } => Some(
+            "plat follows goose's Up, Down, StatementBegin/End and NO TRANSACTION, and dbmate's up, down and \
+             transaction:false; write anything else as plain SQL (see docs/migrations.md, Other tools' files)"
+                .to_owned(),
+        ),
         FilesError::Unrunnable { reason, .. } if reason.contains("no-transaction") => {
             Some("split it: one file per statement, each starting with `-- plat:no-transaction`".to_owned())
         }
         FilesError::Unrunnable { .. } => {
             Some("remove BEGIN/COMMIT from the file: plat runs each migration in a transaction of its own".to_owned())
         }
-        FilesError::BadNewName(_) => return CliError::usage(error),
-        FilesError::Io(_) | FilesError::NotUtf8(_) => None,
-    };
-    let message = match &error {
-        // fs-err's message already names the path; others name it relative to the workspace.
-        FilesError::Io(io) => format!("{service}: {io}"),
-        _ => format!("{service}: {}", relative_paths(&error.to_string())),
-    };
-    let error = CliError::failure(message);
-    match hint {
-        Some(hint) => error.hint(hint),
-        None => error,
+        FilesError::BadNewName(_) | FilesError::Io(_) | FilesError::NotUtf8(_) | FilesError::Several(_) => None,
     }
 }
 
@@ -455,6 +686,8 @@ struct StatusJson {
     applied: usize,
     pending: usize,
     changed: usize,
+    /// Applied, and the file has another name now (same content).
+    renamed: usize,
     missing: usize,
     failed: usize,
     migrations: Vec<MigrationJson>,
@@ -495,6 +728,7 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
     let targets = targets(workspace, &services, &args.url, &runtime)?;
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut hints: Vec<String> = Vec::new();
     for (service, target) in services.iter().zip(&targets) {
         let mut report = StatusJson {
             service: service.name.clone(),
@@ -504,6 +738,7 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
             applied: 0,
             pending: 0,
             changed: 0,
+            renamed: 0,
             missing: 0,
             failed: 0,
             migrations: Vec::new(),
@@ -519,9 +754,15 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
                 report.applied = plan.count(State::Applied);
                 report.pending = plan.count(State::Pending);
                 report.changed = plan.count(State::Changed);
+                report.renamed = plan.count(State::Renamed);
                 report.missing = plan.count(State::Missing);
                 report.failed = plan.count(State::Failed);
                 report.migrations = plan.entries.iter().map(|entry| migration_json(workspace, entry)).collect();
+                for hint in problem_hints(&service.name, &plan.problems(true)) {
+                    if !hints.contains(&hint) {
+                        hints.push(hint);
+                    }
+                }
             }
             (Err(error), _) | (_, Err(error)) => {
                 failed = true;
@@ -537,7 +778,15 @@ fn status(workspace: &Workspace, args: &MigrateStatusArgs) -> Result<ExitStatus,
         let text = status_text(&reports);
         write!(stdout, "{text}").map_err(|error| CliError::failure(format!("cannot write to stdout: {error}")))?;
     }
-    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+    // Exit 1 when a database is not as its files say, so that CI can gate on `status` alone;
+    // pending migrations are the normal state between a pull and `plat migrate`.
+    let diverged = reports.iter().any(|report| report.changed + report.renamed + report.missing + report.failed > 0);
+    if !args.json {
+        for hint in hints {
+            ui::hint(hint);
+        }
+    }
+    Ok(if failed || diverged { ExitStatus::Failure } else { ExitStatus::Success })
 }
 
 fn migration_json(workspace: &Workspace, entry: &Entry<'_>) -> MigrationJson {
@@ -590,6 +839,7 @@ fn status_text(reports: &[StatusJson]) -> String {
                     State::Applied => "applied",
                     State::Pending => "pending",
                     State::Changed => "CHANGED",
+                    State::Renamed => "RENAMED",
                     State::Missing => "MISSING",
                     State::Failed => "FAILED",
                 };
@@ -599,7 +849,12 @@ fn status_text(reports: &[StatusJson]) -> String {
         let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
         out.push_str(&ui::table(&["STATE", "VERSION", "NAME", "APPLIED"], &rows, "  "));
         let mut summary = vec![format!("{} applied", report.applied), format!("{} pending", report.pending)];
-        for (count, what) in [(report.changed, "changed"), (report.missing, "missing"), (report.failed, "failed")] {
+        for (count, what) in [
+            (report.changed, "changed"),
+            (report.renamed, "renamed"),
+            (report.missing, "missing"),
+            (report.failed, "failed"),
+        ] {
             if count > 0 {
                 summary.push(format!("{count} {what}"));
             }
@@ -631,7 +886,7 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
     let runtime = runtime()?;
     let targets = targets(workspace, &services, &args.url, &runtime)?;
     let loaded = load_all(workspace, &services)?;
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let options = args.lock.options(workspace);
     for (target, migrations) in targets.iter().zip(&loaded) {
         let repaired = runtime
             .block_on(migrate::repair(target, migrations, &options, &on_event))
@@ -645,6 +900,15 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
                     "Repaired",
                     style::GOOD,
                     format!("{} {}: checksum {old} is now {new}", target.service, display_path(&file)),
+                ),
+                Repaired::Renamed { file, old, .. } => ui::status(
+                    "Repaired",
+                    style::GOOD,
+                    format!(
+                        "{} {}: applied as `{old}`, now recorded with its new name",
+                        target.service,
+                        display_path(&file)
+                    ),
                 ),
                 Repaired::ForgotFailed { version, name } => ui::status(
                     "Repaired",
@@ -665,7 +929,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let runtime = runtime()?;
     let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
     let migrations = load_all(workspace, &services)?.remove(0);
-    let options = MigrateOptions { lock_timeout: args.lock.lock_timeout, allow_out_of_order: false };
+    let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
     let mode = if args.yes { DownMode::Apply } else { DownMode::List };
     let undos = runtime
         .block_on(migrate::down(&target, &migrations, args.to, mode, &options, &on_event))
@@ -695,7 +959,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "would undo, newest first, in database `{}`:", target.database);
     for undo in &undos {
-        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, display_path(&undo.down));
+        let _ = writeln!(stdout, "  {}  {}  with {}", undo.version, undo.name, undone_with(undo, display_path));
     }
     drop(stdout);
     Err(CliError::failure(format!("{}: nothing undone without --yes", target.service)).hint(format!(
@@ -705,6 +969,109 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
         undos.len(),
         plural(undos.len())
     )))
+}
+
+fn mark(workspace: &Workspace, args: &MigrateMarkArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, std::slice::from_ref(&args.service))?;
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    let marked = runtime
+        .block_on(migrate::mark(&target, &migrations, args.migration, &args.lock.options(workspace), &on_event))
+        .map_err(|error| migrate_error(&target, error))?;
+    ui::status(
+        "Marked",
+        style::GOOD,
+        format!("{} {} as applied, without running it", target.service, display_path(&marked.path)),
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// `plat db reset`: each selected service's database dropped and migrated again from this
+/// checkout's files, after asking.
+pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, &args.services)?;
+    if services.is_empty() {
+        ui::status("Fresh", style::GOOD, "no selected service has a database");
+        return Ok(ExitStatus::Success);
+    }
+    let runtime = runtime()?;
+    let targets = targets(workspace, &services, &args.url, &runtime)?;
+    // The files must be usable before anything is dropped: a reset that cannot migrate again
+    // would leave an empty database.
+    let loaded = load_all(workspace, &services)?;
+    let named: Vec<String> = targets
+        .iter()
+        .map(|target| format!("`{}` ({}) on {}", target.database, target.service, target.display()))
+        .collect();
+    if !args.yes {
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::failure(format!(
+                "not resetting {}: it drops every table and row, and there is nobody here to ask",
+                named.join(", ")
+            ))
+            .hint("pass --yes to reset without asking"));
+        }
+        eprint!(
+            "Drop database{} {} and migrate again from this checkout's files? Everything in {} is lost. [y/N] ",
+            plural(named.len()),
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" }
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|error| CliError::failure(format!("cannot read the answer: {error}")))?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(CliError::failure("nothing reset"));
+        }
+    }
+    let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
+    for (target, migrations) in targets.iter().zip(&loaded) {
+        let existed = runtime.block_on(migrate::drop_database(target)).map_err(|error| migrate_error(target, error))?;
+        if existed {
+            ui::status("Dropped", style::WARN, format!("database `{}` of {}", target.database, target.service));
+        }
+        let report = runtime
+            .block_on(migrate::migrate(target, migrations, &options, &on_event))
+            .map_err(|error| migrate_error(target, error))?;
+        ui::status(
+            "Reset",
+            style::GOOD,
+            format!(
+                "{}: database `{}` migrated again from this checkout's files, {} applied",
+                target.service,
+                target.database,
+                report.applied.len()
+            ),
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn import(workspace: &Workspace, args: &MigrateImportArgs) -> Result<ExitStatus, CliError> {
+    let services = select(workspace, std::slice::from_ref(&args.service))?;
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    let imported = runtime
+        .block_on(migrate::import(&target, &migrations, args.from, &args.lock.options(workspace), &on_event))
+        .map_err(|error| migrate_error(&target, error))?;
+    ui::status(
+        "Imported",
+        style::GOOD,
+        format!(
+            "{}: {} migration{} applied by {} ({}), recorded without running them{}",
+            target.service,
+            imported.migrations.len(),
+            plural(imported.migrations.len()),
+            imported.tool.name(),
+            imported.tool.table(),
+            imported.migrations.last().map_or_else(String::new, |last| format!("; the newest is {}", last.file_name()))
+        ),
+    );
+    Ok(ExitStatus::Success)
 }
 
 fn plural(count: usize) -> &'static str {

@@ -310,7 +310,7 @@ impl Engine {
 
     /// Removes every `<workspace>-net` no container uses any more (one plat does not manage may).
     /// Returns whether one was removed.
-    pub(crate) async fn remove_network(&self, workspace: &str) -> Result<bool, DockerError> {
+    pub async fn remove_network(&self, workspace: &str) -> Result<bool, DockerError> {
         let mut removed = false;
         for network in self.networks_named(&network_name(workspace)).await? {
             let Some(id) = network.id else { continue };

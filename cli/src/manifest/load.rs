@@ -224,6 +224,19 @@ fn validate(
         .and_then(|workspace| workspace.profile.as_ref())
         .and_then(|profile| checked_profile(profile, diagnostics))
         .unwrap_or_else(|| super::DEFAULT_PROFILE.to_owned());
+    let migrate = {
+        let spec = workspace.as_ref().and_then(|workspace| workspace.migrate.as_ref());
+        let defaults = super::MigrateSettings::default();
+        let pick = |value: Option<&super::spec::HumanDuration>, default| value.map_or(default, |value| value.0);
+        super::MigrateSettings {
+            lock_timeout: pick(spec.and_then(|spec| spec.lock_timeout.as_ref()), defaults.lock_timeout),
+            statement_timeout: pick(spec.and_then(|spec| spec.statement_timeout.as_ref()), defaults.statement_timeout),
+            statement_lock_timeout: pick(
+                spec.and_then(|spec| spec.statement_lock_timeout.as_ref()),
+                defaults.statement_lock_timeout,
+            ),
+        }
+    };
     let proto_dir = match workspace.as_ref().and_then(|workspace| workspace.proto.as_ref()) {
         Some(proto) => checked_path(proto, "proto", Base::Workspace, diagnostics),
         None => RelPath::new("proto").ok(),
@@ -273,6 +286,7 @@ fn validate(
         name,
         proto_dir,
         profile,
+        migrate,
         services: checked.into_iter().map(|checked| checked.service).collect(),
         libraries: libraries.into_iter().map(|(library, _)| library).collect(),
         graph,
@@ -391,11 +405,26 @@ fn check_service(
             Some(dir) => checked_path(dir, "database.migrations", Base::Service, diagnostics)?,
             None => RelPath::new("migrations").expect("relative"),
         };
-        Some(Database {
-            engine: database.engine,
-            name: database.name.unwrap_or_else(|| name.replace('-', "_")),
-            migrations,
-        })
+        let database_name = match database.name {
+            Some(given) => {
+                if let Err(reason) = check_database_name(given.get_ref()) {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            format!("invalid database name `{}` for `{name}`: {reason}", given.get_ref()),
+                            Some(given.span()),
+                        )
+                        .help(format!(
+                            "name the service's own database, e.g. `name = \"{}\"`, or remove `name` for that default",
+                            name.replace('-', "_")
+                        )),
+                    );
+                    return None;
+                }
+                given.into_inner()
+            }
+            None => name.replace('-', "_"),
+        };
+        Some(Database { engine: database.engine, name: database_name, migrations })
     });
 
     let proto = spec.proto.map(|proto| {
@@ -853,6 +882,31 @@ pub(super) fn check_dns_label(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A database name PostgreSQL accepts and plat may own: plat creates it, migrates it and
+/// `plat db reset` drops it, so the server's own databases are refused. An empty name would
+/// otherwise fall back to the server's default database (`postgres`) and migrate that.
+fn check_database_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    // NAMEDATALEN - 1: the server silently truncates longer names, so two long names could
+    // end up as one database.
+    if name.len() > 63 {
+        return Err(format!("it is {} bytes long, and PostgreSQL keeps at most 63", name.len()));
+    }
+    if name.contains('\0') {
+        return Err("it contains a NUL character".to_owned());
+    }
+    if name.trim() != name {
+        return Err("it starts or ends with whitespace".to_owned());
+    }
+    if matches!(name, "postgres" | "template0" | "template1") {
+        return Err("it is one of the server's own databases, which plat would migrate and `plat db reset` would drop"
+            .to_owned());
+    }
+    Ok(())
+}
+
 /// A cargo profile name, as cargo accepts them: `dev`, `release`, or a custom profile of the
 /// service's Cargo.toml (letters, digits, `-` and `_`).
 fn checked_profile(profile: &Spanned<String>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
@@ -903,6 +957,16 @@ mod tests {
         assert!(check_dns_label("a1").is_ok());
         for bad in ["", "User", "1a", "a_b", "a-", &"a".repeat(64)] {
             assert!(check_dns_label(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn database_names() {
+        assert!(check_database_name("user_service").is_ok());
+        assert!(check_database_name("Mixed-Case é").is_ok());
+        assert!(check_database_name(&"a".repeat(63)).is_ok());
+        for bad in ["", " a", "postgres", "template1", &"a".repeat(64), &"é".repeat(32)] {
+            assert!(check_database_name(bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -41,12 +41,38 @@ pub struct Workspace {
     pub proto_dir: RelPath,
     /// The cargo profile cargo services compile with, unless their own build names one.
     pub profile: String,
+    /// How long migration runs wait, unless a flag says otherwise.
+    pub migrate: MigrateSettings,
     /// Services in the order the manifest lists them.
     pub services: Vec<Service>,
     /// Libraries in the order the manifest lists them.
     pub libraries: Vec<Library>,
     /// Dependencies between services; acyclic by construction.
     pub graph: ServiceGraph,
+}
+
+/// `[workspace.migrate]` with its defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrateSettings {
+    /// How long to wait for another run's migration lock.
+    pub lock_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for migration sessions; zero for none.
+    pub statement_timeout: Duration,
+    /// PostgreSQL's `lock_timeout` for migration sessions; zero for none.
+    pub statement_lock_timeout: Duration,
+}
+
+impl Default for MigrateSettings {
+    /// A minute for another run; an hour for a statement (a backfill may be long, a hang is
+    /// not); ten seconds for a table lock, the usual advice for DDL beside a live application:
+    /// an `ALTER TABLE` queued behind a long transaction blocks every query queued behind it.
+    fn default() -> Self {
+        MigrateSettings {
+            lock_timeout: Duration::from_secs(60),
+            statement_timeout: Duration::from_secs(3600),
+            statement_lock_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Workspace {

@@ -63,6 +63,23 @@ pub struct WorkspaceSpec {
     /// `release` for an optimised image). A service's `build.cargo.profile` and `--release` win.
     #[schemars(with = "Option<String>")]
     pub profile: Option<Spanned<String>>,
+    /// How long `plat migrate` and `plat up` wait before giving up (`--lock-timeout`,
+    /// `--statement-timeout` and `--statement-lock-timeout` win for one run).
+    pub migrate: Option<MigrateSpec>,
+}
+
+/// `[workspace.migrate]`: the limits on every wait of a migration run.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateSpec {
+    /// How long a run waits for another run's migration lock on the same database (default `60s`).
+    pub lock_timeout: Option<HumanDuration>,
+    /// How long one statement of a migration may run, PostgreSQL's `statement_timeout`
+    /// (default `1h`; `0s` for no limit).
+    pub statement_timeout: Option<HumanDuration>,
+    /// How long one statement of a migration may wait for a lock another session holds on a
+    /// table or row, PostgreSQL's `lock_timeout` (default `10s`; `0s` for no limit).
+    pub statement_lock_timeout: Option<HumanDuration>,
 }
 
 /// One `[services.<name>]` table.
@@ -333,8 +350,10 @@ pub struct DatabaseSpec {
     /// Database engine; only `postgres` for now.
     #[serde(default)]
     pub engine: DatabaseEngine,
-    /// Database name (default: the service name with `-` replaced by `_`).
-    pub name: Option<String>,
+    /// Database name (default: the service name with `-` replaced by `_`); at most 63 bytes,
+    /// and not one of the server's own databases (`postgres`, `template0`, `template1`).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// Directory of SQL migrations, relative to the service directory (default `migrations`).
     #[schemars(with = "Option<String>")]
     pub migrations: Option<Spanned<String>>,

@@ -18,8 +18,20 @@ pub const HISTORY_TABLE: &str = "plat_migrations";
 /// shows as classid 1886151028, objid 1835624306, objsubid 1.
 pub const LOCK_KEY: i64 = i64::from_be_bytes(*b"platmigr");
 
-/// How long to wait for the server to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection, from the TCP connect to the end of PostgreSQL's startup
+/// handshake, unless the URL's `connect_timeout` says otherwise.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalives: after this long without traffic the kernel starts probing the server...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// ...every this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and gives the connection up after this many unanswered probes: a network that drops the
+/// connection silently ends it within about 30 s, instead of the kernel's two hours.
+const KEEPALIVE_RETRIES: u32 = 3;
+/// How long data plat sent may stay unacknowledged before the kernel ends the connection (Linux
+/// `TCP_USER_TIMEOUT`): covers a network that goes dead while plat is sending.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the session running a migration is called in `pg_stat_activity`, so that whoever waits
 /// for the lock can tell who holds it: `plat migrate (<host>:<pid>)`.
@@ -57,6 +69,10 @@ enum ConnectError {
     Postgres(tokio_postgres::Error),
     /// The connection through the Engine could not be opened.
     Dial(std::io::Error),
+    /// The server took the TCP connection (or did not) and never finished the startup handshake.
+    TimedOut(Duration),
+    /// The URL requires TLS, which plat does not speak yet.
+    NoTls,
 }
 
 impl ConnectError {
@@ -64,7 +80,7 @@ impl ConnectError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             ConnectError::Postgres(error) => error.code(),
-            ConnectError::Dial(_) => None,
+            ConnectError::Dial(_) | ConnectError::TimedOut(_) | ConnectError::NoTls => None,
         }
     }
 
@@ -72,43 +88,143 @@ impl ConnectError {
         match self {
             ConnectError::Postgres(error) => describe(error),
             ConnectError::Dial(error) => error.to_string(),
+            ConnectError::NoTls => "the URL (or PGSSLMODE) requires TLS (sslmode=require), and plat cannot speak TLS \
+                                     yet: on a network you trust, use sslmode=prefer or disable; otherwise reach the \
+                                     server through a local TLS tunnel (stunnel, a cloud SQL proxy)"
+                .to_owned(),
+            ConnectError::TimedOut(limit) => format!(
+                "no answer within {}s: the server did not accept the connection, or accepted it and never finished \
+                 PostgreSQL's startup handshake (connect_timeout)",
+                limit.as_secs_f64()
+            ),
         }
     }
 }
 
-/// Connects with `config`, plat's application name and a connect timeout; through `dial`'s
-/// connection when there is one (the workspace's database, reached through the Engine).
+/// Connects with `config`, plat's application name, TCP keepalives and a deadline on the whole
+/// handshake; through `dial`'s connection when there is one (the workspace's database, reached
+/// through the Engine).
+///
+/// tokio-postgres's own `connect_timeout` covers only the TCP connect: a server (or a proxy)
+/// that accepts the connection and never answers would hang the startup forever.
 async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
     let mut config = config.clone();
-    config.application_name(application_name());
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+    // Without this, tokio-postgres says only "no TLS implementation configured".
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(ConnectError::NoTls);
     }
-    let client = match dial {
-        None => {
-            let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!("database connection ended: {error}");
-                }
-            });
-            client
-        }
-        Some(dial) => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, (dial.0)())
-                .await
-                .map_err(|_| ConnectError::Dial(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?
-                .map_err(ConnectError::Dial)?;
-            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!("database connection ended: {error}");
-                }
-            });
-            client
+    config.application_name(application_name());
+    let limit = config.get_connect_timeout().copied().filter(|limit| !limit.is_zero()).unwrap_or(CONNECT_TIMEOUT);
+    config.connect_timeout(limit);
+    // The URL may turn keepalives off (`keepalives=0`) or set its own user timeout.
+    if config.get_keepalives() {
+        config
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    let handshake = async {
+        match dial {
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("database connection ended: {error}");
+                    }
+                });
+                Ok(client)
+            }
+            Some(dial) => {
+                let stream = (dial.0)().await.map_err(ConnectError::Dial)?;
+                let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("database connection ended: {error}");
+                    }
+                });
+                Ok(client)
+            }
         }
     };
-    Ok(client)
+    tokio::time::timeout(limit, handshake).await.unwrap_or(Err(ConnectError::TimedOut(limit)))
+}
+
+/// Sends the server a cancel request for what `token`'s session is running, over a new
+/// connection: to the URL's host, or through the Engine like the session itself.
+pub async fn cancel(token: &tokio_postgres::CancelToken, target: &DatabaseTarget) -> Result<(), String> {
+    let sent = async {
+        match &target.dial {
+            None => token.cancel_query(NoTls).await.map_err(|error| describe(&error)),
+            Some(dial) => {
+                let stream = (dial.0)().await.map_err(|error| error.to_string())?;
+                token.cancel_query_raw(stream, NoTls).await.map_err(|error| describe(&error))
+            }
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, sent).await.unwrap_or_else(|_| Err("no answer".to_owned()))
+}
+
+/// A session that holds a lock another one waits for, as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// Its backend process id.
+    pub pid: i32,
+    /// Its `application_name`.
+    pub application_name: String,
+    /// `active`, `idle in transaction`...
+    pub state: String,
+    /// Its current or last query, cut to 200 characters.
+    pub query: String,
+    /// The table (or index) the waiting session waits for, when it waits for one.
+    pub relation: Option<String>,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if !self.application_name.is_empty() {
+            write!(f, " ({})", self.application_name)?;
+        }
+        if !self.state.is_empty() {
+            write!(f, ", {}", self.state)?;
+        }
+        let query = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !query.is_empty() {
+            write!(f, ", last query `{query}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sessions that `pid` waits for.
+pub async fn blockers(client: &Client, pid: i32) -> Result<Vec<Blocker>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), left(coalesce(a.query, ''), 200),
+                    (SELECT l.relation::regclass::text FROM pg_locks l
+                     WHERE l.pid = $1 AND NOT l.granted AND l.relation IS NOT NULL LIMIT 1)
+             FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids($1)) ORDER BY a.pid",
+            &[&pid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Blocker {
+            pid: row.get(0),
+            application_name: row.get(1),
+            state: row.get(2),
+            query: row.get(3),
+            relation: row.get(4),
+        })
+        .collect())
+}
+
+/// A second connection to the service database, for looking at the first one's session.
+pub async fn connect_aside(target: &DatabaseTarget) -> Result<Client, String> {
+    connect(&target.config, target.dial.as_ref()).await.map_err(|error| error.describe())
 }
 
 /// Why the service database could not be opened.
@@ -133,6 +249,16 @@ pub enum OpenError {
         reason: String,
         /// The server refused for lack of privilege.
         denied: bool,
+    },
+    /// The database could not be dropped (`plat db reset`).
+    #[error("cannot drop database `{database}` on {url}: {reason}")]
+    Drop {
+        /// The database.
+        database: String,
+        /// The maintenance database's URL, password masked.
+        url: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -189,9 +315,82 @@ async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
     Err(last.expect("tried at least one maintenance database"))
 }
 
+/// Drops the service database (its sessions ended first), from the server's maintenance
+/// database. Returns whether it existed.
+pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
+    let mut last = None;
+    for maintenance in ["postgres", "template1"] {
+        let config = target.with_database(maintenance);
+        let failed = |reason: String, _: Option<&SqlState>| OpenError::Drop {
+            database: target.database.clone(),
+            url: url::display(&config),
+            reason,
+        };
+        let client = match connect(&config, target.dial.as_ref()).await {
+            Ok(client) => client,
+            Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+                last = Some(failed(error.describe(), error.code()));
+                continue;
+            }
+            Err(error) => return Err(failed(error.describe(), error.code())),
+        };
+        let name = quote_ident(&target.database);
+        let existed: bool = client
+            .query_one("SELECT count(*) > 0 FROM pg_database WHERE datname = $1", &[&target.database])
+            .await
+            .map_err(|error| failed(describe(&error), error.code()))?
+            .get(0);
+        // `WITH (FORCE)` (PostgreSQL 13) ends the sessions still in it: a service left running.
+        let dropped = match client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
+            Err(error) if error.code() == Some(&SqlState::SYNTAX_ERROR) => {
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await
+            }
+            other => other,
+        };
+        return dropped.map(|()| existed).map_err(|error| failed(describe(&error), error.code()));
+    }
+    Err(last.expect("tried at least one maintenance database"))
+}
+
 /// `"name"`, with embedded quotes doubled.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// An index and whether PostgreSQL can use it (`pg_index.indisvalid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexState {
+    /// Its name, schema-qualified when its schema is not on the search path.
+    pub name: String,
+    /// `false` for an index a failed or interrupted `CREATE INDEX CONCURRENTLY` left behind.
+    pub valid: bool,
+}
+
+impl IndexState {
+    /// Whether `sql` names this index: its unqualified name as a whole word, in any case.
+    pub fn named_in(&self, sql: &str) -> bool {
+        let bare = self.name.rsplit('.').next().unwrap_or(&self.name).trim_matches('"').to_ascii_lowercase();
+        let sql = sql.to_ascii_lowercase();
+        let word = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$';
+        sql.match_indices(&bare).any(|(at, _)| {
+            let before = at.checked_sub(1).map(|i| sql.as_bytes()[i]);
+            let after = sql.as_bytes().get(at + bare.len()).copied();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+    }
+}
+
+/// Every index of the database outside the system schemas.
+pub async fn indexes(client: &Client) -> Result<Vec<IndexState>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT i.indexrelid::regclass::text, i.indisvalid
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| IndexState { name: row.get(0), valid: row.get(1) }).collect())
 }
 
 /// A session holding the migration lock, as `pg_locks` and `pg_stat_activity` show it.
@@ -405,6 +604,14 @@ impl History {
         version: i64,
     ) -> Result<(), tokio_postgres::Error> {
         client.execute(&format!("DELETE FROM {} WHERE version = $1", self.table), &[&version]).await.map(drop)
+    }
+
+    /// Records a new name for an applied migration whose file was renamed.
+    pub async fn set_name(&self, client: &Client, version: i64, name: &str) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(&format!("UPDATE {} SET name = $2 WHERE version = $1", self.table), &[&version, &name])
+            .await
+            .map(drop)
     }
 
     /// Records a new checksum for an applied migration.

@@ -1,8 +1,12 @@
 //! A service's migration files: found, named, paired, checksummed, and new ones created.
 //!
 //! Three naming formats are read, so teams keep the files they have:
-//! `<version>_<name>.sql` (sqlx), `<version>_<name>.up.sql` with an optional `.down.sql`
-//! (sqlx reversible, golang-migrate), and `V<version>__<name>.sql` (Flyway, refinery).
+//! `<version>_<name>.sql` (sqlx, goose, dbmate), `<version>_<name>.up.sql` with an optional
+//! `.down.sql` (sqlx reversible, golang-migrate), and `V<version>__<name>.sql` with an optional
+//! `U<version>__<name>.sql` (Flyway, refinery). Inside a file, goose's and dbmate's up and down
+//! sections are followed ([`sections`](super::sections)). What plat cannot follow (Flyway's
+//! dotted versions and repeatables, refinery's Rust migrations, an unknown annotation) is refused
+//! before anything runs, every such file at once.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +15,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::sql;
+use super::sections::{self, Dialect, Section};
 
 /// How a migration file is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -21,11 +25,12 @@ pub enum Format {
     Plain,
     /// `<version>_<name>.up.sql`, and `<version>_<name>.down.sql` to undo it.
     UpDown,
-    /// `V<version>__<name>.sql`.
+    /// `V<version>__<name>.sql`, and `U<version>__<name>.sql` to undo it.
     Flyway,
 }
 
-/// The SHA-256 of a migration's text, after CRLF line endings became LF.
+/// The SHA-256 of a migration's text, after CRLF line endings became LF and a leading byte
+/// order mark was dropped.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checksum(pub [u8; 32]);
 
@@ -70,14 +75,21 @@ pub struct Migration {
     pub format: Format,
     /// The file that applies it.
     pub path: PathBuf,
-    /// The SQL, with CRLF made LF.
+    /// The SQL that applies it, with CRLF made LF: the whole file, or its up section (the
+    /// other lines blanked, so that positions stay the file's).
     pub sql: String,
-    /// SHA-256 of `sql`.
+    /// SHA-256 of the whole file, as normalised.
     pub checksum: Checksum,
-    /// The first line asks for no transaction (`-- plat:no-transaction`).
+    /// It runs outside a transaction: `-- plat:no-transaction` (or sqlx's `-- no-transaction`)
+    /// on the first line, goose's `NO TRANSACTION`, dbmate's `transaction:false`.
     pub no_transaction: bool,
-    /// The `.down.sql` file, for the `.up.sql` format.
+    /// Whose annotations the file carries, if any.
+    pub dialect: Option<Dialect>,
+    /// The file that undoes it: a `.down.sql` or `U` file, or this file when its down section
+    /// (goose, dbmate) has SQL in it.
     pub down: Option<PathBuf>,
+    /// The down section of this file, for goose and dbmate files.
+    pub down_section: Option<Section>,
 }
 
 impl Migration {
@@ -130,9 +142,23 @@ pub enum FilesError {
         /// The other.
         second: PathBuf,
     },
-    /// A `.down.sql` file with no `.up.sql` of the same version and name.
-    #[error("`{}` has no matching `.up.sql` file", .0.display())]
+    /// A `.down.sql` file with no `.up.sql` of the same version and name, or a Flyway undo file
+    /// with no versioned file of its version.
+    #[error("`{}` has no migration to undo: no up file of the same version{}", .0.display(), if .0.to_string_lossy().ends_with(".down.sql") { " and name" } else { "" })]
     DownWithoutUp(PathBuf),
+    /// Another tool's annotations in a file that plat cannot follow.
+    #[error("`{}`:{line}: {reason}", .path.display())]
+    Annotations {
+        /// The file.
+        path: PathBuf,
+        /// The line of the annotation.
+        line: usize,
+        /// What plat cannot follow.
+        reason: String,
+    },
+    /// Several of the above, in file order: every file that stops the run, found in one read.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<FilesError>),
     /// The file is not UTF-8 text.
     #[error("`{}` is not UTF-8 text", .0.display())]
     NotUtf8(PathBuf),
@@ -164,21 +190,55 @@ struct Parsed {
 
 /// Takes a migration file name apart; `Ok(None)` for files that are not SQL (a README, say).
 fn parse_name(file: &str) -> Result<Option<Parsed>, String> {
+    if let Some(stem) = file.strip_suffix(".rs") {
+        // refinery's Rust migrations sit beside its SQL ones: skipping one would lose it.
+        return match flyway_prefix(stem) {
+            Some(_) => Err(
+                "a Rust migration (refinery): plat runs SQL files only; write it as SQL in `V<version>__<name>.sql`"
+                    .to_owned(),
+            ),
+            None => Ok(None),
+        };
+    }
     let Some(stem) = file.strip_suffix(".sql") else { return Ok(None) };
+    if stem.starts_with("R__") {
+        return Err("a Flyway repeatable migration: plat applies each migration once and has no repeatables; put its \
+                    SQL in a versioned migration, and each later change in a new one"
+            .to_owned());
+    }
+    if let Some((undo, rest)) = flyway_prefix(stem) {
+        let (version, name) = rest.split_once("__").ok_or_else(|| {
+            "a Flyway name needs `__` between version and name, as in `V1__create_users.sql`".to_owned()
+        })?;
+        if version.contains(['.', '_']) {
+            return Err(format!(
+                "Flyway's dotted version `{version}`: plat's versions are integers; renumber the files with \
+                 integers in the same order (`V1__`, `V1.1__`, `V2__` as `V10__`, `V11__`, `V20__`)"
+            ));
+        }
+        return parsed(version, name, Format::Flyway, undo).map(Some);
+    }
     let (stem, format, down) = if let Some(stem) = stem.strip_suffix(".up") {
         (stem, Format::UpDown, false)
     } else if let Some(stem) = stem.strip_suffix(".down") {
         (stem, Format::UpDown, true)
-    } else if let Some(rest) = stem.strip_prefix('V').filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit())) {
-        let (version, name) = rest.split_once("__").ok_or_else(|| {
-            "a Flyway name needs `__` between version and name, as in `V1__create_users.sql`".to_owned()
-        })?;
-        return parsed(version, name, Format::Flyway, false).map(Some);
     } else {
         (stem, Format::Plain, false)
     };
     let (version, name) = stem.split_once('_').ok_or_else(|| expected_names().to_owned())?;
     parsed(version, name, format, down).map(Some)
+}
+
+/// `V1__x` → `(false, "1__x")`, `U1__x` → `(true, "1__x")`: Flyway's versioned and undo prefixes,
+/// followed by a digit.
+fn flyway_prefix(stem: &str) -> Option<(bool, &str)> {
+    let undo = match stem.as_bytes().first()? {
+        b'V' => false,
+        b'U' => true,
+        _ => return None,
+    };
+    let rest = &stem[1..];
+    rest.starts_with(|c: char| c.is_ascii_digit()).then_some((undo, rest))
 }
 
 fn parsed(version_text: &str, name: &str, format: Format, down: bool) -> Result<Parsed, String> {
@@ -194,7 +254,8 @@ fn parsed(version_text: &str, name: &str, format: Format, down: bool) -> Result<
 }
 
 fn expected_names() -> &'static str {
-    "expected `<version>_<name>.sql`, `<version>_<name>.up.sql` / `.down.sql`, or `V<version>__<name>.sql`"
+    "expected `<version>_<name>.sql`, `<version>_<name>.up.sql` / `.down.sql`, or `V<version>__<name>.sql` / \
+     `U<version>__<name>.sql`"
 }
 
 fn file_name(path: &Path) -> String {
@@ -202,17 +263,22 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Reads every migration in `dir` (a missing directory has none); `service_dir` must exist.
+/// Every file that cannot be used is reported, not only the first.
 pub fn read(service_dir: &Path, dir: &Path) -> Result<Migrations, FilesError> {
     if !service_dir.is_dir() {
         return Err(FilesError::NoServiceDir(service_dir.to_path_buf()));
     }
+    let mut problems = Vec::new();
     let mut ups: BTreeMap<i64, (Parsed, PathBuf)> = BTreeMap::new();
     let mut downs: Vec<(Parsed, PathBuf)> = Vec::new();
-    for (file, path) in sql_files(dir)? {
+    for (file, path) in migration_files(dir)? {
         let parsed = match parse_name(&file) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => continue,
-            Err(reason) => return Err(FilesError::BadName { path, reason }),
+            Err(reason) => {
+                problems.push(FilesError::BadName { path, reason });
+                continue;
+            }
         };
         if parsed.down {
             downs.push((parsed, path));
@@ -220,40 +286,77 @@ pub fn read(service_dir: &Path, dir: &Path) -> Result<Migrations, FilesError> {
         }
         if let Some((_, first)) = ups.get(&parsed.version) {
             let (first, second) = ordered(first.clone(), path);
-            return Err(FilesError::DuplicateVersion { version: parsed.version, first, second });
+            problems.push(FilesError::DuplicateVersion { version: parsed.version, first, second });
+            continue;
         }
         ups.insert(parsed.version, (parsed, path));
     }
 
     let mut down_of: BTreeMap<i64, PathBuf> = BTreeMap::new();
     for (parsed, path) in downs {
-        match ups.get(&parsed.version) {
-            Some((up, _)) if up.format == Format::UpDown && up.name == parsed.name => {}
-            _ => return Err(FilesError::DownWithoutUp(path)),
+        let matches = match ups.get(&parsed.version) {
+            // A Flyway undo file goes with its version, whatever its description.
+            Some((up, _)) if parsed.format == Format::Flyway => up.format == Format::Flyway,
+            Some((up, _)) => up.format == Format::UpDown && up.name == parsed.name,
+            None => false,
+        };
+        if !matches {
+            problems.push(FilesError::DownWithoutUp(path));
+            continue;
         }
         if let Some(first) = down_of.insert(parsed.version, path.clone()) {
             let (first, second) = ordered(first, path);
-            return Err(FilesError::DuplicateVersion { version: parsed.version, first, second });
+            problems.push(FilesError::DuplicateVersion { version: parsed.version, first, second });
         }
     }
 
     let mut list = Vec::with_capacity(ups.len());
     for (version, (parsed, path)) in ups {
-        let bytes = fs_err::read(&path)?;
-        let text = String::from_utf8(bytes).map_err(|_| FilesError::NotUtf8(path.clone()))?;
-        let sql = normalize(&text).into_owned();
+        let text = match read_text(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(error);
+                continue;
+            }
+        };
+        let sections = match sections::split(&text) {
+            Ok(sections) => sections,
+            Err(refusals) => {
+                problems.extend(refusals.into_iter().map(|(line, reason)| FilesError::Annotations {
+                    path: path.clone(),
+                    line,
+                    reason,
+                }));
+                continue;
+            }
+        };
+        let mut down = down_of.remove(&version);
+        if sections.down.is_some() {
+            if let Some(file) = down {
+                let reason = format!("its down section and `{}` both undo it; keep one", file_name(&file));
+                problems.push(FilesError::Annotations { path: path.clone(), line: 1, reason });
+                continue;
+            }
+            down = Some(path.clone());
+        }
         list.push(Migration {
             version,
-            no_transaction: sql::wants_no_transaction(&sql),
-            checksum: Checksum::of(&sql),
-            sql,
+            no_transaction: sections.up.no_transaction,
+            checksum: Checksum::of(&text),
+            sql: sections.up.sql,
+            dialect: sections.dialect,
+            down_section: sections.down,
             name: parsed.name,
             format: parsed.format,
-            down: down_of.remove(&version),
+            down,
             path,
         });
     }
-    Ok(Migrations { dir: dir.to_path_buf(), list })
+    match problems.len() {
+        0 => Ok(Migrations { dir: dir.to_path_buf(), list }),
+        1 => Err(problems.remove(0)),
+        _ => Err(FilesError::Several(problems)),
+    }
 }
 
 /// The two paths in name order, so that messages do not depend on directory order.
@@ -261,8 +364,9 @@ fn ordered(a: PathBuf, b: PathBuf) -> (PathBuf, PathBuf) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-/// `.sql` files directly in `dir` (not in subdirectories), sorted by name; none when `dir` is missing.
-fn sql_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesError> {
+/// `.sql` (and `.rs`, refinery's) files directly in `dir` (not in subdirectories), sorted by
+/// name; none when `dir` is missing.
+fn migration_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesError> {
     let entries = match fs_err::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -273,7 +377,7 @@ fn sql_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesError> {
         let entry = entry?;
         let path = entry.path();
         let name = file_name(&path);
-        if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
+        if name.starts_with('.') || !(name.ends_with(".sql") || name.ends_with(".rs")) || !path.is_file() {
             continue;
         }
         files.push((name, path));
@@ -284,9 +388,16 @@ fn sql_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, FilesError> {
 
 /// Reads a `.down.sql` file the way migrations are read.
 pub fn read_down(path: &Path) -> Result<String, FilesError> {
+    read_text(path)
+}
+
+/// A file's text as plat checksums and runs it: UTF-8, without a byte order mark (editors on
+/// Windows add one, and the server reads it as a syntax error at 1:1), CRLF made LF.
+fn read_text(path: &Path) -> Result<String, FilesError> {
     let bytes = fs_err::read(path)?;
     let text = String::from_utf8(bytes).map_err(|_| FilesError::NotUtf8(path.to_path_buf()))?;
-    Ok(normalize(&text).into_owned())
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    Ok(normalize(text).into_owned())
 }
 
 /// Creates the next migration file(s) in `dir` for `name`, in the format of the newest existing
@@ -305,8 +416,15 @@ pub fn create(service_dir: &Path, dir: &Path, name: &str, now: SystemTime) -> Re
     let format = newest.map_or(Format::Plain, |migration| migration.format);
     let version_text = next_version(newest_parsed.as_ref(), now);
 
+    // A goose or dbmate project gets its own markers, so the new file reads like its neighbours.
+    let plain = match newest.and_then(|migration| migration.dialect) {
+        Some(dialect) => {
+            format!("{}\n-- Add migration script here\n\n{}\n", dialect.up_marker(), dialect.down_marker())
+        }
+        None => "-- Add migration script here\n".to_owned(),
+    };
     let files: Vec<(String, String)> = match format {
-        Format::Plain => vec![(format!("{version_text}_{name}.sql"), "-- Add migration script here\n".to_owned())],
+        Format::Plain => vec![(format!("{version_text}_{name}.sql"), plain)],
         Format::Flyway => vec![(format!("V{version_text}__{name}.sql"), "-- Add migration script here\n".to_owned())],
         Format::UpDown => vec![
             (format!("{version_text}_{name}.up.sql"), "-- Add migration script here\n".to_owned()),
@@ -402,13 +520,26 @@ mod tests {
         let flyway = name("V3__add.index.sql");
         assert_eq!((flyway.version, flyway.name.as_str(), flyway.format), (3, "add.index", Format::Flyway));
         assert_eq!(parse_name("README.md").unwrap(), None);
+        assert_eq!(parse_name("helpers.rs").unwrap(), None);
+        let undo = name("U3__drop_index.sql");
+        assert_eq!((undo.version, undo.format, undo.down), (3, Format::Flyway, true));
     }
 
     #[test]
     fn refuses_names_it_cannot_read() {
-        for bad in
-            ["create_users.sql", "1.sql", "1_.sql", "V1_x.sql", "x1_y.sql", "99999999999999999999_x.sql", "-1_x.sql"]
-        {
+        for bad in [
+            "create_users.sql",
+            "1.sql",
+            "1_.sql",
+            "V1_x.sql",
+            "x1_y.sql",
+            "99999999999999999999_x.sql",
+            "-1_x.sql",
+            "R__views.sql",
+            "V1.1__x.sql",
+            "V1_1__x.sql",
+            "V2__x.rs",
+        ] {
             assert!(parse_name(bad).is_err(), "{bad} parsed");
         }
     }

@@ -9,7 +9,9 @@
 
 pub mod db;
 pub mod files;
+pub mod foreign;
 pub mod plan;
+pub mod sections;
 pub mod sql;
 pub mod url;
 
@@ -17,27 +19,100 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
-pub use db::{Applied, LockHolder, OpenError};
+pub use db::{Applied, Blocker, CONNECT_TIMEOUT, LockHolder, OpenError};
 pub use files::{Checksum, FilesError, Format, Migration, Migrations};
 pub use plan::{Entry, Plan, Problem, State};
 pub use url::{DatabaseTarget, UrlError, UrlOrigin, UrlSources};
 
-use crate::manifest::{Service, Workspace};
+use crate::manifest::{MigrateSettings, Service, Workspace};
 use db::{History, LockOutcome};
 
+/// How long a statement has to stop after plat sent the server a cancel request.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks a run to stop (Ctrl-C, SIGTERM): between files it stops at once; during a file it sends
+/// PostgreSQL a cancel request for the running statement and waits [`CANCEL_GRACE`] for it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// The caller's side of a [`Stop`].
+#[derive(Debug)]
+pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+
+impl StopHandle {
+    /// Asks the run to stop.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Stop {
+    /// A stop and the handle that triggers it.
+    pub fn new() -> (StopHandle, Stop) {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        (StopHandle(sender), Stop(Some(receiver)))
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|receiver| *receiver.borrow())
+    }
+
+    /// Completes when a stop is asked for; never, for a run nobody can stop.
+    pub async fn requested(&self) {
+        if let Some(receiver) = &self.0 {
+            let mut receiver = receiver.clone();
+            if receiver.wait_for(|stop| *stop).await.is_ok() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
 /// How to run migrations.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MigrateOptions {
     /// How long to wait for another run's lock on the same database before giving up.
     pub lock_timeout: Duration,
+    /// How long one statement may run (PostgreSQL's `statement_timeout`); zero for no limit.
+    pub statement_timeout: Duration,
+    /// How long one statement may wait for a lock on a table or row (PostgreSQL's
+    /// `lock_timeout`); zero for no limit.
+    pub statement_lock_timeout: Duration,
     /// Apply pending migrations older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
+    /// Stops the run on the caller's word.
+    pub stop: Stop,
+}
+
+impl MigrateOptions {
+    /// The workspace's `[workspace.migrate]` limits.
+    pub fn new(settings: &MigrateSettings) -> Self {
+        MigrateOptions {
+            lock_timeout: settings.lock_timeout,
+            statement_timeout: settings.statement_timeout,
+            statement_lock_timeout: settings.statement_lock_timeout,
+            allow_out_of_order: false,
+            stop: Stop::default(),
+        }
+    }
+
+    /// The session settings every statement of a run is under, plat's own included.
+    fn session_settings(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            self.statement_timeout.as_millis(),
+            self.statement_lock_timeout.as_millis()
+        )
+    }
 }
 
 impl Default for MigrateOptions {
     fn default() -> Self {
-        MigrateOptions { lock_timeout: Duration::from_secs(60), allow_out_of_order: false }
+        MigrateOptions::new(&MigrateSettings::default())
     }
 }
 
@@ -75,6 +150,17 @@ pub enum MigrateEvent<'a> {
         service: &'a str,
         /// The migration.
         migration: &'a Migration,
+    },
+    /// A migration's statement waits for a lock other sessions hold.
+    Blocked {
+        /// Service.
+        service: &'a str,
+        /// The file running.
+        file: &'a std::path::Path,
+        /// Who holds what it waits for.
+        holders: &'a [Blocker],
+        /// How long it may wait (the statement lock timeout; zero for no limit).
+        limit: Duration,
     },
     /// A migration and its history row are committed.
     Applied {
@@ -143,6 +229,42 @@ pub enum MigrateError {
     /// No schema is current, so there is nowhere for the history table.
     #[error("database `{0}` has no current schema to keep the history table in (check search_path)")]
     NoSchema(String),
+    /// Another tool's history says migrations were applied, and plat's has none: applying
+    /// would run them again.
+    #[error(
+        "database `{database}` has {}'s history (`{}`) and none of plat's: applying would run again what {} applied",
+        .tool.name(), .tool.table(), .tool.name()
+    )]
+    ForeignHistory {
+        /// Database.
+        database: String,
+        /// The tool.
+        tool: foreign::Tool,
+    },
+    /// `import` cannot take the history over.
+    #[error("cannot import {}'s history (`{}`): {reason}", .tool.name(), .tool.table())]
+    NotImportable {
+        /// The tool.
+        tool: foreign::Tool,
+        /// Why.
+        reason: String,
+    },
+    /// `mark` was asked for a version it cannot record.
+    #[error("cannot mark version {version} as applied: {reason}")]
+    NotMarkable {
+        /// The version asked for.
+        version: i64,
+        /// Why not.
+        reason: String,
+    },
+    /// The run was asked to stop between two statements: what was applied stays, nothing else ran.
+    #[error("stopped before {}", .not_applied.first().map_or_else(|| "the end".to_owned(), |file| format!("`{file}`")))]
+    Interrupted {
+        /// Migrations this run applied (or undid) before it stopped.
+        done: Vec<String>,
+        /// Files not run, in order.
+        not_applied: Vec<String>,
+    },
     /// A query of plat's own failed.
     #[error("database `{database}`: {reason}")]
     Database {
@@ -191,6 +313,23 @@ pub struct Failure {
     pub applied_before: usize,
     /// The file was a `.down.sql` being undone.
     pub undoing: bool,
+    /// The server stopped the statement at one of plat's limits, or on a cancel request.
+    pub stopped: Option<Stopped>,
+    /// For a no-transaction file: the indexes it names, as they are in the database now.
+    pub indexes: Vec<db::IndexState>,
+    /// The sessions holding the lock its statement last waited for.
+    pub blocked_by: Vec<Blocker>,
+}
+
+/// Why the server stopped a statement that was not wrong in itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It ran longer than the statement timeout.
+    StatementTimeout(Duration),
+    /// It waited longer than the statement lock timeout for a lock another session holds.
+    LockTimeout(Duration),
+    /// plat asked the server to cancel it (Ctrl-C, SIGTERM).
+    Cancelled,
 }
 
 impl std::fmt::Display for Failure {
@@ -212,12 +351,14 @@ impl std::fmt::Display for Failure {
 pub struct MigrateReport {
     /// Whether plat created the database.
     pub database_created: bool,
-    /// Versions applied by this run, in order, with how long each took.
+    /// Migrations applied by this run, in order: version, file name, how long it took.
     pub applied: Vec<(i64, String, Duration)>,
     /// Migrations that were applied already.
     pub already_applied: usize,
     /// Time spent waiting for the lock.
     pub lock_waited: Duration,
+    /// Pending files this run has not applied (yet), in order.
+    pub not_applied: Vec<String>,
 }
 
 /// A migration to undo, newest first.
@@ -229,8 +370,11 @@ pub struct Undo {
     pub name: String,
     /// The up file.
     pub file: PathBuf,
-    /// The `.down.sql` file.
+    /// The file that undoes it: a `.down.sql` or Flyway `U` file, or the up file itself when
+    /// its down section (goose, dbmate) does.
     pub down: PathBuf,
+    /// That down section.
+    pub section: Option<sections::Section>,
 }
 
 /// What a repair changed.
@@ -246,6 +390,15 @@ pub enum Repaired {
         old: String,
         /// Checksum now.
         new: String,
+    },
+    /// An applied migration's history row now has its file's new name.
+    Renamed {
+        /// Version.
+        version: i64,
+        /// The file.
+        file: PathBuf,
+        /// The name recorded before.
+        old: String,
     },
     /// A row recorded as failed was removed, so the migration runs again.
     ForgotFailed {
@@ -285,10 +438,33 @@ pub async fn migrate(
         on_event(MigrateEvent::DatabaseCreated { service: &target.service, database: &target.database });
     }
     let mut report = MigrateReport { database_created: created, ..MigrateReport::default() };
-    report.lock_waited = lock(&client, target, options.lock_timeout, on_event).await?;
-    let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report).await;
-    unlock(&client).await;
-    result.map(|()| report)
+    // Inside a file, the file's runner answers a stop itself (cancel, then wait): dropping the
+    // work there would leave the statement running on the server. Anywhere else (waiting for
+    // the lock, reading the history) nothing is half done, and the work is dropped at once.
+    let in_file = std::sync::atomic::AtomicBool::new(false);
+    let outcome = {
+        let work = async {
+            limit(&client, target, options).await?;
+            report.lock_waited = lock(&client, target, options, on_event).await?;
+            let result = apply_pending(&mut client, target, migrations, options, on_event, &mut report, &in_file).await;
+            unlock(&client).await;
+            result
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            result = &mut work => Some(result),
+            () = options.stop.requested() => {
+                if in_file.load(std::sync::atomic::Ordering::SeqCst) { Some(work.await) } else { None }
+            }
+        }
+    };
+    match outcome {
+        Some(result) => result.map(|()| report),
+        None => Err(MigrateError::Interrupted {
+            done: report.applied.iter().map(|(_, name, _)| name.clone()).collect(),
+            not_applied: report.not_applied.clone(),
+        }),
+    }
 }
 
 async fn apply_pending(
@@ -298,6 +474,7 @@ async fn apply_pending(
     options: &MigrateOptions,
     on_event: OnEvent<'_>,
     report: &mut MigrateReport,
+    in_file: &std::sync::atomic::AtomicBool,
 ) -> Result<(), MigrateError> {
     let history = locate_history(client, target).await?;
     history.ensure(client).await.map_err(|error| database_error(target, &error))?;
@@ -308,29 +485,42 @@ async fn apply_pending(
         return Err(MigrateError::Unsafe { database: target.database.clone(), problems });
     }
     let pending: Vec<&Migration> = plan.pending().collect();
-    for migration in &pending {
-        check_runnable(&migration.path, &migration.sql, migration.no_transaction)?;
+    if rows.is_empty() && !pending.is_empty() {
+        let found = foreign::find(client).await.map_err(|error| database_error(target, &error))?;
+        if let Some(tool) = found.first() {
+            return Err(MigrateError::ForeignHistory { database: target.database.clone(), tool: *tool });
+        }
     }
+    check_all(pending.iter().map(|migration| (&*migration.path, migration.sql.as_str(), migration.no_transaction)))?;
     report.already_applied = plan.count(State::Applied);
+    report.not_applied = pending.iter().map(|migration| migration.file_name()).collect();
     for migration in pending {
+        if options.stop.is_requested() {
+            return Err(MigrateError::Interrupted {
+                done: report.applied.iter().map(|(_, name, _)| name.clone()).collect(),
+                not_applied: report.not_applied.clone(),
+            });
+        }
         on_event(MigrateEvent::Applying { service: &target.service, migration });
         let record =
             Record::Insert { version: migration.version, name: &migration.name, checksum: migration.checksum.to_hex() };
-        let took =
-            run_file(client, &history, &migration.sql, migration.no_transaction, record).await.map_err(|error| {
-                let done = report.applied.len();
-                failure(
-                    error,
-                    &migration.path,
-                    migration.version,
-                    &migration.sql,
-                    migration.no_transaction,
-                    done,
-                    false,
-                )
-            })?;
+        in_file.store(true, std::sync::atomic::Ordering::SeqCst);
+        let watch = Watch { target, file: &migration.path, options, on_event };
+        let ran = run_file(client, &history, &watch, &migration.sql, migration.no_transaction, record).await;
+        in_file.store(false, std::sync::atomic::Ordering::SeqCst);
+        let took = ran.map_err(|error| {
+            let ran = Ran {
+                file: &migration.path,
+                version: migration.version,
+                sql: &migration.sql,
+                no_transaction: migration.no_transaction,
+                undoing: false,
+            };
+            failure(error, &ran, options, report.applied.len())
+        })?;
         on_event(MigrateEvent::Applied { service: &target.service, migration, took });
-        report.applied.push((migration.version, migration.name.clone(), took));
+        report.applied.push((migration.version, migration.file_name(), took));
+        report.not_applied.remove(0);
     }
     Ok(())
 }
@@ -345,8 +535,8 @@ pub async fn history(target: &DatabaseTarget) -> Result<Option<Vec<Applied>>, Mi
     Ok(Some(rows))
 }
 
-/// Records the file's checksum for every applied migration whose file changed, and forgets
-/// rows recorded as failed. Runs only when asked: a changed file usually means a mistake.
+/// Records the file's checksum for every applied migration whose file changed, and its name
+/// for every one renamed, and forgets rows recorded as failed. Runs only when asked: a changed file usually means a mistake.
 pub async fn repair(
     target: &DatabaseTarget,
     migrations: &Migrations,
@@ -355,7 +545,8 @@ pub async fn repair(
 ) -> Result<Vec<Repaired>, MigrateError> {
     let (client, _) = db::open(target, false).await?;
     let Some(client) = client else { return Ok(Vec::new()) };
-    lock(&client, target, options.lock_timeout, on_event).await?;
+    limit(&client, target, options).await?;
+    lock(&client, target, options, on_event).await?;
     let result = async {
         let history = locate_history(&client, target).await?;
         let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
@@ -376,6 +567,17 @@ pub async fn repair(
                         new,
                     });
                 }
+                (State::Renamed, Some(migration), Some(applied)) => {
+                    history
+                        .set_name(&client, entry.version, &migration.name)
+                        .await
+                        .map_err(|error| database_error(target, &error))?;
+                    repaired.push(Repaired::Renamed {
+                        version: entry.version,
+                        file: migration.path.clone(),
+                        old: applied.name.clone(),
+                    });
+                }
                 (State::Failed, _, Some(applied)) => {
                     history.delete(&client, entry.version).await.map_err(|error| database_error(target, &error))?;
                     repaired.push(Repaired::ForgotFailed { version: entry.version, name: applied.name.clone() });
@@ -384,6 +586,162 @@ pub async fn repair(
             }
         }
         Ok(repaired)
+    }
+    .await;
+    unlock(&client).await;
+    result
+}
+
+/// Records one pending migration as applied without running it, with its file's checksum: for
+/// a file whose work is already in the database (a concurrent index built by a run that was
+/// killed before it could record it, a change made by hand). Returns the migration recorded.
+pub async fn mark(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    version: i64,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Migration, MigrateError> {
+    let not_markable = |reason: String| MigrateError::NotMarkable { version, reason };
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else {
+        return Err(not_markable(format!("database `{}` does not exist yet", target.database)));
+    };
+    limit(&client, target, options).await?;
+    lock(&client, target, options, on_event).await?;
+    let result = async {
+        let history = locate_history(&client, target).await?;
+        history.ensure(&client).await.map_err(|error| database_error(target, &error))?;
+        let rows = history.read(&client).await.map_err(|error| database_error(target, &error))?;
+        let plan = Plan::new(migrations, &rows);
+        let entry = plan.entries.iter().find(|entry| entry.version == version);
+        match entry.map(|entry| (entry.state, entry.migration)) {
+            Some((State::Pending, Some(migration))) => {
+                history
+                    .insert(&client, version, &migration.name, &migration.checksum.to_hex(), Duration::ZERO)
+                    .await
+                    .map_err(|error| database_error(target, &error))?;
+                Ok(migration.clone())
+            }
+            None => Err(not_markable(format!("no migration file has version {version}"))),
+            Some((State::Applied | State::Changed | State::Renamed, _)) => {
+                Err(not_markable("it is applied already".to_owned()))
+            }
+            Some((State::Missing, _)) => Err(not_markable("it is applied already, and its file is gone".to_owned())),
+            Some((State::Failed, _)) => Err(not_markable(
+                "it is recorded as failed: `plat migrate repair` forgets that record first".to_owned(),
+            )),
+            Some((State::Pending, None)) => unreachable!("a pending entry comes from a file"),
+        }
+    }
+    .await;
+    unlock(&client).await;
+    result
+}
+
+/// Drops a service database, ending the sessions still in it, so that [`migrate`] creates it
+/// again from the files (`plat db reset`). Returns whether it existed. Refuses the server's own
+/// databases, whatever the URL names.
+pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, MigrateError> {
+    if matches!(target.database.as_str(), "postgres" | "template0" | "template1") {
+        return Err(MigrateError::Database {
+            database: target.database.clone(),
+            reason: "is one of the server's own databases; plat never drops it".to_owned(),
+        });
+    }
+    Ok(db::drop_database(target).await?)
+}
+
+/// What `import` recorded.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Whose history.
+    pub tool: foreign::Tool,
+    /// The migrations recorded as applied, in order.
+    pub migrations: Vec<Migration>,
+}
+
+/// Takes another tool's history over: every migration `from`'s table (or, when `None`, the one
+/// tool's table the database has) says is applied is recorded in plat's history with its file's
+/// checksum, without running anything. Only into an empty plat history, and only when every such
+/// version has its file.
+pub async fn import(
+    target: &DatabaseTarget,
+    migrations: &Migrations,
+    from: Option<foreign::Tool>,
+    options: &MigrateOptions,
+    on_event: OnEvent<'_>,
+) -> Result<Imported, MigrateError> {
+    let (client, _) = db::open(target, false).await?;
+    let Some(client) = client else {
+        return Err(MigrateError::Database {
+            database: target.database.clone(),
+            reason: "does not exist, so there is no history to import".to_owned(),
+        });
+    };
+    limit(&client, target, options).await?;
+    lock(&client, target, options, on_event).await?;
+    let result = async {
+        let failed = |error: tokio_postgres::Error| database_error(target, &error);
+        let found = foreign::find(&client).await.map_err(failed)?;
+        let tool = match (from, found.as_slice()) {
+            (Some(tool), _) if found.contains(&tool) => tool,
+            (Some(tool), _) => {
+                return Err(MigrateError::NotImportable { tool, reason: "the table is missing or empty".to_owned() });
+            }
+            (None, [tool]) => *tool,
+            (None, []) => {
+                return Err(MigrateError::Database {
+                    database: target.database.clone(),
+                    reason: "has no history of golang-migrate, goose, Flyway or sqlx to import".to_owned(),
+                });
+            }
+            (None, [first, ..]) => {
+                return Err(MigrateError::NotImportable {
+                    tool: *first,
+                    reason: format!(
+                        "the database has the history of {}: name the one to import with --from",
+                        found.iter().map(|tool| tool.name()).collect::<Vec<_>>().join(" and ")
+                    ),
+                });
+            }
+        };
+        let history = locate_history(&client, target).await?;
+        history.ensure(&client).await.map_err(failed)?;
+        if !history.read(&client).await.map_err(failed)?.is_empty() {
+            return Err(MigrateError::NotImportable {
+                tool,
+                reason: "plat's history here has rows already; import takes over a history only once".to_owned(),
+            });
+        }
+        let files: Vec<i64> = migrations.list.iter().map(|migration| migration.version).collect();
+        let versions = foreign::applied(&client, tool, &files)
+            .await
+            .map_err(failed)?
+            .map_err(|reason| MigrateError::NotImportable { tool, reason })?;
+        let without_file: Vec<String> =
+            versions.iter().filter(|version| migrations.get(**version).is_none()).map(ToString::to_string).collect();
+        if !without_file.is_empty() {
+            return Err(MigrateError::NotImportable {
+                tool,
+                reason: format!("no migration file has version {}", without_file.join(", ")),
+            });
+        }
+        let recorded: Vec<Migration> =
+            versions.iter().filter_map(|version| migrations.get(*version)).cloned().collect();
+        // All rows or none.
+        client.batch_execute("BEGIN").await.map_err(failed)?;
+        for migration in &recorded {
+            let inserted = history
+                .insert(&client, migration.version, &migration.name, &migration.checksum.to_hex(), Duration::ZERO)
+                .await;
+            if let Err(error) = inserted {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(failed(error));
+            }
+        }
+        client.batch_execute("COMMIT").await.map_err(failed)?;
+        Ok(Imported { tool, migrations: recorded })
     }
     .await;
     unlock(&client).await;
@@ -413,10 +771,11 @@ pub async fn down(
 ) -> Result<Vec<Undo>, MigrateError> {
     let (client, _) = db::open(target, false).await?;
     let Some(mut client) = client else { return Ok(Vec::new()) };
+    limit(&client, target, options).await?;
     if mode == DownMode::Apply {
-        lock(&client, target, options.lock_timeout, on_event).await?;
+        lock(&client, target, options, on_event).await?;
     }
-    let result = undo(&mut client, target, migrations, to, mode, on_event).await;
+    let result = undo(&mut client, target, migrations, to, mode, options, on_event).await;
     if mode == DownMode::Apply {
         unlock(&client).await;
     }
@@ -429,6 +788,7 @@ async fn undo(
     migrations: &Migrations,
     to: i64,
     mode: DownMode,
+    options: &MigrateOptions,
     on_event: OnEvent<'_>,
 ) -> Result<Vec<Undo>, MigrateError> {
     let history = locate_history(client, target).await?;
@@ -454,6 +814,7 @@ async fn undo(
                 name: migration.name.clone(),
                 file: migration.path.clone(),
                 down: down.clone(),
+                section: migration.down_section.clone(),
             }),
             None => no_down.push(migration.path.clone()),
         }
@@ -463,18 +824,41 @@ async fn undo(
     }
     let mut texts = Vec::new();
     for undo in &undos {
-        let sql = files::read_down(&undo.down)?;
-        let no_transaction = sql::wants_no_transaction(&sql);
-        check_runnable(&undo.down, &sql, no_transaction)?;
-        texts.push((sql, no_transaction));
+        texts.push(match &undo.section {
+            Some(section) => (section.sql.clone(), section.no_transaction),
+            None => {
+                let sql = files::read_down(&undo.down)?;
+                let no_transaction = sql::wants_no_transaction(&sql);
+                (sql, no_transaction)
+            }
+        });
     }
+    check_all(
+        undos.iter().zip(&texts).map(|(undo, (sql, no_transaction))| (&*undo.down, sql.as_str(), *no_transaction)),
+    )?;
     if mode == DownMode::List {
         return Ok(undos);
     }
     for (index, (undo, (sql, no_transaction))) in undos.iter().zip(&texts).enumerate() {
-        let took = run_file(client, &history, sql, *no_transaction, Record::Delete { version: undo.version })
+        if options.stop.is_requested() {
+            return Err(MigrateError::Interrupted {
+                done: undos[..index].iter().map(|undo| undo.name.clone()).collect(),
+                not_applied: undos[index..].iter().map(|undo| undo.name.clone()).collect(),
+            });
+        }
+        let watch = Watch { target, file: &undo.down, options, on_event };
+        let took = run_file(client, &history, &watch, sql, *no_transaction, Record::Delete { version: undo.version })
             .await
-            .map_err(|error| failure(error, &undo.down, undo.version, sql, *no_transaction, index, true))?;
+            .map_err(|error| {
+                let ran = Ran {
+                    file: &undo.down,
+                    version: undo.version,
+                    sql,
+                    no_transaction: *no_transaction,
+                    undoing: true,
+                };
+                failure(error, &ran, options, index)
+            })?;
         on_event(MigrateEvent::Undone { service: &target.service, undo, took });
     }
     Ok(undos)
@@ -483,6 +867,7 @@ async fn undo(
 fn problem_version(problem: &Problem) -> i64 {
     match problem {
         Problem::Changed { version, .. }
+        | Problem::Renamed { version, .. }
         | Problem::Missing { version, .. }
         | Problem::OutOfOrder { version, .. }
         | Problem::Failed { version, .. } => *version,
@@ -503,9 +888,10 @@ fn database_error(target: &DatabaseTarget, error: &tokio_postgres::Error) -> Mig
 async fn lock(
     client: &Client,
     target: &DatabaseTarget,
-    timeout: Duration,
+    options: &MigrateOptions,
     on_event: OnEvent<'_>,
 ) -> Result<Duration, MigrateError> {
+    let timeout = options.lock_timeout;
     let on_wait = |holder: Option<LockHolder>| {
         on_event(MigrateEvent::LockWaiting {
             service: &target.service,
@@ -514,7 +900,14 @@ async fn lock(
             timeout,
         })
     };
-    match db::acquire_lock(client, timeout, &on_wait).await.map_err(|error| database_error(target, &error))? {
+    // Nothing runs while waiting: a stop ends the wait at once.
+    let outcome = tokio::select! {
+        outcome = db::acquire_lock(client, timeout, &on_wait) => outcome,
+        () = options.stop.requested() => {
+            return Err(MigrateError::Interrupted { done: Vec::new(), not_applied: Vec::new() });
+        }
+    };
+    match outcome.map_err(|error| database_error(target, &error))? {
         LockOutcome::Acquired(waited) => {
             on_event(MigrateEvent::LockAcquired { service: &target.service, waited });
             Ok(waited)
@@ -525,10 +918,26 @@ async fn lock(
     }
 }
 
+/// Puts the session under the run's statement limits.
+async fn limit(client: &Client, target: &DatabaseTarget, options: &MigrateOptions) -> Result<(), MigrateError> {
+    client.batch_execute(&options.session_settings()).await.map_err(|error| database_error(target, &error))
+}
+
 async fn unlock(client: &Client) {
     // Closing the connection releases the lock too; a failure here changes nothing.
     if let Err(error) = db::release_lock(client).await {
         tracing::debug!("releasing the migration lock: {error}");
+    }
+}
+
+/// [`check_runnable`] for every file, reporting all that fail.
+fn check_all<'a>(files: impl Iterator<Item = (&'a std::path::Path, &'a str, bool)>) -> Result<(), FilesError> {
+    let mut problems: Vec<FilesError> =
+        files.filter_map(|(path, sql, no_transaction)| check_runnable(path, sql, no_transaction).err()).collect();
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(FilesError::Several(problems)),
     }
 }
 
@@ -563,10 +972,94 @@ fn check_runnable(path: &std::path::Path, sql: &str, no_transaction: bool) -> Re
     Ok(())
 }
 
-/// Why running a file failed: its SQL, or plat's own bookkeeping around it.
+/// Why running a file failed: its SQL, or plat's own bookkeeping around it; for a
+/// no-transaction file, with the indexes it names as they are now.
 enum RunError {
-    Sql(tokio_postgres::Error),
+    Sql(StatementError, Vec<db::IndexState>),
+    /// The file's transaction failed at `COMMIT`.
+    Commit(tokio_postgres::Error),
     Bookkeeping(tokio_postgres::Error),
+    /// A no-transaction file succeeded and left these indexes INVALID: `CREATE INDEX
+    /// CONCURRENTLY IF NOT EXISTS` over the INVALID index of an earlier failed run succeeds
+    /// without building anything.
+    LeftInvalid(Vec<db::IndexState>),
+}
+
+/// Why a file's SQL did not complete, with who it waited for.
+struct StatementError {
+    /// The server's error; `None` when the statement did not stop within [`CANCEL_GRACE`] of the
+    /// cancel request.
+    error: Option<tokio_postgres::Error>,
+    /// The sessions it was last seen waiting for.
+    blocked_by: Vec<Blocker>,
+}
+
+/// What a file's runner needs to watch its statement: where, and whom to tell.
+struct Watch<'a> {
+    target: &'a DatabaseTarget,
+    file: &'a std::path::Path,
+    options: &'a MigrateOptions,
+    on_event: OnEvent<'a>,
+}
+
+/// Runs `statement` until it ends, or until a stop is asked for: then sends the server a cancel
+/// request for it and waits [`CANCEL_GRACE`] for it to end. A statement that finished before the
+/// cancel arrived counts as finished. Meanwhile, a statement that waits for another session's
+/// lock is reported (who holds it, and what it runs), and the holders go with its error.
+async fn cancellable(
+    statement: impl Future<Output = Result<(), tokio_postgres::Error>>,
+    token: tokio_postgres::CancelToken,
+    pid: i32,
+    watch: &Watch<'_>,
+) -> Result<(), StatementError> {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let blocked_by = || seen.lock().map(|seen| seen.clone()).unwrap_or_default();
+    tokio::pin!(statement);
+    tokio::select! {
+        result = &mut statement => return result.map_err(|error| StatementError { error: Some(error), blocked_by: blocked_by() }),
+        () = watch_blockers(pid, watch, &seen) => unreachable!("watching never ends"),
+        () = watch.options.stop.requested() => {}
+    }
+    if let Err(error) = db::cancel(&token, watch.target).await {
+        tracing::debug!("sending the cancel request: {error}");
+    }
+    match tokio::time::timeout(CANCEL_GRACE, &mut statement).await {
+        Ok(result) => result.map_err(|error| StatementError { error: Some(error), blocked_by: blocked_by() }),
+        // Dropping the connection is all that is left: a statement still running is rolled back
+        // by the server once it notices the client gone.
+        Err(_) => Err(StatementError { error: None, blocked_by: blocked_by() }),
+    }
+}
+
+/// Looks, from a second connection, at whom session `pid` waits for: first after half a second
+/// (most statements are done by then, and open no second connection), then every second. Tells
+/// each new set of holders, and keeps the last one in `seen`. Never returns.
+async fn watch_blockers(pid: i32, watch: &Watch<'_>, seen: &std::sync::Mutex<Vec<Blocker>>) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Ok(client) = db::connect_aside(watch.target).await else {
+        return std::future::pending().await;
+    };
+    let mut told: Vec<Blocker> = Vec::new();
+    loop {
+        if let Ok(now) = db::blockers(&client, pid).await {
+            let holders: Vec<i32> = now.iter().map(|blocker| blocker.pid).collect();
+            if !now.is_empty() && holders != told.iter().map(|blocker| blocker.pid).collect::<Vec<_>>() {
+                (watch.on_event)(MigrateEvent::Blocked {
+                    service: &watch.target.service,
+                    file: watch.file,
+                    holders: &now,
+                    limit: watch.options.statement_lock_timeout,
+                });
+                told.clone_from(&now);
+            }
+            if !now.is_empty()
+                && let Ok(mut seen) = seen.lock()
+            {
+                *seen = now;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The history change that goes with a file.
@@ -597,57 +1090,113 @@ impl Record<'_> {
 async fn run_file(
     client: &mut Client,
     history: &History,
+    watch: &Watch<'_>,
     sql: &str,
     no_transaction: bool,
     record: Record<'_>,
 ) -> Result<Duration, RunError> {
+    let options = watch.options;
     // Each file starts from the session defaults, whatever an earlier file SET: a run that
     // applies five migrations behaves like five runs that apply one each. (Session defaults
-    // include the application_name plat connected with.)
-    client.batch_execute("RESET ALL").await.map_err(RunError::Bookkeeping)?;
+    // include the application_name plat connected with.) Then plat's limits, again.
+    client.batch_execute(&format!("RESET ALL; {}", options.session_settings())).await.map_err(RunError::Bookkeeping)?;
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(RunError::Bookkeeping)?.get(0);
     let started = Instant::now();
     if no_transaction {
-        client.batch_execute(sql).await.map_err(RunError::Sql)?;
+        // What a no-transaction file leaves behind is the database's word, not the file's: the
+        // indexes it names are looked at before it is recorded, and when it fails.
+        let invalid_before: Vec<String> = db::indexes(client)
+            .await
+            .map_err(RunError::Bookkeeping)?
+            .into_iter()
+            .filter(|index| !index.valid)
+            .map(|index| index.name)
+            .collect();
+        let token = client.cancel_token();
+        if let Err(error) = cancellable(client.batch_execute(sql), token, pid, watch).await {
+            let named = db::indexes(client).await.unwrap_or_default();
+            return Err(RunError::Sql(error, named.into_iter().filter(|index| index.named_in(sql)).collect()));
+        }
         let took = started.elapsed();
+        let left_invalid: Vec<db::IndexState> = db::indexes(client)
+            .await
+            .map_err(RunError::Bookkeeping)?
+            .into_iter()
+            .filter(|index| !index.valid && (index.named_in(sql) || !invalid_before.contains(&index.name)))
+            .collect();
+        if !left_invalid.is_empty() {
+            return Err(RunError::LeftInvalid(left_invalid));
+        }
         record.write(history, &*client, took).await.map_err(RunError::Bookkeeping)?;
         return Ok(took);
     }
+    let token = client.cancel_token();
     let transaction = client.transaction().await.map_err(RunError::Bookkeeping)?;
-    transaction.batch_execute(sql).await.map_err(RunError::Sql)?;
+    cancellable(transaction.batch_execute(sql), token, pid, watch)
+        .await
+        .map_err(|error| RunError::Sql(error, Vec::new()))?;
     let took = started.elapsed();
     record.write(history, &transaction, took).await.map_err(RunError::Bookkeeping)?;
     // A deferred constraint fails here, at COMMIT: the file's doing, not plat's.
-    transaction.commit().await.map_err(RunError::Sql)?;
+    transaction.commit().await.map_err(RunError::Commit)?;
     Ok(took)
 }
 
-fn failure(
-    error: RunError,
-    file: &std::path::Path,
+/// The file a failure happened in, and how it ran.
+struct Ran<'a> {
+    file: &'a std::path::Path,
     version: i64,
-    sql: &str,
+    sql: &'a str,
     no_transaction: bool,
-    applied_before: usize,
+    /// A down file (or section) being undone.
     undoing: bool,
-) -> MigrateError {
-    let (error, ours) = match error {
-        RunError::Sql(error) => (error, false),
-        RunError::Bookkeeping(error) => (error, true),
-    };
-    let mut failure = Failure {
+}
+
+fn failure(error: RunError, ran: &Ran<'_>, options: &MigrateOptions, applied_before: usize) -> MigrateError {
+    let Ran { file, version, sql, no_transaction, undoing } = *ran;
+    let bare = |message: String, stopped: Option<Stopped>, indexes, blocked_by| Failure {
         file: file.to_path_buf(),
         version,
         position: None,
         source_line: None,
-        code: error.code().map(|code| code.code().to_owned()),
-        message: db::describe(&error),
+        code: None,
+        message,
         detail: None,
         hint: None,
         context: None,
         no_transaction,
         applied_before,
         undoing,
+        stopped,
+        indexes,
+        blocked_by,
     };
+    let (error, ours, indexes, blocked_by) = match error {
+        RunError::Sql(StatementError { error: Some(error), blocked_by }, indexes) => {
+            (error, false, indexes, blocked_by)
+        }
+        RunError::Sql(StatementError { error: None, blocked_by }, indexes) => {
+            let message = format!(
+                "the server did not stop the statement within {}s of the cancel request; plat closed the \
+                 connection, and the server ends the statement (rolling back a transactional file) once it notices",
+                CANCEL_GRACE.as_secs()
+            );
+            return MigrateError::Failed(Box::new(bare(message, Some(Stopped::Cancelled), indexes, blocked_by)));
+        }
+        RunError::Commit(error) => (error, false, Vec::new(), Vec::new()),
+        RunError::Bookkeeping(error) => (error, true, Vec::new(), Vec::new()),
+        RunError::LeftInvalid(indexes) => {
+            let names: Vec<String> = indexes.iter().map(|index| format!("`{}`", index.name)).collect();
+            let message = format!(
+                "it ran, and left {} {} INVALID, so it is not recorded as applied",
+                if names.len() == 1 { "index" } else { "indexes" },
+                names.join(", ")
+            );
+            return MigrateError::Failed(Box::new(bare(message, None, indexes, Vec::new())));
+        }
+    };
+    let mut failure = bare(db::describe(&error), None, indexes, blocked_by);
+    failure.code = error.code().map(|code| code.code().to_owned());
     if ours && no_transaction {
         failure.message = format!(
             "the file ran outside a transaction and succeeded, but updating the history table failed: {}",
@@ -658,6 +1207,18 @@ fn failure(
             format!("updating the history table failed, so nothing of the file was kept: {}", failure.message);
     }
     if let Some(db) = error.as_db_error() {
+        // The server's words for its own limits; a `NOWAIT` in the file is 55P03 too, with
+        // other words, and stays the file's own error.
+        failure.stopped = match (db.code(), db.message()) {
+            (&SqlState::QUERY_CANCELED, message) if message.contains("statement timeout") => {
+                Some(Stopped::StatementTimeout(options.statement_timeout))
+            }
+            (&SqlState::LOCK_NOT_AVAILABLE, message) if message.contains("lock timeout") => {
+                Some(Stopped::LockTimeout(options.statement_lock_timeout))
+            }
+            (&SqlState::QUERY_CANCELED, message) if message.contains("user request") => Some(Stopped::Cancelled),
+            _ => None,
+        };
         failure.detail = db.detail().map(str::to_owned);
         failure.hint = db.hint().map(str::to_owned);
         failure.context = db.where_().map(str::to_owned);

@@ -16,6 +16,8 @@ pub enum State {
     Pending,
     /// Applied, and the file changed since.
     Changed,
+    /// Applied, and the file with its version has another name now, with the same content.
+    Renamed,
     /// Applied, and its file is gone.
     Missing,
     /// Recorded as failed (`success = false`, by another tool or a hand edit).
@@ -69,6 +71,19 @@ pub enum Problem {
         recorded: String,
         /// Checksum of the file now.
         current: String,
+        /// The name it was applied with, when the file's name differs too: then the file is
+        /// most likely another migration that took the same version (two branches).
+        applied_as: Option<String>,
+    },
+    /// An applied migration's file has another name, and the same content.
+    #[error("`{}` (version {version}) was applied as `{applied_as}`", .file.display())]
+    Renamed {
+        /// Version.
+        version: i64,
+        /// The file.
+        file: PathBuf,
+        /// The name recorded.
+        applied_as: String,
     },
     /// An applied migration's file is gone.
     #[error("version {version} ({name}) was applied, and its file is gone")]
@@ -77,6 +92,8 @@ pub enum Problem {
         version: i64,
         /// Name recorded.
         name: String,
+        /// Newer than every file here: most likely applied from another branch.
+        newer_than_files: bool,
     },
     /// A pending migration older than the newest applied one.
     #[error("`{}` (version {version}) is pending, and version {latest} is already applied", .file.display())]
@@ -108,8 +125,9 @@ impl<'a> Plan<'a> {
             let state = match applied {
                 None => State::Pending,
                 Some(applied) if !applied.success => State::Failed,
-                Some(applied) if applied.checksum == migration.checksum.to_hex() => State::Applied,
-                Some(_) => State::Changed,
+                Some(applied) if applied.checksum != migration.checksum.to_hex() => State::Changed,
+                Some(applied) if applied.name != migration.name => State::Renamed,
+                Some(_) => State::Applied,
             };
             let out_of_order = state == State::Pending && latest.is_some_and(|latest| migration.version < latest);
             entries.push(Entry {
@@ -134,6 +152,11 @@ impl<'a> Plan<'a> {
         }
         entries.sort_by_key(|entry| entry.version);
         Plan { entries }
+    }
+
+    /// The newest version that has a file.
+    pub fn newest_file(&self) -> Option<i64> {
+        self.entries.iter().filter(|entry| entry.migration.is_some()).map(|entry| entry.version).max()
     }
 
     /// The newest applied version.
@@ -162,10 +185,18 @@ impl<'a> Plan<'a> {
                     file: migration.path.clone(),
                     recorded: applied.checksum.clone(),
                     current: migration.checksum.to_hex(),
+                    applied_as: (applied.name != migration.name).then(|| applied.name.clone()),
                 }),
-                (State::Missing, _, Some(applied)) => {
-                    problems.push(Problem::Missing { version: entry.version, name: applied.name.clone() })
-                }
+                (State::Renamed, Some(migration), Some(applied)) => problems.push(Problem::Renamed {
+                    version: entry.version,
+                    file: migration.path.clone(),
+                    applied_as: applied.name.clone(),
+                }),
+                (State::Missing, _, Some(applied)) => problems.push(Problem::Missing {
+                    version: entry.version,
+                    name: applied.name.clone(),
+                    newer_than_files: self.newest_file().is_none_or(|newest| entry.version > newest),
+                }),
                 (State::Failed, _, Some(applied)) => {
                     problems.push(Problem::Failed { version: entry.version, name: applied.name.clone() })
                 }
@@ -197,7 +228,9 @@ mod tests {
             sql: sql.to_owned(),
             checksum: Checksum::of(sql),
             no_transaction: false,
+            dialect: None,
             down: None,
+            down_section: None,
         }
     }
 
@@ -218,7 +251,8 @@ mod tests {
             dir: PathBuf::new(),
             list: vec![migration(1, "a"), migration(2, "b changed"), migration(3, "c"), migration(5, "e")],
         };
-        let history = vec![applied(1, "a"), applied(2, "b"), applied(4, "d")];
+        let mut history = vec![applied(1, "a"), applied(2, "b"), applied(4, "d"), applied(5, "e")];
+        history[3].name = "old_name".to_owned();
         let plan = Plan::new(&migrations, &history);
         let states: Vec<(i64, State, bool)> =
             plan.entries.iter().map(|e| (e.version, e.state, e.out_of_order)).collect();
@@ -229,11 +263,11 @@ mod tests {
                 (2, State::Changed, false),
                 (3, State::Pending, true),
                 (4, State::Missing, false),
-                (5, State::Pending, false)
+                (5, State::Renamed, false)
             ]
         );
-        assert_eq!(plan.problems(false).len(), 3);
-        assert_eq!(plan.problems(true).len(), 2);
-        assert_eq!(plan.pending().map(|m| m.version).collect::<Vec<_>>(), [3, 5]);
+        assert_eq!(plan.problems(false).len(), 4);
+        assert_eq!(plan.problems(true).len(), 3);
+        assert_eq!(plan.pending().map(|m| m.version).collect::<Vec<_>>(), [3]);
     }
 }

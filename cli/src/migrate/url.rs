@@ -180,7 +180,120 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
     let named_in_url = config.get_dbname().is_some_and(|name| !name.is_empty());
     let database = if named_in_url { config.get_dbname().expect("named").to_owned() } else { database.name.clone() };
     config.dbname(&database);
+    libpq_defaults(&mut config, &text, sources.env).map_err(|reason| UrlError::Invalid {
+        service: service.name.clone(),
+        origin: origin.clone(),
+        reason,
+    })?;
     Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url, dial: None })
+}
+
+/// What libpq would take from the environment and `~/.pgpass` for what the URL leaves out:
+/// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGCONNECT_TIMEOUT`, then the
+/// password file (`PGPASSFILE`, else `~/.pgpass`). `PGDATABASE` is not read: each service has a
+/// database of its own, named by the URL or the manifest. Only for URLs the user gave: the
+/// workspace's container has its own user and trusts it.
+fn libpq_defaults(config: &mut Config, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    let env = |name: &str| env(name).filter(|value| !value.is_empty());
+    if config.get_hosts().is_empty() {
+        for host in env("PGHOST").as_deref().unwrap_or("localhost").split(',') {
+            config.host(host);
+        }
+    }
+    if config.get_ports().is_empty()
+        && let Some(port) = env("PGPORT")
+    {
+        for port in port.split(',') {
+            config.port(port.trim().parse().map_err(|_| format!("PGPORT `{port}` is not a port number"))?);
+        }
+    }
+    if config.get_user().is_none()
+        && let Some(user) = env("PGUSER")
+    {
+        config.user(user);
+    }
+    // A URL parses to the same Config whether or not it said `sslmode=prefer`: look at its text.
+    if !text.contains("sslmode")
+        && let Some(mode) = env("PGSSLMODE")
+    {
+        config.ssl_mode(match mode.as_str() {
+            "disable" | "allow" => tokio_postgres::config::SslMode::Disable,
+            "prefer" => tokio_postgres::config::SslMode::Prefer,
+            "require" | "verify-ca" | "verify-full" => tokio_postgres::config::SslMode::Require,
+            other => return Err(format!("PGSSLMODE `{other}` is not an sslmode")),
+        });
+    }
+    if config.get_connect_timeout().is_none()
+        && let Some(seconds) = env("PGCONNECT_TIMEOUT")
+    {
+        let seconds: u64 =
+            seconds.trim().parse().map_err(|_| format!("PGCONNECT_TIMEOUT `{seconds}` is not a number of seconds"))?;
+        if seconds > 0 {
+            config.connect_timeout(std::time::Duration::from_secs(seconds));
+        }
+    }
+    if config.get_password().is_none() {
+        if let Some(password) = env("PGPASSWORD") {
+            config.password(password);
+        } else if let Some(password) = pgpass_password(config, &env) {
+            config.password(password);
+        }
+    }
+    Ok(())
+}
+
+/// The password for `config`'s first host, port, database and user in the password file, as
+/// libpq reads it: `host:port:database:user:password` lines, `*` matching anything, `\:` and
+/// `\\` escaped, `#` comments; a file others may read is ignored, as libpq ignores it.
+fn pgpass_password(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let path = match env("PGPASSFILE") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::path::PathBuf::from(env("HOME")?).join(".pgpass"),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!("ignoring password file {}: others may read it (chmod 0600 it)", path.display());
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(name) => name.clone(),
+        #[cfg(unix)]
+        Host::Unix(_) => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let database = config.get_dbname().unwrap_or_default().to_owned();
+    let user = config.get_user().map(str::to_owned).or_else(|| env("USER")).unwrap_or_default();
+    let wanted = [host.as_str(), port.as_str(), database.as_str(), user.as_str()];
+    text.lines().filter(|line| !line.trim_start().starts_with('#')).find_map(|line| {
+        let fields = pgpass_fields(line);
+        let [h, p, d, u, password] = fields.as_slice() else { return None };
+        let matches =
+            [h, p, d, u].iter().zip(wanted).all(|(field, want)| field.as_str() == "*" || field.as_str() == want);
+        matches.then(|| password.clone())
+    })
+}
+
+/// A password file line split at unescaped `:`, with `\:` and `\\` unescaped.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("one field").push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
 }
 
 /// `postgres://postgres@postgres:5432/<database.name>` reached through `dial` (the container on
@@ -353,6 +466,70 @@ mod tests {
             resolve(&order, &sources).unwrap_err().to_string(),
             "no database URL for order-service: container p-postgres publishes no port 5432 on 127.0.0.1"
         );
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_url_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pgpass = dir.path().join("pgpass");
+        std::fs::write(
+            &pgpass,
+            "# comment\nother:5432:*:app:wrong\ndb.internal:6432:orders:app:from\\:file\n*:*:*:*:fallback\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let pgpass_path = pgpass.to_string_lossy().into_owned();
+        let resolve_with = |url: &str, vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let env = move |name: &str| vars.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+            resolve(
+                &service("orders"),
+                &UrlSources { explicit: Some(url), env: &env, container: None, container_dial: None },
+            )
+            .unwrap()
+        };
+        // PG* variables for what the URL lacks; the URL wins where it speaks.
+        let target = resolve_with(
+            "postgres:///orders",
+            &[
+                ("PGHOST", "db.internal"),
+                ("PGPORT", "6432"),
+                ("PGUSER", "app"),
+                ("PGPASSWORD", "s3cr"),
+                ("PGCONNECT_TIMEOUT", "3"),
+            ],
+        );
+        assert_eq!(target.display(), "postgres://app:****@db.internal:6432/orders");
+        assert_eq!(target.config.get_password(), Some(&b"s3cr"[..]));
+        assert_eq!(target.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(3)));
+        let target = resolve_with("postgres://me@h:1/orders", &[("PGHOST", "elsewhere"), ("PGUSER", "app")]);
+        assert_eq!(target.display(), "postgres://me@h:1/orders");
+        // The password file: the first matching line, escapes undone.
+        let target = resolve_with("postgres://app@db.internal:6432/orders", &[("PGPASSFILE", &pgpass_path)]);
+        assert_eq!(target.config.get_password(), Some(&b"from:file"[..]));
+        let target = resolve_with("postgres://app@db.internal:6432/users", &[("PGPASSFILE", &pgpass_path)]);
+        assert_eq!(target.config.get_password(), Some(&b"fallback"[..]));
+        let target = resolve_with(
+            "postgres://app@db.internal:6432/orders",
+            &[("PGPASSFILE", &pgpass_path), ("PGPASSWORD", "env")],
+        );
+        assert_eq!(target.config.get_password(), Some(&b"env"[..]), "PGPASSWORD comes before the file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let target = resolve_with("postgres://app@db.internal:6432/orders", &[("PGPASSFILE", &pgpass_path)]);
+            assert_eq!(target.config.get_password(), None, "a file others can read is ignored, as libpq does");
+        }
+        // PGSSLMODE only when the URL says nothing of it.
+        let target = resolve_with("postgres://app@h/orders", &[("PGSSLMODE", "require")]);
+        assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        let target = resolve_with("postgres://app@h/orders?sslmode=disable", &[("PGSSLMODE", "require")]);
+        assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
     }
 
     #[test]

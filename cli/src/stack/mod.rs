@@ -290,7 +290,7 @@ async fn migrate_service(
     let target = migrate::url::resolve(service, &sources).map_err(|error| failed(None, error.into()))?;
     let migrations = migrate::load(workspace, service).map_err(|error| failed(Some(&target), error.into()))?;
     let on_migrate = |event: MigrateEvent<'_>| on_event(UpEvent::Migrate(event));
-    let report = migrate::migrate(&target, &migrations, &MigrateOptions::default(), &on_migrate)
+    let report = migrate::migrate(&target, &migrations, &MigrateOptions::new(&workspace.migrate), &on_migrate)
         .await
         .map_err(|error| failed(Some(&target), error))?;
     on_event(UpEvent::Migrated { service: &service.name, report: &report });

@@ -218,3 +218,42 @@ impl MigrateContext {
         self.run(args, &env)
     }
 }
+
+/// A session of the test's own that ran `sql` and stays open (its transaction, its locks) until
+/// dropped: another developer's psql, a service's long transaction.
+pub struct OpenSession {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenSession {
+    pub fn new(url: &str, sql: &str) -> OpenSession {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+                let connection = tokio::spawn(connection);
+                client.batch_execute(&sql).await.unwrap();
+                ready_tx.send(()).unwrap();
+                // Blocking this thread is fine: the session has nothing to do but stay open.
+                let _ = released.recv();
+                drop(client);
+                let _ = connection.await;
+            });
+        });
+        ready_rx.recv().expect("the session ran its SQL");
+        OpenSession { release: Some(release), thread: Some(thread) }
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -158,7 +158,9 @@ fn status_shows_every_state() {
     context.write("user-service", "6_next.sql", "CREATE TABLE next (id int);");
 
     let dbs = [("user-service", &users), ("order-service", &orders)];
-    let run = context.run_with_dbs(&["migrate", "status"], &dbs).expect_code(0);
+    // A changed and a missing file: status exits 1, so that CI can gate on it.
+    let run = context.run_with_dbs(&["migrate", "status"], &dbs).expect_code(1);
+    assert!(run.stderr.contains("hint: restore the applied file"), "{}", run.stderr);
     insta::with_settings!({filters => vec![
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+ms\)", "[applied-at] ([ms])"),
         (r"postgres://\S+", "[url]"),
@@ -168,7 +170,7 @@ fn status_shows_every_state() {
     });
     assert!(!orders.exists(), "status never creates a database");
 
-    let json = context.run_with_dbs(&["migrate", "status", "--json"], &dbs).expect_code(0).json();
+    let json = context.run_with_dbs(&["migrate", "status", "--json"], &dbs).expect_code(1).json();
     let states: Vec<(i64, &str, bool)> = json[0]["migrations"]
         .as_array()
         .unwrap()

@@ -78,7 +78,14 @@ impl Drop for Platform {
         // On a thread of its own: a runtime cannot block inside another one, and a failed
         // test may be unwinding from anywhere.
         let removed = std::thread::spawn(move || {
-            block_on(async { Engine::connect().await?.remove_database(&workspace, true).await })
+            block_on(async {
+                let engine = Engine::connect().await?;
+                let removed = engine.remove_database(&workspace, true).await?;
+                // The workspace network too: each one left behind takes an address pool, and the
+                // Engine runs out of them after a few dozen.
+                engine.remove_network(&workspace).await?;
+                Ok::<_, plat::docker::DockerError>(removed)
+            })
         })
         .join();
         if !matches!(removed, Ok(Ok(_))) {

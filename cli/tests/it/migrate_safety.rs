@@ -51,13 +51,83 @@ fn a_changed_file_is_refused_until_repaired() {
 }
 
 #[test]
+fn a_byte_order_mark_is_not_sql() {
+    let context = MigrateContext::new(&[("user-service", &[])]);
+    let sql = "CREATE TABLE users (id int);\r\n";
+    context.write("user-service", "1_users.sql", &format!("\u{feff}{sql}"));
+    let db = TestDb::new("bom");
+    context.migrate(&[], &db).expect_code(0);
+    assert!(db.table_exists("users"));
+    // Recorded as the text without its mark: removing the mark later changes nothing.
+    let checksum = plat::migrate::Checksum::of("CREATE TABLE users (id int);\n").to_hex();
+    assert_eq!(db.history(), [format!("1|users|{checksum}|t")]);
+    context.write("user-service", "1_users.sql", sql);
+    context.migrate(&["status"], &db).expect_code(0);
+}
+
+#[test]
+fn a_renamed_file_is_flagged_until_repaired() {
+    let (context, db) = two_applied();
+    context.remove("user-service", "2_emails.sql");
+    context.write("user-service", "2_addresses.sql", "CREATE TABLE emails (id int);\n");
+    context.write("user-service", "3_later.sql", "CREATE TABLE later (id int);");
+
+    let status = context.migrate(&["status"], &db).expect_code(1);
+    assert!(status.stdout.contains("RENAMED  2"), "{}", status.stdout);
+    assert!(status.stdout.contains("1 renamed"), "{}", status.stdout);
+    assert!(status.stderr.contains("hint: rename the file back"), "{}", status.stderr);
+    let json = context.migrate(&["status", "--json"], &db).expect_code(1).json();
+    assert_eq!((json[0]["renamed"].as_i64(), json[0]["migrations"][1]["state"].as_str()), (Some(1), Some("renamed")));
+
+    let run = context.migrate(&[], &db).expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "`services/user-service/migrations/2_addresses.sql` was renamed after it was applied: version 2 was \
+             applied as `emails`, with the same content"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("plat migrate repair user-service"), "{}", run.stderr);
+    assert!(!db.table_exists("later"));
+
+    let repaired = context.migrate(&["repair", "user-service"], &db).expect_code(0);
+    assert!(repaired.stderr.contains("2_addresses.sql: applied as `emails`, now recorded"), "{}", repaired.stderr);
+    assert!(db.history()[1].starts_with("2|addresses|"), "{:?}", db.history());
+    context.migrate(&[], &db).expect_code(0);
+    assert!(db.table_exists("later"));
+    context.migrate(&["status"], &db).expect_code(0);
+}
+
+#[test]
+fn another_migration_with_an_applied_version_is_named_as_such() {
+    let (context, db) = two_applied();
+    // Another branch's version 2, merged over the applied one.
+    context.remove("user-service", "2_emails.sql");
+    context.write("user-service", "2_phones.sql", "CREATE TABLE phones (id int);\n");
+    let run = context.migrate(&[], &db).expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "`services/user-service/migrations/2_phones.sql` is not the migration applied as version 2: that was \
+             `emails`, with other content"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("two migrations share a version"), "{}", run.stderr);
+    assert!(!run.stderr.contains("if the edit changes nothing"), "{}", run.stderr);
+    assert!(!db.table_exists("phones"));
+    context.migrate(&["status"], &db).expect_code(1);
+}
+
+#[test]
 fn a_missing_file_is_refused() {
     let (context, db) = two_applied();
     context.remove("user-service", "2_emails.sql");
     context.write("user-service", "3_later.sql", "CREATE TABLE later (id int);");
     let run = context.migrate(&[], &db).expect_code(1);
     assert!(run.stderr.contains("version 2 (emails) is applied, and its file is gone"), "{}", run.stderr);
-    assert!(run.stderr.contains("restore the missing file"), "{}", run.stderr);
+    assert!(run.stderr.contains("restore the file here from version control"), "{}", run.stderr);
     assert!(!db.table_exists("later"));
     assert_eq!(db.versions(), [1, 2]);
 }

@@ -115,6 +115,15 @@ manifest_error!(
     two_services_one_database,
     "[workspace]\nname = \"p\"\n[services.users]\ndatabase = { name = \"app\" }\n[services.orders]\ndatabase = { name = \"app\" }\n"
 );
+manifest_error!(database_name_empty, "[workspace]\nname = \"p\"\n[services.a]\ndatabase = { name = \"\" }\n");
+manifest_error!(
+    database_name_too_long,
+    &format!("[workspace]\nname = \"p\"\n[services.a]\ndatabase = {{ name = \"{}\" }}\n", "é".repeat(32))
+);
+manifest_error!(
+    database_name_of_the_server,
+    "[workspace]\nname = \"p\"\n[services.a]\ndatabase = { name = \"postgres\" }\n"
+);
 manifest_error!(libraries_not_a_table, "[workspace]\nname = \"p\"\nlibraries = [\"pkg\"]\n");
 
 #[test]
@@ -132,6 +141,17 @@ fn every_error_is_reported_not_only_the_first() {
         assert!(stderr.contains(expected), "missing {expected:?} in\n{stderr}");
     }
     assert!(stderr.contains("workspace.toml has 5 errors"), "{stderr}");
+}
+
+/// An empty name once fell back to the server's `postgres` database and migrated it: every
+/// command refuses the manifest before it connects anywhere.
+#[test]
+fn migrate_refuses_an_invalid_database_name() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"p\"\n[services.a]\ndatabase = { name = \"\" }\n");
+    let run = context.run(&["migrate", "--database-url", "postgres://nobody@127.0.0.1:1/"]).expect_code(2);
+    assert!(run.stderr.contains("invalid database name `` for `a`: it is empty"), "{}", run.stderr);
+    assert!(run.stderr.contains("workspace.toml:4:"), "{}", run.stderr);
 }
 
 #[test]
