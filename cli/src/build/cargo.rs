@@ -104,6 +104,8 @@ pub(super) struct Output {
     dep_info: PathBuf,
     /// When cargo started: a source changed after this may not be in the binary.
     started: SystemTime,
+    /// The target directory's build lock, held until the image is made and the build recorded.
+    _lock: Option<std::fs::File>,
 }
 
 /// `rustc -vV`, once per process: its version and host are part of every recipe.
@@ -212,6 +214,14 @@ pub(super) async fn build(recipe: &Recipe, show_output: bool) -> Result<Output, 
     if let Some(package) = &recipe.package {
         command.args(["--package", package]);
     }
+    // The binary and its dep-info are at paths named by the binary's name alone
+    // (`<target>/<host>/debug/<bin>`): another checkout's build of the same service into the
+    // same target directory (two workspaces, one CARGO_TARGET_DIR) would overwrite them between
+    // this build and the image made from them. plat's builds into one target directory take
+    // turns, from cargo's start until the image exists; cargo would serialise them anyway.
+    let lock = lock_target_dir(&recipe.target_dir).await.map_err(|error| BuildError::Cargo {
+        reason: format!("cannot lock the target directory {}: {error}", recipe.target_dir.display()),
+    })?;
     let started = SystemTime::now();
     let mut child = command.spawn().map_err(|error| BuildError::Cargo {
         reason: format!("cannot run {}: {error}", PathBuf::from(&cargo).display()),
@@ -261,7 +271,20 @@ pub(super) async fn build(recipe: &Recipe, show_output: bool) -> Result<Output, 
         });
     }
     let dep_info = binary.with_extension("d");
-    Ok(Output { binary, dep_info, started })
+    Ok(Output { binary, dep_info, started, _lock: Some(lock) })
+}
+
+/// `<target>/plat-build.lock`, locked exclusively, once no other plat build holds it.
+async fn lock_target_dir(target_dir: &Path) -> std::io::Result<std::fs::File> {
+    fs_err::create_dir_all(target_dir)?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target_dir.join("plat-build.lock"))?
+        .into_parts()
+        .0;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await.map_err(std::io::Error::other)?
 }
 
 /// cargo's options for a profile: none for `dev`, `--release`, or `--profile NAME`.
@@ -701,7 +724,7 @@ mod tests {
             key: "k".into(),
         };
         let started = SystemTime::now() + std::time::Duration::from_secs(60);
-        let output = Output { binary: target.join("debug/svc"), dep_info, started };
+        let output = Output { binary: target.join("debug/svc"), dep_info, started, _lock: None };
         let files = sources(&recipe, &output).unwrap().expect("nothing changed after the build started");
         let names: Vec<&str> = files.keys().map(String::as_str).collect();
         let expected: Vec<String> =
