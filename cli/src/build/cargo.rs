@@ -679,6 +679,16 @@ mod tests {
         assert_eq!(profile_args("ci"), ["--profile", "ci"]);
     }
 
+    #[tokio::test]
+    async fn builds_into_one_target_directory_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_target_dir(&dir.path().join("target")).await.unwrap();
+        let other = std::fs::OpenOptions::new().write(true).open(dir.path().join("target/plat-build.lock")).unwrap();
+        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)), "another build waits");
+        drop(held);
+        other.try_lock().expect("its turn comes once the first build's image is made");
+    }
+
     #[test]
     fn the_record_names_local_sources_wherever_they_are_and_leaves_pinned_ones_out() {
         let dir = tempfile::tempdir().unwrap();
