@@ -117,7 +117,7 @@ pub async fn watch(
             for (service, files) in affected {
                 on_event(WatchEvent::Changed { service: &service.name, files: &files });
                 let on_up = |event: UpEvent<'_>| on_event(WatchEvent::Up(event));
-                match stack::up(engine, workspace, &[service], options, &on_up).await {
+                match stack::up(engine, workspace, &[service], options.clone(), &on_up).await {
                     Ok(report) if report.services.iter().all(|(_, action)| *action == Action::Unchanged) => {
                         on_event(WatchEvent::Unchanged { service: &service.name });
                     }

@@ -207,32 +207,47 @@ pub fn up(workspace: &Workspace, global: &GlobalArgs, args: &UpArgs) -> Result<E
     if !args.no_build {
         check_checkouts(workspace, &services, args.locked)?;
     }
+    let (stop_handle, stop) = plat::migrate::Stop::new();
     let options = UpOptions {
         no_build: args.no_build,
         build: BuildOptions { show_tool_output: global.verbose > 0, explain: false, release: args.release },
         reach: reach()?,
+        stop,
     };
     let lock = lock(workspace, if args.watch { "plat up --watch" } else { "plat up" })?;
     let started = std::time::Instant::now();
     enable_spinners(global);
     let runtime = runtime()?;
     let engine = engine(&runtime)?;
+    // Ctrl-C asks `up` to stop: a migration under way has its statement cancelled on the server
+    // (up to migrate's grace) and says what it applied; any other step ends at once. A second
+    // Ctrl-C does not wait.
     let report = runtime.block_on(async {
+        let up = stack::up(&engine, workspace, &services, options.clone(), &on_up_event);
+        tokio::pin!(up);
         tokio::select! {
-            report = stack::up(&engine, workspace, &services, options, &on_up_event) => Some(report),
+            report = &mut up => return Some(report),
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        stop_handle.stop();
+        tokio::select! {
+            report = &mut up => Some(report),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
     end_step();
-    let Some(report) = report else {
-        return Err(interrupted(
-            &runtime,
-            &engine,
-            workspace,
-            options.reach,
-            "plat up stopped before the platform was up",
-        ));
+    let stopped = |report: Option<Result<_, UpError>>| {
+        if let Some(Err(error)) = report
+            && !matches!(error, UpError::Stopped)
+        {
+            ui::print_error(&up_error(error));
+        }
+        interrupted(&runtime, &engine, workspace, options.reach, "plat up stopped before the platform was up")
     };
+    if options.stop.is_requested() {
+        return Err(stopped(report));
+    }
+    let Some(report) = report else { return Err(stopped(None)) };
     let report = report.map_err(up_error)?;
     let published: Vec<String> = services
         .iter()
@@ -296,6 +311,7 @@ fn watch(
     let printer = super::logs::LogPrinter::new(&names, false, false);
     let display = WatchDisplay { printer, replaced: Mutex::new(Vec::new()), waiting: AtomicBool::new(false) };
     let on_event = |event: plat::watch::WatchEvent<'_>| display.event(event);
+    let reach = options.reach;
     let outcome = runtime.block_on(async {
         tokio::select! {
             watched = plat::watch::watch(engine, workspace, services, options, &on_event) => Some(watched),
@@ -306,7 +322,7 @@ fn watch(
         return Err(CliError::failure(error).hint("the platform keeps running: `plat down` stops it"));
     }
     let running = runtime
-        .block_on(stack::ps(engine, workspace, options.reach))
+        .block_on(stack::ps(engine, workspace, reach))
         .map(|rows| rows.into_iter().filter(|row| row.state == "running").map(|row| row.service).collect::<Vec<_>>());
     match running {
         Ok(running) if running.is_empty() => {
@@ -455,6 +471,7 @@ fn on_up_event(event: UpEvent<'_>) {
 
 fn up_error(error: UpError) -> CliError {
     match error {
+        UpError::Stopped => CliError::interrupted(error),
         UpError::Build { service, error } => build_error(&service, error),
         UpError::Migrate { target: Some(target), error, .. } => migrate::migrate_error(&target, *error),
         UpError::Exited { ref logs, ref service, .. }

@@ -42,7 +42,7 @@ const DATABASE_TIMEOUT: Duration = Duration::from_secs(120);
 const DATABASE_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How `plat up` behaves.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     /// Use the images on this machine as they are instead of building.
     pub no_build: bool,
@@ -50,6 +50,9 @@ pub struct UpOptions {
     pub build: BuildOptions,
     /// How to reach the containers' ports (`PLAT_REACH`); `None` decides by itself.
     pub reach: Option<Reach>,
+    /// Stops `up` on the caller's word (Ctrl-C): a migration under way has its statement
+    /// cancelled on the server and says what it applied; any other step ends at once.
+    pub stop: migrate::Stop,
 }
 
 /// What `up` does, step by step, for the CLI to show.
@@ -94,6 +97,9 @@ pub enum Action {
 /// Why `up` stopped. Whatever was started before stays up, as with `docker compose up`.
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
+    /// The caller asked `up` to stop ([`UpOptions::stop`]).
+    #[error("stopped before the platform was up")]
+    Stopped,
     /// The Engine failed.
     #[error(transparent)]
     Docker(DockerError),
@@ -171,29 +177,37 @@ pub async fn up(
     options: UpOptions,
     on_event: &(dyn Fn(UpEvent<'_>) + Sync),
 ) -> Result<UpReport, UpError> {
+    let stop = &options.stop;
     let owner = Owner::new(&workspace.name, &workspace.root);
     let containers = EngineContainers::new(engine, &owner, options.reach);
     // 0. Another checkout's containers under this name are not this one's to replace.
-    let existing = engine.list_services(&workspace.name).await.map_err(UpError::Docker)?;
+    let existing =
+        until_stopped(stop, async { engine.list_services(&workspace.name).await.map_err(UpError::Docker) }).await?;
     refuse_other_checkouts(&owner, &existing).map_err(UpError::Docker)?;
 
-    // 1. Images, in dependency order (cargo builds run one at a time anyway).
-    let mut images = Vec::new();
-    for service in services {
-        let built = if options.no_build {
-            let image = build::image_reference(service);
-            let found = engine.find_image(&image).await.map_err(UpError::Docker)?;
-            let id = found.ok_or_else(|| UpError::NoImage { service: service.name.clone(), image: image.clone() })?.id;
-            Built { service: service.name.clone(), image, id, fresh: true, took: Duration::ZERO }
-        } else {
-            let on_build = |event: BuildEvent<'_>| on_event(UpEvent::Build(event));
-            build::build_service(engine, workspace, service, options.build, &on_build)
-                .await
-                .map_err(|error| UpError::Build { service: service.name.clone(), error })?
-        };
-        on_event(UpEvent::Built(&built));
-        images.push(built);
-    }
+    // 1. Images, in dependency order (cargo builds run one at a time anyway). A stop ends a
+    // cargo build at once (its process is killed).
+    let images = until_stopped(stop, async {
+        let mut images = Vec::new();
+        for service in services {
+            let built = if options.no_build {
+                let image = build::image_reference(service);
+                let found = engine.find_image(&image).await.map_err(UpError::Docker)?;
+                let id =
+                    found.ok_or_else(|| UpError::NoImage { service: service.name.clone(), image: image.clone() })?.id;
+                Built { service: service.name.clone(), image, id, fresh: true, took: Duration::ZERO }
+            } else {
+                let on_build = |event: BuildEvent<'_>| on_event(UpEvent::Build(event));
+                build::build_service(engine, workspace, service, options.build, &on_build)
+                    .await
+                    .map_err(|error| UpError::Build { service: service.name.clone(), error })?
+            };
+            on_event(UpEvent::Built(&built));
+            images.push(built);
+        }
+        Ok(images)
+    })
+    .await?;
 
     // Every container's configuration, before anything starts: an unreadable env_file stops
     // `up` here rather than halfway. A service whose own environment names a DATABASE_URL uses
@@ -210,11 +224,13 @@ pub async fn up(
     }
     // 2. Host ports, before anything starts: a port taken is found now, not after half the
     // platform runs.
-    converge::check_ports(&containers, &specs).await?;
+    until_stopped(stop, converge::check_ports(&containers, &specs)).await?;
 
-    // 3. The database and every migration, before any service that uses them starts.
+    // 3. The database and every migration, before any service that uses them starts. A stop
+    // during a migration is the migration's to answer: it cancels the statement on the server
+    // and says what was applied.
     if services.iter().any(|service| service.database.is_some()) {
-        let database = start_database(engine, &owner, on_event).await?;
+        let database = until_stopped(stop, start_database(engine, &owner, on_event)).await?;
         let dial = database_dial(&containers.dialer, &database);
         let mut migrations = Vec::new();
         for service in services.iter().filter(|service| service.database.is_some()) {
@@ -222,16 +238,27 @@ pub async fn up(
                 on_event(UpEvent::MigrationSkipped { service: &service.name });
                 continue;
             }
-            migrations.push(migrate_service(workspace, service, &database, dial.clone(), on_event));
+            migrations.push(migrate_service(workspace, service, &database, dial.clone(), stop, on_event));
         }
         // Each service's database is its own: their migrations run side by side. Each one runs
         // to its end (a failure in one does not cut another short mid-file); the first failure,
         // in start order, is the one reported.
         futures_util::future::join_all(migrations).await.into_iter().collect::<Result<Vec<()>, UpError>>()?;
+        if stop.is_requested() {
+            return Err(UpError::Stopped);
+        }
     }
 
     // 4. The containers, wave by wave.
-    converge::start_services(&containers, workspace, services, &specs, on_event).await
+    until_stopped(stop, converge::start_services(&containers, workspace, services, &specs, on_event)).await
+}
+
+/// `step`, unless a stop is asked for first: then [`UpError::Stopped`], `step` dropped.
+async fn until_stopped<T>(stop: &migrate::Stop, step: impl Future<Output = Result<T, UpError>>) -> Result<T, UpError> {
+    tokio::select! {
+        result = step => result,
+        () = stop.requested() => Err(UpError::Stopped),
+    }
 }
 
 /// Another checkout's containers under the workspace's name: an error naming them and it.
@@ -278,6 +305,7 @@ async fn migrate_service(
     service: &Service,
     database: &DatabaseContainer,
     dial: Dial,
+    stop: &migrate::Stop,
     on_event: &(dyn Fn(UpEvent<'_>) + Sync),
 ) -> Result<(), UpError> {
     let failed = |target: Option<&DatabaseTarget>, error: MigrateError| UpError::Migrate {
@@ -290,7 +318,8 @@ async fn migrate_service(
     let target = migrate::url::resolve(service, &sources).map_err(|error| failed(None, error.into()))?;
     let migrations = migrate::load(workspace, service).map_err(|error| failed(Some(&target), error.into()))?;
     let on_migrate = |event: MigrateEvent<'_>| on_event(UpEvent::Migrate(event));
-    let report = migrate::migrate(&target, &migrations, &MigrateOptions::new(&workspace.migrate), &on_migrate)
+    let options = MigrateOptions { stop: stop.clone(), ..MigrateOptions::new(&workspace.migrate) };
+    let report = migrate::migrate(&target, &migrations, &options, &on_migrate)
         .await
         .map_err(|error| failed(Some(&target), error))?;
     on_event(UpEvent::Migrated { service: &service.name, report: &report });

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::context::{TestContext, ensure_postgres_image};
 
@@ -388,6 +389,54 @@ fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
 }
 
 #[test]
+fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
+    use std::io::{BufRead, BufReader};
+
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    std::fs::create_dir_all(context.workspace.join("services/db/migrations")).unwrap();
+    std::fs::write(context.workspace.join("services/db/migrations/1_slow.sql"), "SELECT pg_sleep(60);\n").unwrap();
+    context.manifest(&one_service(&names.workspace, "database = { migrations = \"migrations\" }\n"));
+    let mut up = context.plat().arg("up").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(up.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Ready database") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "up ended before its database was ready: {seen}");
+        seen.push_str(&line);
+    }
+    // The signal must find the statement running on the server, asked from inside its container.
+    let postgres = format!("{}-postgres", names.workspace);
+    let sleeping = || {
+        docker(&[
+            "exec",
+            &postgres,
+            "psql",
+            "-U",
+            "postgres",
+            "-tAc",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'",
+        ])
+    };
+    let started = std::time::Instant::now();
+    while sleeping().trim() != "1" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the slow migration never started: {seen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signal = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(signal.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("1_slow.sql: cancelled: plat asked the server to stop it"), "{rest}");
+    assert!(rest.contains("plat up stopped before the platform was up; still running: postgres"), "{rest}");
+    assert_eq!(sleeping().trim(), "0", "no statement of plat's runs on, holding its locks");
+    context.run(&["down", "--volumes"]).expect_code(0);
+}
+
+#[test]
 fn logs_follow_a_service_across_the_container_up_replaces() {
     use std::io::{BufRead, BufReader};
 
@@ -406,7 +455,7 @@ fn logs_follow_a_service_across_the_container_up_replaces() {
     let ready = "database system is ready to accept connections";
     let mut seen = Vec::new();
     let mut wait_for_ready = |count: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while seen.iter().filter(|line: &&String| line.contains(ready)).count() < count {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match received.recv_timeout(left) {
