@@ -437,6 +437,29 @@ fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
 }
 
 #[test]
+fn a_migration_from_another_branch_stops_up_with_the_ways_out_and_db_reset_is_one() {
+    ensure_postgres_image();
+    let names = Names::new();
+    let context = TestContext::new();
+    let migrations = context.workspace.join("services/db/migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(migrations.join("1_users.sql"), "CREATE TABLE users (id int);\n").unwrap();
+    std::fs::write(migrations.join("2_feature.sql"), "CREATE TABLE feature (id int);\n").unwrap();
+    context.manifest(&one_service(&names.workspace, "database = { migrations = \"migrations\" }\n"));
+    context.run(&["up"]).expect_code(0);
+
+    // Back on main: the feature branch's migration is not in this checkout.
+    std::fs::remove_file(migrations.join("2_feature.sql")).unwrap();
+    let run = context.run(&["up"]).expect_code(1);
+    assert!(run.stderr.contains("it was most likely applied from another branch"), "{}", run.stderr);
+    assert!(run.stderr.contains("`plat db reset db` drops it and migrates it again"), "{}", run.stderr);
+    context.run(&["db", "reset", "db", "--yes"]).expect_code(0);
+    let run = context.run(&["up"]).expect_code(0);
+    assert!(run.stderr.contains("Migrated db: 0 applied now, 1 in all"), "{}", run.stderr);
+    context.run(&["down", "--volumes"]).expect_code(0);
+}
+
+#[test]
 fn logs_follow_a_service_across_the_container_up_replaces() {
     use std::io::{BufRead, BufReader};
 
