@@ -327,6 +327,20 @@ fn same_database(a: &DatabaseTarget, b: &DatabaseTarget) -> bool {
         && a.config.get_ports() == b.config.get_ports()
 }
 
+/// For the commands that act on one service (`down`, `mark`, `import`): a runtime, the
+/// service's database and its migration files.
+fn one_service(
+    workspace: &Workspace,
+    service: &str,
+    url: &DatabaseUrlArgs,
+) -> Result<(tokio::runtime::Runtime, DatabaseTarget, Migrations), CliError> {
+    let services = select(workspace, std::slice::from_ref(&service.to_owned()))?;
+    let runtime = runtime()?;
+    let target = targets(workspace, &services, url, &runtime)?.remove(0);
+    let migrations = load_all(workspace, &services)?.remove(0);
+    Ok((runtime, target, migrations))
+}
+
 fn load_all(workspace: &Workspace, services: &[&Service]) -> Result<Vec<Migrations>, CliError> {
     services
         .iter()
@@ -925,10 +939,7 @@ fn repair(workspace: &Workspace, args: &MigrateRepairArgs) -> Result<ExitStatus,
 }
 
 fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, CliError> {
-    let services = select(workspace, std::slice::from_ref(&args.service))?;
-    let runtime = runtime()?;
-    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
-    let migrations = load_all(workspace, &services)?.remove(0);
+    let (runtime, target, migrations) = one_service(workspace, &args.service, &args.url)?;
     let options = MigrateOptions { stop: stop_on_signals(&runtime), ..args.lock.options(workspace) };
     let mode = if args.yes { DownMode::Apply } else { DownMode::List };
     let undos = runtime
@@ -972,10 +983,7 @@ fn down(workspace: &Workspace, args: &MigrateDownArgs) -> Result<ExitStatus, Cli
 }
 
 fn mark(workspace: &Workspace, args: &MigrateMarkArgs) -> Result<ExitStatus, CliError> {
-    let services = select(workspace, std::slice::from_ref(&args.service))?;
-    let runtime = runtime()?;
-    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
-    let migrations = load_all(workspace, &services)?.remove(0);
+    let (runtime, target, migrations) = one_service(workspace, &args.service, &args.url)?;
     let marked = runtime
         .block_on(migrate::mark(&target, &migrations, args.migration, &args.lock.options(workspace), &on_event))
         .map_err(|error| migrate_error(&target, error))?;
@@ -1051,10 +1059,7 @@ pub(super) fn reset(workspace: &Workspace, args: &DbResetArgs) -> Result<ExitSta
 }
 
 fn import(workspace: &Workspace, args: &MigrateImportArgs) -> Result<ExitStatus, CliError> {
-    let services = select(workspace, std::slice::from_ref(&args.service))?;
-    let runtime = runtime()?;
-    let target = targets(workspace, &services, &args.url, &runtime)?.remove(0);
-    let migrations = load_all(workspace, &services)?.remove(0);
+    let (runtime, target, migrations) = one_service(workspace, &args.service, &args.url)?;
     let imported = runtime
         .block_on(migrate::import(&target, &migrations, args.from, &args.lock.options(workspace), &on_event))
         .map_err(|error| migrate_error(&target, error))?;

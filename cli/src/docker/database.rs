@@ -95,21 +95,27 @@ impl Engine {
     pub async fn start_database_container(&self, owner: &Owner) -> Result<DatabaseContainer, DockerError> {
         let name = database_container_name(&owner.workspace);
         let existing = list(&self.docker, Filters::name(&name, true)).await?;
-        let mine = |container: &ContainerSummary| {
-            let labels = container.labels.as_ref();
-            let label = |key: &str| labels.and_then(|labels| labels.get(key)).map(String::as_str);
-            container_name(container) == name
-                && label(label::WORKSPACE) == Some(owner.workspace.as_str())
-                && label(label::ROLE) == Some(label::POSTGRES)
-                && label(label::CHECKOUT).is_none_or(|checkout| checkout == owner.checkout)
-        };
-        // Running already (each `up` after the first): it has its image, network and volume.
-        if let Some(running) = existing
-            .iter()
-            .find(|container| mine(container) && container.state == Some(ContainerSummaryStateEnum::RUNNING))
-        {
-            return pick_database(&owner.workspace, vec![running.clone()])
-                .ok_or(DockerError::Stopped { name, state: "gone".to_owned() });
+        let current = existing.into_iter().find(|container| container_name(container) == name);
+        // A container of that name is this checkout's database, or nothing is touched.
+        if let Some(container) = &current {
+            let labels = container.labels.clone().unwrap_or_default();
+            let ours = labels.get(label::WORKSPACE) == Some(&owner.workspace)
+                && labels.get(label::ROLE).map(String::as_str) == Some(label::POSTGRES);
+            if !ours {
+                return Err(DockerError::NotOurs { name, workspace: owner.workspace.clone() });
+            }
+            if labels.get(label::CHECKOUT).is_some_and(|checkout| *checkout != owner.checkout) {
+                return Err(DockerError::OtherCheckout {
+                    workspace: owner.workspace.clone(),
+                    root: labels.get(label::ROOT).cloned().unwrap_or_else(|| "unknown".to_owned()),
+                    containers: vec![name],
+                });
+            }
+            // Running already (each `up` after the first): it has its image, network and volume.
+            if container.state == Some(ContainerSummaryStateEnum::RUNNING) {
+                return pick_database(&owner.workspace, vec![container.clone()])
+                    .ok_or(DockerError::Stopped { name, state: "gone".to_owned() });
+            }
         }
         // Before anything is created: a missing image leaves no network or volume behind.
         match self.docker.inspect_image(POSTGRES_IMAGE).await {
@@ -129,24 +135,8 @@ impl Engine {
                 ..VolumeCreateRequest::default()
             })
             .await?;
-
-        let id = match existing.into_iter().find(|container| container_name(container) == name) {
-            Some(container) => {
-                let labels = container.labels.clone().unwrap_or_default();
-                let ours = labels.get(label::WORKSPACE) == Some(&owner.workspace)
-                    && labels.get(label::ROLE).map(String::as_str) == Some(label::POSTGRES);
-                if !ours {
-                    return Err(DockerError::NotOurs { name, workspace: owner.workspace.clone() });
-                }
-                if labels.get(label::CHECKOUT).is_some_and(|checkout| *checkout != owner.checkout) {
-                    return Err(DockerError::OtherCheckout {
-                        workspace: owner.workspace.clone(),
-                        root: labels.get(label::ROOT).cloned().unwrap_or_else(|| "unknown".to_owned()),
-                        containers: vec![name],
-                    });
-                }
-                container.id.unwrap_or_else(|| name.clone())
-            }
+        let id = match current {
+            Some(container) => container.id.unwrap_or_else(|| name.clone()),
             None => self.create_database(owner, &name, &network).await?,
         };
         // Starting a running container answers 304, which bollard takes as success.

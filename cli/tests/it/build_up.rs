@@ -327,6 +327,18 @@ fn a_published_port_in_use_is_reported_with_what_to_do() {
 }
 
 /// One service from the PostgreSQL image (it has `false` and a shell), with `health`.
+/// Lines from `reader` up to and including the first that contains `needle`; fails when the
+/// stream ends first.
+fn read_until(reader: &mut impl std::io::BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the output ended before `{needle}`: {seen}");
+        seen.push_str(&line);
+    }
+    seen
+}
+
 fn one_service(workspace: &str, health: &str) -> String {
     format!(
         "[workspace]\nname = \"{workspace}\"\n\n\
@@ -359,7 +371,7 @@ fn after_a_rename_ps_explains_the_old_containers_and_down_removes_them() {
 
 #[test]
 fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
 
     ensure_postgres_image();
     let names = Names::new();
@@ -371,12 +383,7 @@ fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
     ));
     let mut up = context.plat().arg("up").stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(up.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("Waiting db for its health command") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "up ended before waiting: {seen}");
-        seen.push_str(&line);
-    }
+    let seen = read_until(&mut stderr, "Waiting db for its health command");
     let signal = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
     assert!(signal.success());
     let mut rest = String::new();
@@ -390,7 +397,7 @@ fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
 
 #[test]
 fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
 
     ensure_postgres_image();
     let names = Names::new();
@@ -400,12 +407,7 @@ fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
     context.manifest(&one_service(&names.workspace, "database = { migrations = \"migrations\" }\n"));
     let mut up = context.plat().arg("up").stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(up.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("Ready database") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "up ended before its database was ready: {seen}");
-        seen.push_str(&line);
-    }
+    let seen = read_until(&mut stderr, "Ready database");
     // The signal must find the statement running on the server, asked from inside its container.
     let postgres = format!("{}-postgres", names.workspace);
     let sleeping = || {
