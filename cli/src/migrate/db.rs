@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::tls::{SslMode, TlsSettings};
+use super::tls::{HandshakeError, SslMode, TlsSettings};
 use super::url::{self, DatabaseTarget};
 
 /// The history table's name, in the schema that is current when plat connects (normally `public`).
@@ -90,14 +90,21 @@ impl ConnectError {
         }
     }
 
+    /// The TLS handshake (or what the server said of TLS), whose description says what to do.
+    fn is_tls(&self) -> bool {
+        match self {
+            ConnectError::Postgres(error) => handshake_error(error).is_some() || refused_plain(error),
+            ConnectError::Tls(_) | ConnectError::ServerWithoutTls(_) => true,
+            ConnectError::Dial(_) | ConnectError::TimedOut(_) => false,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
+            ConnectError::Postgres(error) if let Some(handshake) = handshake_error(error) => handshake.to_string(),
             ConnectError::Postgres(error) => {
                 let text = describe(error);
-                // pg_hba.conf's `hostssl` lines only: the server says "no encryption", not why.
-                if error.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-                    && text.ends_with("no encryption")
-                {
+                if refused_plain(error) {
                     format!("{text} (the server may accept only TLS connections: try sslmode=require)")
                 } else {
                     text
@@ -118,6 +125,18 @@ impl ConnectError {
             ),
         }
     }
+}
+
+/// plat's own explanation of a failed TLS handshake, which tokio-postgres wraps.
+fn handshake_error(error: &tokio_postgres::Error) -> Option<&HandshakeError> {
+    std::error::Error::source(error).and_then(|source| source.downcast_ref::<HandshakeError>())
+}
+
+/// The server refused a plain connection: pg_hba.conf's `hostssl` lines only. It says "no
+/// encryption", not why.
+fn refused_plain(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        && error.as_db_error().is_some_and(|db| db.message().ends_with("no encryption"))
 }
 
 /// Connects with `config`, plat's application name, TCP keepalives and a deadline on the whole
@@ -284,6 +303,8 @@ pub enum OpenError {
         url: String,
         /// Why.
         reason: String,
+        /// Whether TLS failed (the reason then says what to do).
+        tls: bool,
     },
     /// The database did not exist and could not be created.
     #[error("cannot create database `{database}` on {url}: {reason}")]
@@ -313,7 +334,11 @@ pub enum OpenError {
 /// Returns the client (`None` when the database does not exist and `create` is off) and whether
 /// this call created the database.
 pub async fn open(target: &DatabaseTarget, create: bool) -> Result<(Option<Client>, bool), OpenError> {
-    let connect_error = |error: ConnectError| OpenError::Connect { url: target.display(), reason: error.describe() };
+    let connect_error = |error: ConnectError| OpenError::Connect {
+        url: target.display(),
+        reason: error.describe(),
+        tls: error.is_tls(),
+    };
     match connect(&target.config, &target.tls, target.dial.as_ref()).await {
         Ok(client) => return Ok((Some(client), false)),
         Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) && !create => return Ok((None, false)),
