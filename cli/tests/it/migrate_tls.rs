@@ -326,3 +326,39 @@ fn disable_gets_the_servers_refusal_and_allow_retries_with_tls() {
     migrate(&context, &server.url("127.0.0.1", "allowed", "sslmode=allow"), &[]).expect_code(0);
     assert_eq!(server.query("allowed", "SELECT count(*) FROM plat_migrations"), [[Some("1".to_owned())]]);
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_over_tls() {
+    let server = Server::with_tls();
+    let context = workspace();
+    context.write("user-service", "2_slow.sql", "SELECT pg_sleep(60);\n");
+    let url = server.url("localhost", "cancelled", &format!("sslmode=verify-full&sslrootcert={}", server.ca_file()));
+    let child = context
+        .plat()
+        .args(["migrate", "--database-url", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The cancel request goes over a new connection, verified as the session's was.
+    let sleeping = || {
+        server.query(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'cancelled' AND query LIKE '%pg_sleep(60)%' \
+             AND application_name LIKE 'plat migrate%'",
+        )[0][0]
+            .clone()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    while sleeping() != "1" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the slow statement never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("2_slow.sql: cancelled: plat asked the server to stop it (SQLSTATE 57014)"), "{stderr}");
+    assert_eq!(sleeping(), "0");
+}
