@@ -354,6 +354,8 @@ pub(super) fn migrate_error(target: &DatabaseTarget, error: MigrateError) -> Cli
     match error {
         MigrateError::Url(error) => CliError::usage(error),
         MigrateError::Files(error) => files_error(service, error),
+        // TLS's messages say what to do themselves: the server runs, the URL's host is right.
+        MigrateError::Open(error @ OpenError::Connect { tls: true, .. }) => CliError::failure(format!("{service}: {error}")),
         MigrateError::Open(error) => {
             let hint = match &error {
                 OpenError::Connect { .. } if matches!(target.origin, UrlOrigin::Container(_)) => {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::tls::{HandshakeError, SslMode, TlsSettings};
 use super::url::{self, DatabaseTarget};
 
 /// The history table's name, in the schema that is current when plat connects (normally `public`).
@@ -71,8 +72,10 @@ enum ConnectError {
     Dial(std::io::Error),
     /// The server took the TCP connection (or did not) and never finished the startup handshake.
     TimedOut(Duration),
-    /// The URL requires TLS, which plat does not speak yet.
-    NoTls,
+    /// TLS could not be set up: the roots the mode needs are missing or unreadable.
+    Tls(String),
+    /// The server answered the TLS request with "no", and the mode requires TLS.
+    ServerWithoutTls(SslMode),
 }
 
 impl ConnectError {
@@ -80,18 +83,41 @@ impl ConnectError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             ConnectError::Postgres(error) => error.code(),
-            ConnectError::Dial(_) | ConnectError::TimedOut(_) | ConnectError::NoTls => None,
+            ConnectError::Dial(_)
+            | ConnectError::TimedOut(_)
+            | ConnectError::Tls(_)
+            | ConnectError::ServerWithoutTls(_) => None,
+        }
+    }
+
+    /// The TLS handshake (or what the server said of TLS), whose description says what to do.
+    fn is_tls(&self) -> bool {
+        match self {
+            ConnectError::Postgres(error) => handshake_error(error).is_some() || refused_plain(error),
+            ConnectError::Tls(_) | ConnectError::ServerWithoutTls(_) => true,
+            ConnectError::Dial(_) | ConnectError::TimedOut(_) => false,
         }
     }
 
     fn describe(&self) -> String {
         match self {
-            ConnectError::Postgres(error) => describe(error),
+            ConnectError::Postgres(error) if let Some(handshake) = handshake_error(error) => handshake.to_string(),
+            ConnectError::Postgres(error) => {
+                let text = describe(error);
+                if refused_plain(error) {
+                    format!("{text} (the server may accept only TLS connections: try sslmode=require)")
+                } else {
+                    text
+                }
+            }
             ConnectError::Dial(error) => error.to_string(),
-            ConnectError::NoTls => "the URL (or PGSSLMODE) requires TLS (sslmode=require), and plat cannot speak TLS \
-                                     yet: on a network you trust, use sslmode=prefer or disable; otherwise reach the \
-                                     server through a local TLS tunnel (stunnel, a cloud SQL proxy)"
-                .to_owned(),
+            ConnectError::Tls(reason) => reason.clone(),
+            ConnectError::ServerWithoutTls(mode) => format!(
+                "the server does not accept TLS connections, and sslmode={} requires TLS: turn `ssl = on` in the \
+                 server's postgresql.conf (with its certificate and key), or, on a network you trust, use \
+                 sslmode=prefer (TLS when the server offers it) or sslmode=disable",
+                mode.as_str()
+            ),
             ConnectError::TimedOut(limit) => format!(
                 "no answer within {}s: the server did not accept the connection, or accepted it and never finished \
                  PostgreSQL's startup handshake (connect_timeout)",
@@ -101,18 +127,26 @@ impl ConnectError {
     }
 }
 
+/// plat's own explanation of a failed TLS handshake, which tokio-postgres wraps.
+fn handshake_error(error: &tokio_postgres::Error) -> Option<&HandshakeError> {
+    std::error::Error::source(error).and_then(|source| source.downcast_ref::<HandshakeError>())
+}
+
+/// The server refused a plain connection: pg_hba.conf's `hostssl` lines only. It says "no
+/// encryption", not why.
+fn refused_plain(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        && error.as_db_error().is_some_and(|db| db.message().ends_with("no encryption"))
+}
+
 /// Connects with `config`, plat's application name, TCP keepalives and a deadline on the whole
-/// handshake; through `dial`'s connection when there is one (the workspace's database, reached
-/// through the Engine).
+/// handshake, over TLS as `tls` says; through `dial`'s connection when there is one (the
+/// workspace's database, reached through the Engine, without TLS).
 ///
 /// tokio-postgres's own `connect_timeout` covers only the TCP connect: a server (or a proxy)
 /// that accepts the connection and never answers would hang the startup forever.
-async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
+async fn connect(config: &Config, tls: &TlsSettings, dial: Option<&url::Dial>) -> Result<Client, ConnectError> {
     let mut config = config.clone();
-    // Without this, tokio-postgres says only "no TLS implementation configured".
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(ConnectError::NoTls);
-    }
     config.application_name(application_name());
     let limit = config.get_connect_timeout().copied().filter(|limit| !limit.is_zero()).unwrap_or(CONNECT_TIMEOUT);
     config.connect_timeout(limit);
@@ -128,15 +162,7 @@ async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, Co
     }
     let handshake = async {
         match dial {
-            None => {
-                let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Postgres)?;
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!("database connection ended: {error}");
-                    }
-                });
-                Ok(client)
-            }
+            None => connect_direct(&config, tls).await,
             Some(dial) => {
                 let stream = (dial.0)().await.map_err(ConnectError::Dial)?;
                 let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(ConnectError::Postgres)?;
@@ -152,12 +178,52 @@ async fn connect(config: &Config, dial: Option<&url::Dial>) -> Result<Client, Co
     tokio::time::timeout(limit, handshake).await.unwrap_or(Err(ConnectError::TimedOut(limit)))
 }
 
+/// Connects to the URL's host, as libpq would with `tls.mode`: `allow` retries with TLS when
+/// the server refuses a plain connection, `prefer` retries without TLS when the handshake fails.
+async fn connect_direct(config: &Config, tls: &TlsSettings) -> Result<Client, ConnectError> {
+    let connector = tls.connector().map_err(ConnectError::Tls)?;
+    let retry = |mode: tokio_postgres::config::SslMode| {
+        let mut config = config.clone();
+        config.ssl_mode(mode);
+        config
+    };
+    let first = config.connect(connector.clone()).await;
+    let result = match (tls.mode, first) {
+        (SslMode::Allow, Err(error)) if error.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+            retry(tokio_postgres::config::SslMode::Require).connect(connector).await
+        }
+        (SslMode::Prefer, Err(error)) if error.to_string().starts_with("error performing TLS handshake") => {
+            tracing::debug!("TLS failed ({}), connecting without it as sslmode=prefer allows", describe(&error));
+            retry(tokio_postgres::config::SslMode::Disable).connect(connector).await
+        }
+        (_, result) => result,
+    };
+    match result {
+        Ok((client, connection)) => {
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!("database connection ended: {error}");
+                }
+            });
+            Ok(client)
+        }
+        // tokio-postgres's words are "server does not support TLS", and nothing on what to do.
+        Err(error) if describe(&error).ends_with("server does not support TLS") => {
+            Err(ConnectError::ServerWithoutTls(tls.mode))
+        }
+        Err(error) => Err(ConnectError::Postgres(error)),
+    }
+}
+
 /// Sends the server a cancel request for what `token`'s session is running, over a new
 /// connection: to the URL's host, or through the Engine like the session itself.
 pub async fn cancel(token: &tokio_postgres::CancelToken, target: &DatabaseTarget) -> Result<(), String> {
     let sent = async {
         match &target.dial {
-            None => token.cancel_query(NoTls).await.map_err(|error| describe(&error)),
+            None => {
+                let connector = target.tls.connector()?;
+                token.cancel_query(connector).await.map_err(|error| describe(&error))
+            }
             Some(dial) => {
                 let stream = (dial.0)().await.map_err(|error| error.to_string())?;
                 token.cancel_query_raw(stream, NoTls).await.map_err(|error| describe(&error))
@@ -224,7 +290,7 @@ pub async fn blockers(client: &Client, pid: i32) -> Result<Vec<Blocker>, tokio_p
 
 /// A second connection to the service database, for looking at the first one's session.
 pub async fn connect_aside(target: &DatabaseTarget) -> Result<Client, String> {
-    connect(&target.config, target.dial.as_ref()).await.map_err(|error| error.describe())
+    connect(&target.config, &target.tls, target.dial.as_ref()).await.map_err(|error| error.describe())
 }
 
 /// Why the service database could not be opened.
@@ -237,6 +303,8 @@ pub enum OpenError {
         url: String,
         /// Why.
         reason: String,
+        /// Whether TLS failed (the reason then says what to do).
+        tls: bool,
     },
     /// The database did not exist and could not be created.
     #[error("cannot create database `{database}` on {url}: {reason}")]
@@ -266,15 +334,19 @@ pub enum OpenError {
 /// Returns the client (`None` when the database does not exist and `create` is off) and whether
 /// this call created the database.
 pub async fn open(target: &DatabaseTarget, create: bool) -> Result<(Option<Client>, bool), OpenError> {
-    let connect_error = |error: ConnectError| OpenError::Connect { url: target.display(), reason: error.describe() };
-    match connect(&target.config, target.dial.as_ref()).await {
+    let connect_error = |error: ConnectError| OpenError::Connect {
+        url: target.display(),
+        reason: error.describe(),
+        tls: error.is_tls(),
+    };
+    match connect(&target.config, &target.tls, target.dial.as_ref()).await {
         Ok(client) => return Ok((Some(client), false)),
         Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) && !create => return Ok((None, false)),
         Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
         Err(error) => return Err(connect_error(error)),
     }
     let created = create_database(target).await?;
-    let client = connect(&target.config, target.dial.as_ref()).await.map_err(connect_error)?;
+    let client = connect(&target.config, &target.tls, target.dial.as_ref()).await.map_err(connect_error)?;
     Ok((Some(client), created))
 }
 
@@ -290,7 +362,7 @@ async fn create_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
             reason,
             denied: code == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
         };
-        let client = match connect(&config, target.dial.as_ref()).await {
+        let client = match connect(&config, &target.tls, target.dial.as_ref()).await {
             Ok(client) => client,
             Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
                 last = Some(failed(error.describe(), error.code()));
@@ -326,7 +398,7 @@ pub async fn drop_database(target: &DatabaseTarget) -> Result<bool, OpenError> {
             url: url::display(&config),
             reason,
         };
-        let client = match connect(&config, target.dial.as_ref()).await {
+        let client = match connect(&config, &target.tls, target.dial.as_ref()).await {
             Ok(client) => client,
             Err(error) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
                 last = Some(failed(error.describe(), error.code()));

@@ -13,6 +13,7 @@ pub mod foreign;
 pub mod plan;
 pub mod sections;
 pub mod sql;
+pub mod tls;
 pub mod url;
 
 use std::path::PathBuf;

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 
+use super::tls::{self, TlsSettings};
 use crate::docker::DatabaseContainer;
 use crate::manifest::Service;
 
@@ -87,6 +88,8 @@ pub struct DatabaseTarget {
     pub named_in_url: bool,
     /// How to open a connection, when not to the URL's host and port.
     pub dial: Option<Dial>,
+    /// sslmode and the trusted roots.
+    pub tls: TlsSettings,
 }
 
 impl std::fmt::Debug for DatabaseTarget {
@@ -172,7 +175,9 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
         }
         _ => return Err(UrlError::Missing { service: service.name.clone(), env }),
     };
-    let mut config: Config = text.trim().parse().map_err(|error: tokio_postgres::Error| UrlError::Invalid {
+    // tokio-postgres knows neither verify-ca/verify-full/allow nor sslrootcert: plat's TLS does.
+    let (text, tls_params) = tls::split_params(&text);
+    let mut config: Config = text.parse().map_err(|error: tokio_postgres::Error| UrlError::Invalid {
         service: service.name.clone(),
         origin: origin.clone(),
         reason: error.to_string(),
@@ -180,20 +185,19 @@ pub fn resolve(service: &Service, sources: &UrlSources<'_>) -> Result<DatabaseTa
     let named_in_url = config.get_dbname().is_some_and(|name| !name.is_empty());
     let database = if named_in_url { config.get_dbname().expect("named").to_owned() } else { database.name.clone() };
     config.dbname(&database);
-    libpq_defaults(&mut config, &text, sources.env).map_err(|reason| UrlError::Invalid {
-        service: service.name.clone(),
-        origin: origin.clone(),
-        reason,
-    })?;
-    Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url, dial: None })
+    let invalid = |reason| UrlError::Invalid { service: service.name.clone(), origin: origin.clone(), reason };
+    libpq_defaults(&mut config, sources.env).map_err(invalid)?;
+    let tls = TlsSettings::resolve(&tls_params, sources.env).map_err(invalid)?;
+    config.ssl_mode(tls.mode.wire());
+    Ok(DatabaseTarget { service: service.name.clone(), config, database, origin, named_in_url, dial: None, tls })
 }
 
 /// What libpq would take from the environment and `~/.pgpass` for what the URL leaves out:
-/// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGCONNECT_TIMEOUT`, then the
-/// password file (`PGPASSFILE`, else `~/.pgpass`). `PGDATABASE` is not read: each service has a
+/// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGCONNECT_TIMEOUT`, then the password file
+/// (`PGPASSFILE`, else `~/.pgpass`); `PGSSLMODE` and `PGSSLROOTCERT` are [`TlsSettings::resolve`]'s. `PGDATABASE` is not read: each service has a
 /// database of its own, named by the URL or the manifest. Only for URLs the user gave: the
 /// workspace's container has its own user and trusts it.
-fn libpq_defaults(config: &mut Config, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+fn libpq_defaults(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
     let env = |name: &str| env(name).filter(|value| !value.is_empty());
     if config.get_hosts().is_empty() {
         for host in env("PGHOST").as_deref().unwrap_or("localhost").split(',') {
@@ -211,17 +215,6 @@ fn libpq_defaults(config: &mut Config, text: &str, env: &dyn Fn(&str) -> Option<
         && let Some(user) = env("PGUSER")
     {
         config.user(user);
-    }
-    // A URL parses to the same Config whether or not it said `sslmode=prefer`: look at its text.
-    if !text.contains("sslmode")
-        && let Some(mode) = env("PGSSLMODE")
-    {
-        config.ssl_mode(match mode.as_str() {
-            "disable" | "allow" => tokio_postgres::config::SslMode::Disable,
-            "prefer" => tokio_postgres::config::SslMode::Prefer,
-            "require" | "verify-ca" | "verify-full" => tokio_postgres::config::SslMode::Require,
-            other => return Err(format!("PGSSLMODE `{other}` is not an sslmode")),
-        });
     }
     if config.get_connect_timeout().is_none()
         && let Some(seconds) = env("PGCONNECT_TIMEOUT")
@@ -317,7 +310,8 @@ fn in_container(
             config.host("127.0.0.1").port(port)
         }
     };
-    config.user("postgres").dbname(database);
+    // The image speaks no TLS, and the connection stays on this machine or the workspace network.
+    config.user("postgres").dbname(database).ssl_mode(tokio_postgres::config::SslMode::Disable);
     Ok(DatabaseTarget {
         service: service.name.clone(),
         config,
@@ -325,6 +319,7 @@ fn in_container(
         origin: UrlOrigin::Container(container.name.clone()),
         named_in_url: false,
         dial,
+        tls: TlsSettings::disabled(),
     })
 }
 
@@ -525,11 +520,19 @@ mod tests {
             let target = resolve_with("postgres://app@db.internal:6432/orders", &[("PGPASSFILE", &pgpass_path)]);
             assert_eq!(target.config.get_password(), None, "a file others can read is ignored, as libpq does");
         }
-        // PGSSLMODE only when the URL says nothing of it.
+        // PGSSLMODE only when the URL says nothing of it; all of libpq's modes, in both.
         let target = resolve_with("postgres://app@h/orders", &[("PGSSLMODE", "require")]);
         assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         let target = resolve_with("postgres://app@h/orders?sslmode=disable", &[("PGSSLMODE", "require")]);
         assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+        let target = resolve_with("postgres://app@h/orders?sslmode=verify-full&sslrootcert=/ca.pem", &[]);
+        assert_eq!(
+            (target.tls.mode, target.config.get_ssl_mode()),
+            (tls::SslMode::VerifyFull, tokio_postgres::config::SslMode::Require)
+        );
+        assert_eq!(target.tls.root_cert, tls::RootCert::File { path: "/ca.pem".into(), explicit: true });
+        let target = resolve_with("postgres://app@h/orders", &[("PGSSLMODE", "verify-ca")]);
+        assert_eq!(target.tls.mode, tls::SslMode::VerifyCa);
     }
 
     #[test]

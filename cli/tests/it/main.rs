@@ -18,6 +18,7 @@ mod migrate_limits;
 mod migrate_recovery;
 mod migrate_safety;
 mod migrate_stop;
+mod migrate_tls;
 mod proto_checks;
 mod proto_corpus;
 mod proto_gen;
