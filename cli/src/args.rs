@@ -17,6 +17,7 @@ Examples:
   plat migrate                     apply every service's pending SQL migrations
   plat up                          build, migrate and start the platform
   plat logs -f order-service       follow a service's logs
+  plat deploy render               the platform as a Kubernetes (kustomize) tree
 
 Exit status: 0 success, 1 the work failed, 2 usage or input error (the command line,
 workspace.toml, or the contracts in proto/).
