@@ -53,10 +53,16 @@ fn render(workspace: &Workspace, args: &DeployRenderArgs) -> Result<ExitStatus, 
     let versions = deploy::versions(workspace, args.tag.as_deref());
     for (name, version) in &versions {
         let built = workspace.service(name).is_some_and(|service| !deploy::has_tag(&service.image));
-        if built && version.dirty {
+        if built && version.tag == deploy::UNVERSIONED {
             ui::warn(format!(
-                "{name}: its checkout has uncommitted changes (or no commit): its image is tagged `{}`, which names \
-                 no commit another machine can build",
+                "{name}: no commit to tag its image with (not a git checkout, or no commit yet; `plat sync` clones \
+                 a missing one): it is tagged `{}`",
+                version.tag
+            ));
+        } else if built && version.dirty {
+            ui::warn(format!(
+                "{name}: its checkout has uncommitted changes: its image is tagged `{}`, which names no commit \
+                 another machine can build",
                 version.tag
             ));
         }

@@ -103,3 +103,12 @@ fn compose_export_writes_secrets_as_references_to_the_environment() {
     context.run(&["compose", "export"]).expect_code(0);
     assert_eq!(std::fs::read_to_string(context.workspace.join("docker-compose.yml")).unwrap(), run.stdout);
 }
+
+#[test]
+fn a_service_with_no_commit_renders_unversioned_and_says_why() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"shop\"\n[services.users]\nports = { http = 8080 }\n");
+    let run = context.run(&["deploy", "render"]).expect_code(0);
+    assert!(run.stderr.contains("warning: users: no commit to tag its image with"), "{}", run.stderr);
+    assert!(deployment(&context).contains("image: shop/users:unversioned\n"), "{}", deployment(&context));
+}
