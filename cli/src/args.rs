@@ -17,6 +17,7 @@ Examples:
   plat migrate                     apply every service's pending SQL migrations
   plat up                          build, migrate and start the platform
   plat logs -f order-service       follow a service's logs
+  plat deploy render               the platform as a Kubernetes (kustomize) tree
 
 Exit status: 0 success, 1 the work failed, 2 usage or input error (the command line,
 workspace.toml, or the contracts in proto/).
@@ -230,6 +231,14 @@ Examples:
     /// Generate code from the protobuf contracts, lint them, check them for breaking changes
     #[command(subcommand)]
     Proto(ProtoCommand),
+
+    /// Render workspace.toml as a Kubernetes (kustomize) tree, and apply it to a cluster
+    #[command(subcommand)]
+    Deploy(DeployCommand),
+
+    /// Export workspace.toml as a docker-compose.yml
+    #[command(subcommand)]
+    Compose(ComposeCommand),
 
     /// Start or stop only the platform's PostgreSQL container
     ///
@@ -777,4 +786,101 @@ pub struct ProtoBreakingArgs {
     /// Print the findings as a JSON array of {path, line, column, rule, message}
     #[arg(long)]
     pub json: bool,
+}
+
+/// `plat deploy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Write the kustomize tree of workspace.toml: base/ and overlays/<env>/
+    #[command(after_help = "\
+base/ holds a Deployment and a Service per service (readiness probes from `health`, ports from
+`ports`, `env` in a ConfigMap, `secrets` and DATABASE_URL from the overlay's Secret, non-root,
+resource requests); overlays/<env>/ the namespace, the Secret generated from secrets.env (copy
+secrets.env.example), and for `dev` a PostgreSQL. Images are <image>:<commit>, the HEAD of each
+service's checkout (`<commit>-dirty` with uncommitted changes); ready images (`nats:2`) as they
+are. Files plat wrote before and no longer renders are removed; other files are left alone.
+
+Examples:
+  plat deploy render                       deploy/k8s/base and deploy/k8s/overlays/dev
+  plat deploy render --env prod            managed databases: no PostgreSQL in the overlay
+  plat deploy render --tag dev             images tagged dev, as `plat build` tags them
+  kubectl kustomize deploy/k8s/overlays/dev
+
+Documentation: docs/deploy.md")]
+    Render(DeployRenderArgs),
+
+    /// Apply a rendered overlay with `kubectl apply -k`, saying first what it changes
+    #[command(after_help = "\
+Checks that kubectl knows the context, shows `kubectl diff -k` of the overlay (what the cluster
+would change), then runs `kubectl apply -k`. With --dry-run the server checks the change
+(`kubectl apply --dry-run=server -k`) and nothing changes. Render first: apply uses the tree as
+it is on disk, with its secrets.env.
+
+Examples:
+  plat deploy apply --context kind-dev --dry-run
+  plat deploy apply --context kind-dev
+  plat deploy apply --context prod --env prod
+
+Documentation: docs/deploy.md")]
+    Apply(DeployApplyArgs),
+}
+
+/// Arguments of `plat deploy render`.
+#[derive(Debug, Args)]
+pub struct DeployRenderArgs {
+    /// The overlay to write: `dev` runs PostgreSQL in the cluster, any other takes managed
+    /// databases through the Secret
+    #[arg(long, value_name = "NAME", default_value = "dev")]
+    pub env: String,
+    /// Directory to write the tree to (default: deploy/k8s under the workspace root)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Tag every image plat builds with TAG instead of its checkout's commit
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+/// Arguments of `plat deploy apply`.
+#[derive(Debug, Args)]
+pub struct DeployApplyArgs {
+    /// The kubectl context to apply to (`kubectl config get-contexts` lists them)
+    #[arg(long, value_name = "CTX")]
+    pub context: String,
+    /// The overlay to apply
+    #[arg(long, value_name = "NAME", default_value = "dev")]
+    pub env: String,
+    /// The tree's directory (default: deploy/k8s under the workspace root)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Show what would change and have the server check it; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `plat compose` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ComposeCommand {
+    /// Write a docker-compose.yml that runs what workspace.toml describes
+    #[command(after_help = "\
+The services on the images `plat build` made (<image>:dev), their `env` (each of `secrets` read
+from the environment or .env instead), ports published as `publish` says (moved by
+<SERVICE>_<PORT>_PORT), health checks where the image can run one (a `cmd` check), the database
+with its volume, published on 127.0.0.1:${POSTGRES_PORT:-5432} for `plat migrate`.
+
+Examples:
+  plat build && plat compose export
+  docker-compose up -d postgres
+  DATABASE_URL_USER_SERVICE=postgres://postgres@127.0.0.1:5432/user_service plat migrate user-service
+  JWT_SECRET=... docker-compose up -d
+
+Documentation: docs/deploy.md")]
+    Export(ComposeExportArgs),
+}
+
+/// Arguments of `plat compose export`.
+#[derive(Debug, Args)]
+pub struct ComposeExportArgs {
+    /// File to write; `-` for stdout (default: docker-compose.yml in the workspace root)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

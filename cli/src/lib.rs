@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod contract;
+pub mod deploy;
 pub mod docker;
 pub mod doctor;
 pub mod git;

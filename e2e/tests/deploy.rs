@@ -1,94 +1,164 @@
-//! deploy/k8s says what workspace.toml says: the same images, ports, readiness checks,
-//! environment and user, and secrets that the dev overlay's example provides. No cluster runs
-//! here, so this is what keeps the manifests from drifting away from the platform `plat up`
-//! runs and the e2e tests exercise.
+//! deploy/k8s is `plat deploy render --tag dev` of workspace.toml, byte for byte, and what it
+//! builds to validates offline: `kubectl kustomize` on the base and on every overlay (dev, and a
+//! production one with managed databases), and `kubernetes-validate --strict` (PyPI's, with its
+//! bundled schemas) on what kustomize makes. No cluster runs here; this keeps the tree true to
+//! the platform `plat up` runs, and one a cluster would accept.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use platform_e2e::plat::{Plat, texts};
 use platform_e2e::platform::repo_root;
 use serde_yaml_ng::Value;
 
-/// Every document of every YAML file in `dir` (not below it), but kustomization.yaml.
-fn documents(dir: &Path) -> Vec<Value> {
-    let mut documents = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
-    files.sort();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-        if file.file_name().unwrap() == "kustomization.yaml" {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).unwrap();
-        for document in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value = serde::Deserialize::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            documents.push(value);
+/// Every file under `dir`, by path relative to it, but the secrets.env a person writes.
+fn files(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, into: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, into);
+            } else if path.file_name().unwrap() != "secrets.env" {
+                let relative = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                into.insert(relative, std::fs::read_to_string(&path).unwrap());
+            }
         }
     }
-    documents
+    let mut found = BTreeMap::new();
+    walk(dir, dir, &mut found);
+    found
 }
 
-fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    documents
-        .iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} named {name} in deploy/k8s/base"))
+/// plat, on the repository's own workspace.toml.
+fn plat() -> Plat {
+    Plat::build(&repo_root(), env!("CARGO_TARGET_TMPDIR"))
 }
 
-fn yaml_strings(value: &Value) -> Vec<String> {
-    value.as_sequence().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+/// Renders the tree for `environment` into `out`.
+fn render(plat: &Plat, out: &Path, environment: &str) {
+    plat.ok(&["deploy", "render", "--tag", "dev", "--env", environment, "--out", out.to_str().unwrap()]);
+}
+
+/// `kubectl kustomize dir`, which must succeed; its output.
+fn kustomize(dir: &Path) -> String {
+    let output = Command::new("kubectl").arg("kustomize").arg(dir).output().expect("kubectl runs (scripts/setup)");
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "kubectl kustomize {}: {stderr}", dir.display());
+    stdout
+}
+
+/// kubernetes-validate: the repository's .tools/venv (scripts/setup), else PATH.
+fn kubernetes_validate() -> PathBuf {
+    let bundled = repo_root().join(".tools/venv/bin/kubernetes-validate");
+    if bundled.exists() { bundled } else { PathBuf::from("kubernetes-validate") }
+}
+
+/// Checks `manifests` (a YAML stream) against the Kubernetes schemas, strictly: an unknown
+/// field fails as a wrong type does.
+fn validate(manifests: &str, dir: &Path) {
+    let file = dir.join("built.yaml");
+    std::fs::write(&file, manifests).unwrap();
+    let output = Command::new(kubernetes_validate()).args(["--strict", "--quiet"]).arg(&file).output().unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "kubernetes-validate:\n{stdout}{stderr}");
+}
+
+/// The overlay with a secrets.env, as a person fills it in from the example.
+fn with_secrets(overlay: &Path) {
+    std::fs::copy(overlay.join("secrets.env.example"), overlay.join("secrets.env")).unwrap();
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect()
 }
 
 #[test]
-fn the_kustomization_lists_every_manifest() {
-    let base = repo_root().join("deploy/k8s/base");
-    let kustomization: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(base.join("kustomization.yaml")).unwrap()).unwrap();
-    let listed: BTreeSet<String> = yaml_strings(&kustomization["resources"]).into_iter().collect();
-    let present: BTreeSet<String> = std::fs::read_dir(&base)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
-        .collect();
-    assert_eq!(listed, present);
+fn the_committed_tree_is_what_plat_renders() {
+    let plat = plat();
+    let out = tempfile::tempdir().unwrap();
+    render(&plat, out.path(), "dev");
+    let committed = files(&repo_root().join("deploy/k8s"));
+    let rendered = files(out.path());
+    assert_eq!(
+        committed.keys().collect::<Vec<_>>(),
+        rendered.keys().collect::<Vec<_>>(),
+        "deploy/k8s has other files than `plat deploy render --tag dev` writes: run it"
+    );
+    for (path, text) in &rendered {
+        assert_eq!(
+            &committed[path], text,
+            "deploy/k8s/{path} differs from the render: run `plat deploy render --tag dev`"
+        );
+    }
 }
 
 #[test]
-fn every_service_runs_as_workspace_toml_says() {
+fn the_tree_builds_and_validates_offline() {
+    let plat = plat();
+    let out = tempfile::tempdir().unwrap();
+    render(&plat, out.path(), "dev");
+    render(&plat, out.path(), "prod");
+    kustomize(&out.path().join("base"));
+    for environment in ["dev", "prod"] {
+        let overlay = out.path().join("overlays").join(environment);
+        with_secrets(&overlay);
+        validate(&kustomize(&overlay), out.path());
+    }
+
+    // The validator is no rubber stamp: a field of the wrong type fails it.
+    let dev = kustomize(&out.path().join("overlays/dev"));
+    let broken = dev.replacen("replicas: 2", "replicas: two", 1);
+    std::fs::write(out.path().join("broken.yaml"), &broken).unwrap();
+    let output =
+        Command::new(kubernetes_validate()).arg("--quiet").arg(out.path().join("broken.yaml")).output().unwrap();
+    assert!(!output.status.success(), "kubernetes-validate accepted replicas: two");
+}
+
+#[test]
+fn the_dev_overlay_runs_what_workspace_toml_says() {
     let root = repo_root();
+    let tree = tempfile::tempdir().unwrap();
+    render(&plat(), tree.path(), "dev");
+    let overlay = tree.path().join("overlays/dev");
+    with_secrets(&overlay);
+    let built = documents(&kustomize(&overlay));
+    let find = |kind: &str, name: &str| -> &Value {
+        built
+            .iter()
+            .find(|d| {
+                d["kind"] == kind
+                    && d["metadata"]["name"].as_str().is_some_and(|n| n == name || n.starts_with(&format!("{name}-")))
+            })
+            .unwrap_or_else(|| panic!("no {kind} named {name}"))
+    };
     let manifest: toml::Table = std::fs::read_to_string(root.join("workspace.toml")).unwrap().parse().unwrap();
     let workspace = manifest["workspace"]["name"].as_str().unwrap();
     let env_example = std::fs::read_to_string(root.join(".env.example")).unwrap();
-    let documents = documents(&root.join("deploy/k8s/base"));
-    let mut secret_keys = BTreeSet::new();
 
     for (name, service) in manifest["services"].as_table().unwrap() {
-        let deployment = find(&documents, "Deployment", name);
+        let deployment = find("Deployment", name);
+        assert_eq!(deployment["metadata"]["namespace"], workspace, "{name}: namespace");
         let pod = &deployment["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
         assert_eq!(container["image"].as_str(), Some(format!("{workspace}/{name}:dev").as_str()), "{name}: image");
-        // The images run as 10001:10001 (FROM scratch, USER in the Dockerfile plat writes).
-        assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(10001), "{name}: user");
+        assert_eq!(pod["securityContext"]["runAsUser"].as_i64(), Some(10001), "{name}: the images' user");
         assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{name}: non-root");
 
-        // Every port of the manifest, by name, on the container and on the Service.
         let ports = service.get("ports").and_then(|p| p.as_table()).cloned().unwrap_or_default();
-        let k8s_service = find(&documents, "Service", name);
+        let k8s_service = find("Service", name);
         for (port_name, number) in &ports {
             let number = number.as_integer().unwrap();
-            let on_container =
-                container["ports"].as_sequence().unwrap().iter().any(|p| {
-                    p["name"].as_str() == Some(port_name.as_str()) && p["containerPort"].as_i64() == Some(number)
-                });
-            assert!(on_container, "{name}: container port {port_name} = {number}");
-            let on_service = k8s_service["spec"]["ports"]
-                .as_sequence()
-                .unwrap()
-                .iter()
-                .any(|p| p["name"].as_str() == Some(port_name.as_str()) && p["port"].as_i64() == Some(number));
-            assert!(on_service, "{name}: Service port {port_name} = {number}");
+            let named = |list: &Value, key: &str| {
+                list.as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"].as_str() == Some(port_name) && p[key].as_i64() == Some(number))
+            };
+            assert!(named(&container["ports"], "containerPort"), "{name}: container port {port_name} = {number}");
+            assert!(named(&k8s_service["spec"]["ports"], "port"), "{name}: Service port {port_name} = {number}");
         }
 
-        // The readiness probe is the manifest's health check.
         let health = service["health"].as_table().unwrap();
         let readiness = &container["readinessProbe"];
         if let Some(grpc) = health.get("grpc") {
@@ -96,48 +166,55 @@ fn every_service_runs_as_workspace_toml_says() {
             assert_eq!(readiness["grpc"]["port"].as_i64(), ports["grpc"].as_integer(), "{name}: gRPC health port");
         } else if let Some(path) = health.get("http") {
             assert_eq!(readiness["httpGet"]["path"].as_str(), path.as_str(), "{name}: HTTP health path");
-            assert_eq!(readiness["httpGet"]["port"].as_str(), Some("http"), "{name}: HTTP health port");
         } else {
-            panic!("{name}: a health check deploy.rs does not know");
+            panic!("{name}: a health check this test does not know");
         }
 
-        // The environment: what workspace.toml sets (same values, or a secret), DATABASE_URL
-        // for a service with a database, and nothing .env.example does not document.
-        let env = container["env"].as_sequence().cloned().unwrap_or_default();
-        let variable = |key: &str| env.iter().find(|e| e["name"].as_str() == Some(key));
+        // The environment: `env` through the ConfigMap (same values), `secrets` and
+        // DATABASE_URL from the Secret, and nothing .env.example does not document.
+        let secrets: Vec<&str> = service
+            .get("secrets")
+            .and_then(|s| s.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        let config = container["envFrom"][0]["configMapRef"]["name"].as_str().map(|map| find("ConfigMap", map));
+        let from_secret = |key: &str| {
+            container["env"].as_sequence().into_iter().flatten().find(|e| e["name"].as_str() == Some(key)).map(|e| {
+                assert!(
+                    e["valueFrom"]["secretKeyRef"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{workspace}-secrets-"))
+                );
+                e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap().to_owned()
+            })
+        };
         for (key, value) in service.get("env").and_then(|e| e.as_table()).cloned().unwrap_or_default() {
-            let set = variable(&key).unwrap_or_else(|| panic!("{name}: {key} is not set"));
-            if set.get("value").is_some() {
-                assert_eq!(set["value"].as_str(), value.as_str(), "{name}: {key}");
+            assert!(
+                env_example.lines().any(|line| line.trim_start_matches("# ").starts_with(&key)),
+                "{name}: {key} is not in .env.example"
+            );
+            if secrets.contains(&key.as_str()) {
+                assert_eq!(from_secret(&key).as_deref(), Some(key.as_str()), "{name}: {key} comes from the Secret");
+                assert!(
+                    config.is_none_or(|c| c["data"].get(&key).is_none()),
+                    "{name}: {key}'s value is not in a ConfigMap"
+                );
+            } else {
+                assert_eq!(config.unwrap()["data"][&key].as_str(), value.as_str(), "{name}: {key}");
             }
         }
         if service.get("database").is_some() {
-            assert!(variable("DATABASE_URL").is_some(), "{name}: DATABASE_URL");
-        }
-        for entry in &env {
-            let key = entry["name"].as_str().unwrap();
-            assert!(
-                env_example.lines().any(|line| line.trim_start_matches("# ").starts_with(key)),
-                "{name}: {key} is not in .env.example"
-            );
-            if let Some(secret) = entry["valueFrom"]["secretKeyRef"].as_mapping() {
-                assert_eq!(secret[&Value::from("name")], "platform-secrets", "{name}: {key}'s secret");
-                secret_keys.insert(secret[&Value::from("key")].as_str().unwrap().to_owned());
-            }
+            let key = from_secret("DATABASE_URL").unwrap_or_else(|| panic!("{name}: DATABASE_URL"));
+            let secret = find("Secret", &format!("{workspace}-secrets"));
+            assert!(secret["data"].get(&key).is_some(), "{name}: the dev Secret has {key}");
         }
     }
 
     // The host name and image the services' database URLs name.
-    let postgres = find(&documents, "StatefulSet", "postgres");
+    let postgres = find("StatefulSet", "postgres");
     assert_eq!(postgres["spec"]["template"]["spec"]["containers"][0]["image"], "plat/postgres:15");
-    assert_eq!(find(&documents, "Service", "postgres")["spec"]["ports"][0]["port"].as_i64(), Some(5432));
-
-    // The dev overlay's example provides exactly the secret keys the Deployments read.
-    let example = std::fs::read_to_string(root.join("deploy/k8s/overlays/dev/secrets.env.example")).unwrap();
-    let provided: BTreeSet<String> = example
-        .lines()
-        .filter(|line| !line.starts_with('#') && line.contains('='))
-        .map(|line| line.split('=').next().unwrap().to_owned())
-        .collect();
-    assert_eq!(provided, secret_keys);
+    assert_eq!(find("Service", "postgres")["spec"]["ports"][0]["port"].as_i64(), Some(5432));
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each runs the engine and renders what it returns.
 
 mod db;
+mod deploy;
 mod doctor;
 mod graph;
 mod logs;
@@ -42,6 +43,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Logs(args) => logs::run(&load_workspace(&cli.global)?, &args),
         Command::Test(args) => test::run(&load_workspace(&cli.global)?, &args),
         Command::Doctor(args) => doctor::run(&cli.global, &args),
+        Command::Deploy(command) => deploy::run(&load_workspace(&cli.global)?, &command),
+        Command::Compose(command) => deploy::run_compose(&load_workspace(&cli.global)?, &command),
         Command::Db(command) => db::run(&load_workspace(&cli.global)?, &command),
         Command::Completions { shell } => {
             let mut script = Vec::new();

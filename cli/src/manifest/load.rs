@@ -397,6 +397,27 @@ fn check_service(
         None => Vec::new(),
     };
 
+    // A secret names a variable of `env`: one it does not name would be silently absent.
+    let mut secrets = Vec::new();
+    for key in spec.secrets {
+        if spec.env.contains_key(key.get_ref()) {
+            secrets.push(key.into_inner());
+        } else {
+            let known: Vec<&str> = spec.env.keys().map(String::as_str).collect();
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("service `{name}` lists secret `{}`, which is not in its `env`", key.get_ref()),
+                    Some(key.span()),
+                )
+                .suggest(key.get_ref(), &known)
+                .or_help(format!(
+                    "add it to `env` (the value `plat up` uses): env = {{ {} = \"...\" }}",
+                    key.get_ref()
+                )),
+            );
+        }
+    }
+
     let health =
         spec.health.filter(|_| ports_known).and_then(|health| check_health(&name, health, &ports, diagnostics));
 
@@ -460,6 +481,7 @@ fn check_service(
             ports,
             publish: publish.into_iter().map(|(port, host)| (port.into_inner(), host.into_inner().get())).collect(),
             env: spec.env,
+            secrets,
             env_files,
             depends_on: IndexMap::new(),
             health,

@@ -198,6 +198,8 @@ pub struct Service {
     pub publish: IndexMap<String, u16>,
     /// Environment of the container.
     pub env: IndexMap<String, String>,
+    /// Keys of `env` a deployment takes from a secret store instead of their value in `env`.
+    pub secrets: Vec<String>,
     /// Files of `KEY=value` lines, relative to the workspace root.
     pub env_files: Vec<RelPath>,
     /// Services this one waits for, with the condition it waits for.

@@ -111,6 +111,12 @@ pub struct ServiceSpec {
     /// Environment variables of the container.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Keys of `env` whose values are secrets: `plat deploy render` and `plat compose export`
+    /// take them from a secret store (a Kubernetes Secret, the shell's environment) instead of
+    /// writing the value here into their files. `plat up` uses the value as it is.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub secrets: Vec<Spanned<String>>,
     /// Files of `KEY=value` lines added to the environment, relative to the workspace root.
     #[schemars(with = "Option<StringOrList>")]
     pub env_file: Option<Spanned<StringOrList>>,

@@ -46,6 +46,7 @@ fn schema_describes_every_service_key() {
         "ports",
         "publish",
         "env",
+        "secrets",
         "env_file",
         "depends_on",
         "health",

@@ -5,6 +5,7 @@ mod build_up;
 mod checkouts;
 mod cli;
 mod context;
+mod deploy;
 mod graph;
 mod migrate;
 mod migrate_apply;
