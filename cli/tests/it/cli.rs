@@ -47,6 +47,7 @@ fn schema_describes_every_service_key() {
         "publish",
         "env",
         "env_file",
+        "volumes",
         "depends_on",
         "health",
         "database",
@@ -55,6 +56,11 @@ fn schema_describes_every_service_key() {
         assert!(text.contains(&format!("\"{key}\"")), "schema lacks `{key}`");
     }
     assert_eq!(schema["title"], "plat workspace manifest");
+    let image = schema["definitions"]["ServiceSpec"]["properties"]["image"]["description"]
+        .as_str()
+        .or_else(|| schema["$defs"]["ServiceSpec"]["properties"]["image"]["description"].as_str())
+        .unwrap_or_default();
+    assert!(image.contains("ready image"), "the schema documents ready images: {image:?}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod migrate_stop;
 mod proto_checks;
 mod proto_corpus;
 mod proto_gen;
+mod ready_image;
 mod status;
 mod sync;
 mod validate;
