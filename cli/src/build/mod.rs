@@ -414,6 +414,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_ready_image_is_made_by_its_script_or_by_hand() {
+        assert!(ready_image_fix("plat/nats:2").starts_with("build it with scripts/images/nats "));
+        assert!(ready_image_fix("plat/postgres@sha256:00").starts_with("build it with scripts/images/postgres "));
+        assert!(ready_image_fix("acme/tool:1").contains("`docker build -t acme/tool:1 ...`"));
+        assert!(ready_image_fix("localhost:5000/plat/x:1").contains("docker build"), "not the sample's");
+    }
+
+    #[test]
     fn equal_inputs_give_equal_contexts_and_hashes() {
         let dir = tempfile::tempdir().unwrap();
         fs_err::create_dir_all(dir.path().join("src")).unwrap();

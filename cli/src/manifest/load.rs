@@ -1104,6 +1104,49 @@ mod tests {
     }
 
     #[test]
+    fn image_references() {
+        let check = |reference: &str| {
+            let mut diagnostics = Vec::new();
+            checked_image("s", &Spanned::new(0..1, reference.to_owned()), &mut diagnostics).is_some()
+        };
+        for good in [
+            "platform/users",
+            "plat/nats:2",
+            "nats:2.10-alpine",
+            "localhost:5000/team/tool",
+            "registry.local:5000/team/tool:v1.2",
+            "tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(check(good), "{good:?} refused");
+        }
+        for bad in ["", "Plat/nats:2", "p/b:", "p//b", "p/b:-x", "a b", "tool@sha256:xyz", "tool@", ":2"] {
+            assert!(!check(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_tag_or_digest_makes_a_reference_whole() {
+        use super::super::has_tag_or_digest;
+        assert!(has_tag_or_digest("plat/nats:2"));
+        assert!(has_tag_or_digest("nats@sha256:00"));
+        assert!(!has_tag_or_digest("platform/users"));
+        assert!(!has_tag_or_digest("localhost:5000/users"), "a registry's port is not a tag");
+        let workspace = load(
+            Path::new("/ws/workspace.toml"),
+            "[workspace]\nname = \"p\"\n[services.nats]\nimage = \"plat/nats:2\"\n\
+             [services.tool]\nimage = \"scale/tiny:1\"\nbuild = { command = \"true\" }\n[services.app]\n",
+        )
+        .unwrap();
+        let reference = |name: &str| workspace.service(name).unwrap().image_reference();
+        assert_eq!(reference("nats"), "plat/nats:2");
+        assert_eq!(reference("tool"), "scale/tiny:1", "a built image keeps its own tag");
+        assert_eq!(reference("app"), "p/app:dev");
+        assert_eq!(workspace.service("nats").unwrap().build, Build::Ready);
+        let checkouts: Vec<&str> = workspace.checkouts().map(|checkout| checkout.name).collect();
+        assert_eq!(checkouts, ["tool", "app"], "a ready image has no checkout");
+    }
+
+    #[test]
     fn proto_packages() {
         assert!(is_proto_package("user.v1"));
         assert!(is_proto_package("acme.billing_core.v2"));

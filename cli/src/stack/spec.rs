@@ -167,6 +167,8 @@ mod tests {
         assert_eq!(hash.len(), 64);
         assert_ne!(hash, config_hash("sha256:1", &env, &[50051], &[], &[]));
         assert_ne!(hash, config_hash("sha256:2", &env, &[50051], &[(8080, 18080)], &[]));
+        let data = [("data".to_owned(), "/data".to_owned())];
+        assert_ne!(hash, config_hash("sha256:1", &env, &[50051], &[(8080, 18080)], &data), "a volume is part of it");
         // Length prefixes: moving a byte from one entry to the next changes the hash.
         assert_ne!(
             config_hash("i", &["AB=1".to_owned(), "C=2".to_owned()], &[], &[], &[]),
