@@ -119,12 +119,22 @@ impl Workspace {
     /// checkout when `names` is empty.
     pub fn select_checkouts(&self, names: &[String]) -> Result<Vec<Checkout<'_>>, UnknownService> {
         for name in names {
+            if let Some(service) = self.service(name).filter(|service| !service.has_code()) {
+                // A service, with nothing to clone or inspect: say so rather than "no such name".
+                return Err(UnknownService {
+                    name: name.clone(),
+                    what: "service or library",
+                    suggestion: None,
+                    ready_image: Some(service.image_reference()),
+                });
+            }
             if self.checkout(name).is_none() {
                 let known: Vec<&str> = self.checkouts().map(|checkout| checkout.name).collect();
                 return Err(UnknownService {
                     name: name.clone(),
                     what: "service or library",
                     suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                    ready_image: None,
                 });
             }
         }
@@ -160,6 +170,7 @@ impl Workspace {
                     name: name.clone(),
                     what: "service",
                     suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                    ready_image: None,
                 });
             }
         }
@@ -169,7 +180,10 @@ impl Workspace {
 
 /// A service (or library) named on the command line that the manifest does not define.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no {what} named `{name}` in the workspace")]
+#[error("{}", match .ready_image {
+    Some(image) => format!("service `{name}` runs the ready image {image}: it has no code to clone or inspect"),
+    None => format!("no {what} named `{name}` in the workspace"),
+})]
 pub struct UnknownService {
     /// The name asked for.
     pub name: String,
@@ -177,6 +191,8 @@ pub struct UnknownService {
     pub what: &'static str,
     /// The closest service name, if one is close.
     pub suggestion: Option<String>,
+    /// The image, when the name is a ready image's service asked for as a checkout.
+    pub ready_image: Option<String>,
 }
 
 /// One service of the platform.

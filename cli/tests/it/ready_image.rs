@@ -68,6 +68,15 @@ fn up_runs_a_ready_image_beside_a_service_of_its_own_repository() {
     assert!(!context.checkout("nats").exists(), "a ready image gets no directory");
     let lock = std::fs::read_to_string(context.workspace.join("plat.lock")).unwrap();
     assert!(lock.contains("app") && !lock.contains("nats"), "{lock}");
+    for command in ["sync", "status"] {
+        let run = context.run(&[command, "nats"]).expect_code(2);
+        assert!(
+            run.stderr
+                .contains("error: service `nats` runs the ready image plat/nats:2: it has no code to clone or inspect"),
+            "{}",
+            run.stderr
+        );
+    }
 
     let run = context.run(&["up"]).expect_code(0);
     let at = |needle: &str| run.stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{}", run.stderr));
