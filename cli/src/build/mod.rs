@@ -40,7 +40,7 @@ pub fn image_reference(service: &Service) -> String {
 /// built (or loaded) on the machine. The sample's images (`plat/<name>:<tag>`) each have a
 /// script in plat's repository, which `scripts/setup --images` runs.
 pub fn ready_image_fix(image: &str) -> String {
-    let repository = image.split(['@']).next().unwrap_or(image);
+    let repository = image.split('@').next().unwrap_or(image);
     let repository = repository.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(repository, |(r, _)| r);
     match repository.strip_prefix("plat/").filter(|name| !name.contains('/')) {
         Some(name) => format!(
