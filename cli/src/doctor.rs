@@ -11,8 +11,9 @@ use crate::manifest::{Build, Workspace};
 /// The verdict on one tool.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// What was checked: `docker`, `plat/postgres:15`, `git`, `cargo`, `buf`, `protoc`, `psql`.
-    pub name: &'static str,
+    /// What was checked: `docker`, `plat/postgres:15`, each ready image of the workspace,
+    /// `git`, `cargo`, `buf`, `protoc`, `psql`.
+    pub name: String,
     /// Whether it is there and works.
     pub ok: bool,
     /// Whether a command of this workspace cannot work without it.
@@ -22,11 +23,11 @@ pub struct Check {
     /// Where it was found.
     pub path: Option<PathBuf>,
     /// What plat uses it for.
-    pub used_for: &'static str,
+    pub used_for: String,
     /// What went wrong, when it is not ok.
     pub problem: Option<String>,
     /// How to get it.
-    pub hint: Option<&'static str>,
+    pub hint: Option<String>,
 }
 
 /// Every check, in a fixed order.
@@ -108,24 +109,26 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
         .and(version.map_err(|error| error.to_string()))
     {
         Ok(engine) => Check {
-            name: "docker",
+            name: "docker".to_owned(),
             ok: true,
             required: has_services,
             version: Some(format!("{} (API {})", engine.version, engine.api_version)),
             path: None,
-            used_for: "building images and running the stack (`plat build`, `plat up`)",
+            used_for: "building images and running the stack (`plat build`, `plat up`)".to_owned(),
             problem: None,
             hint: None,
         },
         Err(error) => Check {
-            name: "docker",
+            name: "docker".to_owned(),
             ok: false,
             required: has_services,
             version: None,
             path: None,
-            used_for: "building images and running the stack (`plat build`, `plat up`)",
+            used_for: "building images and running the stack (`plat build`, `plat up`)".to_owned(),
             problem: Some(format!("the Docker Engine is not reachable: {error}")),
-            hint: Some("start the Docker daemon (`sudo systemctl start docker`) or set DOCKER_HOST to reach one"),
+            hint: Some(
+                "start the Docker daemon (`sudo systemctl start docker`) or set DOCKER_HOST to reach one".to_owned(),
+            ),
         },
     }];
 
@@ -133,27 +136,36 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
     // registry provides: it is built on the machine.
     let has_databases =
         workspace.is_some_and(|workspace| workspace.services.iter().any(|service| service.database.is_some()));
-    let image_check = |ok: bool, version: Option<String>, problem: Option<String>| Check {
-        name: docker::POSTGRES_IMAGE,
-        ok,
+    let postgres = Check {
+        name: docker::POSTGRES_IMAGE.to_owned(),
+        ok: false,
         required: has_databases,
-        version,
+        version: None,
         path: None,
-        used_for: "the workspace's database (`plat up`, `plat db start`)",
-        hint: (!ok).then_some(
-            "build it with scripts/images/postgres in plat's repository (debootstrap and docker import, no registry)",
+        used_for: "the workspace's database (`plat up`, `plat db start`)".to_owned(),
+        hint: Some(
+            "build it with scripts/images/postgres in plat's repository (debootstrap and docker import, no registry)"
+                .to_owned(),
         ),
-        problem,
+        problem: None,
     };
-    let image = match &engine {
-        Ok(engine) => engine.find_image(docker::POSTGRES_IMAGE).await.map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    checks.push(match image {
-        Ok(Some(image)) => image_check(true, Some(image.id.chars().take(19).collect()), None),
-        Ok(None) => image_check(false, None, Some("the image is not on this machine".to_owned())),
-        Err(error) => image_check(false, None, Some(format!("cannot ask the Docker Engine: {error}"))),
-    });
+    checks.push(check_image(engine.as_ref().ok(), postgres).await);
+    // Each ready image (a service with `image = "name:tag"` and no `build`): plat runs it as it
+    // is, so it must be on the machine already.
+    for service in workspace.into_iter().flat_map(|workspace| &workspace.services).filter(|s| !s.has_code()) {
+        let reference = service.image_reference();
+        let ready = Check {
+            hint: Some(crate::build::ready_image_fix(&reference)),
+            name: reference,
+            ok: false,
+            required: true,
+            version: None,
+            path: None,
+            used_for: format!("service `{}`, a ready image plat runs as it is (`plat up`)", service.name),
+            problem: None,
+        };
+        checks.push(check_image(engine.as_ref().ok(), ready).await);
+    }
 
     for tool in TOOLS {
         let required = match tool.name {
@@ -166,16 +178,35 @@ pub async fn run(workspace: Option<&Workspace>, fetch_with_cli: bool) -> DoctorR
     DoctorReport { checks }
 }
 
+/// `check` (an image, by its name) completed from the Engine: present with its id, or missing
+/// (its hint kept) or not asked.
+async fn check_image(engine: Option<&docker::Engine>, mut check: Check) -> Check {
+    let found = match engine {
+        Some(engine) => engine.find_image(&check.name).await.map_err(|error| error.to_string()),
+        None => Err("the Docker Engine is not reachable".to_owned()),
+    };
+    match found {
+        Ok(Some(image)) => {
+            check.ok = true;
+            check.version = Some(image.id.chars().take(19).collect());
+            check.hint = None;
+        }
+        Ok(None) => check.problem = Some("the image is not on this machine".to_owned()),
+        Err(error) => check.problem = Some(format!("cannot ask the Docker Engine: {error}")),
+    }
+    check
+}
+
 async fn check_tool(tool: &Tool, required: bool) -> Check {
     let mut check = Check {
-        name: tool.name,
+        name: tool.name.to_owned(),
         ok: false,
         required,
         version: None,
         path: None,
-        used_for: tool.used_for,
+        used_for: tool.used_for.to_owned(),
         problem: None,
-        hint: Some(tool.hint),
+        hint: Some(tool.hint.to_owned()),
     };
     let Ok(path) = which::which(tool.name) else {
         check.problem = Some(format!("`{}` is not on PATH", tool.name));

@@ -141,8 +141,10 @@ pub async fn watch(
 /// The directories a change in which may change a service: each service's own, and every
 /// library's (a service may build against any of them).
 fn watched_dirs(workspace: &Workspace, services: &[&Service]) -> Vec<PathBuf> {
+    // A ready image has no directory: nothing of it to watch.
     let mut dirs: Vec<PathBuf> = services
         .iter()
+        .filter(|service| service.has_code())
         .map(|service| workspace.service_dir(service))
         .chain(workspace.libraries.iter().map(|library| workspace.checkout_dir(&library.checkout())))
         .filter(|dir| dir.is_dir())
@@ -182,7 +184,8 @@ fn affected<'w>(
         workspace.libraries.iter().map(|library| workspace.checkout_dir(&library.checkout())).collect();
     let relative = |path: &Path| path.strip_prefix(&workspace.root).unwrap_or(path).to_string_lossy().into_owned();
     let mut affected = Vec::new();
-    for service in workspace.services_in_order().filter(|service| services.iter().any(|s| s.name == service.name)) {
+    let watched = workspace.services_in_order().filter(|service| service.has_code());
+    for service in watched.filter(|service| services.iter().any(|s| s.name == service.name)) {
         let dir = workspace.service_dir(service);
         let cargo = matches!(service.build, Build::Cargo { .. });
         let concerned: Vec<&PathBuf> = paths

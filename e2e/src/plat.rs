@@ -17,13 +17,17 @@ pub struct Plat {
 
 impl Plat {
     /// Builds plat (debug, once per test binary at most: cargo has nothing to do the second
-    /// time), makes sure the PostgreSQL image exists, and runs plat in `dir`. `tmpdir` is the
+    /// time), makes sure the images the sample runs as they are (PostgreSQL, NATS) exist, and
+    /// runs plat in `dir`. `tmpdir` is the
     /// test's `CARGO_TARGET_TMPDIR`: the services compile beside it, in `<target>/plat-services`,
     /// shared by every end-to-end test.
     pub fn build(dir: &Path, tmpdir: &str) -> Plat {
         let root = repo_root();
-        let images = Command::new(root.join("scripts/images/postgres")).status().expect("scripts/images/postgres runs");
-        assert!(images.success(), "the PostgreSQL image builds");
+        for image in ["postgres", "nats"] {
+            let script = root.join("scripts/images").join(image);
+            let built = Command::new(&script).status().unwrap_or_else(|error| panic!("{}: {error}", script.display()));
+            assert!(built.success(), "scripts/images/{image} builds its image");
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let built = Command::new(cargo).current_dir(&root).args(["build", "--quiet", "-p", "plat"]).status().unwrap();
         assert!(built.success(), "plat builds");
@@ -74,7 +78,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Removes whatever a test's workspace left in Docker when the test ends, even halfway:
-/// containers, the database volume, the network, the services' images.
+/// containers, the database's and the services' volumes, the network, the services' images.
 pub struct Cleanup {
     /// The workspace's name.
     pub workspace: String,
@@ -89,6 +93,12 @@ impl Drop for Cleanup {
             let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
         }
         let _ = Command::new("docker").args(["volume", "rm", &format!("{}-postgres-data", self.workspace)]).output();
+        // The services' named volumes (NATS's data), labelled with the workspace.
+        let volumes = docker(&["volume", "ls", "-q", "--filter", &label]);
+        let volumes: Vec<&str> = volumes.split_whitespace().collect();
+        if !volumes.is_empty() {
+            let _ = Command::new("docker").args(["volume", "rm"]).args(&volumes).output();
+        }
         let _ = Command::new("docker").args(["network", "rm", &format!("{}-net", self.workspace)]).output();
         for service in ["user-service", "order-service", "api-gateway"] {
             let _ = Command::new("docker").args(["rmi", &format!("{}/{service}:dev", self.workspace)]).output();

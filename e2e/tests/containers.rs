@@ -1,15 +1,19 @@
 //! `plat up` on the sample platform, for real: images built with no registry (static binaries
-//! FROM scratch), the workspace's PostgreSQL container started and migrated, the services
-//! started in dependency order on the workspace's network and gated on their health checks,
-//! then driven through the gateway's published port; `plat ps`, `plat logs`, a second `up`
-//! that changes nothing, a service that never gets healthy, and `plat down`.
+//! FROM scratch), the workspace's PostgreSQL container started and migrated, NATS from its
+//! ready image, the services started in dependency order on the workspace's network and gated
+//! on their health checks, then driven through the gateway's published port while a NATS client
+//! receives order-service's OrderCreated; `plat ps`, `plat logs`, a second `up` that changes
+//! nothing, a service that never gets healthy, and `plat down`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use platform_e2e::nats::Subscription;
 use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
 use platform_e2e::platform::repo_root;
+use platform_e2e::proto::order::v1::OrderCreatedEvent;
 use platform_e2e::token;
+use prost::Message;
 use serde_json::{Value, json};
 
 /// The sample manifest's development JWT secret (workspace.toml).
@@ -21,14 +25,18 @@ fn users_in_database(workspace: &str) -> String {
     docker(&["exec", &container, "psql", "-U", "postgres", "-d", "user_service", "-tAc", "SELECT count(*) FROM users"])
 }
 
-/// A workspace of the test's own (its name, so nothing collides with another run, and a free
-/// gateway port) over the repository's services, through a symlink.
-fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
+/// A workspace of the test's own (its name, so nothing collides with another run, a free
+/// gateway port, and NATS's client port published on a free port for the test's subscriber)
+/// over the repository's services, through a symlink.
+fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16, nats_port: u16) {
+    let nats_ports = "ports = { client = 4222, monitoring = 8222 }";
     let manifest = std::fs::read_to_string(root.join("workspace.toml"))
         .unwrap()
         .replace("name = \"platform\"", &format!("name = \"{name}\""))
-        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"));
+        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"))
+        .replace(nats_ports, &format!("{nats_ports}\npublish = {{ client = {nats_port} }}"));
     assert!(manifest.contains(&gateway_port.to_string()), "the sample manifest publishes the gateway");
+    assert!(manifest.contains(&nats_port.to_string()), "the sample manifest runs NATS with its client port");
     std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
     std::os::unix::fs::symlink(root.join("services"), dir.join("services")).unwrap();
     std::os::unix::fs::symlink(root.join("pkg"), dir.join("pkg")).unwrap();
@@ -48,13 +56,17 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let _cleanup = Cleanup { workspace: name.clone() };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    workspace(&root, dir.path(), &name, port);
+    let nats_port = free_port();
+    workspace(&root, dir.path(), &name, port, nats_port);
     let plat = Plat::build(dir.path(), env!("CARGO_TARGET_TMPDIR"));
 
     // Up: images, database, migrations, services in dependency order, each healthy first.
     let (_, stderr) = plat.ok(&["up"]);
     let position = |needle: &str| stderr.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{stderr}"));
     assert!(position("Migrated user-service") < position("Created user-service"), "{stderr}");
+    // NATS is a ready image: looked up (never built), started, healthy before order-service.
+    assert!(position("Fresh nats plat/nats:2") < position("Created nats"), "{stderr}");
+    assert!(position("Ready nats") < position("Created order-service"), "{stderr}");
     assert!(position("Ready user-service") < position("Created order-service"), "{stderr}");
     assert!(position("Ready order-service") < position("Created api-gateway"), "{stderr}");
     assert!(stderr.contains(&format!("api-gateway http on 127.0.0.1:{port}")), "{stderr}");
@@ -62,6 +74,9 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     // The platform works through the published gateway.
     let gateway = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
+    // A NATS client on the published port, subscribed before the order exists.
+    let nats = std::net::SocketAddr::from(([127, 0, 0, 1], nats_port));
+    let mut events = Subscription::subscribe(nats, "orders.created").await.expect("NATS answers on its published port");
     let bearer = format!("Bearer {}", token::mint(JWT_SECRET, "containers", 600));
     let response = http
         .post(format!("{gateway}/v1/users"))
@@ -79,21 +94,30 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let order: Value = response.json().await.unwrap();
     assert_eq!(order["total"]["amount_minor"], 3750);
 
+    // order-service got its NATS_URL from workspace.toml and announced the order.
+    let payload = events.next(Duration::from_secs(20)).await.expect("an OrderCreated event within 20 s");
+    let event = OrderCreatedEvent::decode(payload.as_slice()).expect("the payload is an OrderCreatedEvent");
+    let announced = event.order.expect("the event carries the order");
+    assert_eq!(Some(announced.id.as_str()), order["id"].as_str());
+    assert_eq!(Some(announced.user_id.as_str()), user["id"].as_str());
+
     // ps: every service running, healthy and up to date; the database beside them.
     let (stdout, _) = plat.ok(&["ps", "--json"]);
     let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     let services: Vec<&str> = rows.iter().map(|row| row["service"].as_str().unwrap()).collect();
-    assert_eq!(services, ["user-service", "order-service", "api-gateway", "postgres"]);
-    for row in &rows[..3] {
+    assert_eq!(services, ["nats", "user-service", "order-service", "api-gateway", "postgres"]);
+    for row in &rows[..4] {
         assert_eq!((row["state"].as_str(), row["health"].as_str()), (Some("running"), Some("healthy")), "{row}");
         assert_eq!(row["up_to_date"], true, "{row}");
     }
-    assert_eq!(rows[2]["published"], json!([format!("{port}:8080")]));
+    assert_eq!(rows[3]["published"], json!([format!("{port}:8080")]));
 
-    // logs: the services' own JSON lines, prefixed with the service.
+    // logs: the services' own JSON lines, prefixed with the service; NATS's plain lines as they are.
     let (stdout, _) = plat.ok(&["logs", "-n", "5", "user-service", "api-gateway"]);
     assert!(stdout.lines().any(|line| line.starts_with("user-service |")), "{stdout}");
     assert!(stdout.lines().any(|line| line.starts_with("api-gateway  |")), "{stdout}");
+    let (stdout, _) = plat.ok(&["logs", "nats"]);
+    assert!(stdout.lines().any(|line| line.starts_with("nats |") && line.contains("Server is ready")), "{stdout}");
 
     // Contract tests: the running providers serve every rpc of their contracts, and every
     // service's committed code matches them. A JUnit report for CI.
@@ -130,7 +154,7 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     // Up again: nothing changed, so nothing is rebuilt or restarted.
     let id_before = docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-user-service")]);
     let (_, stderr) = plat.ok(&["up"]);
-    for service in ["user-service", "order-service", "api-gateway"] {
+    for service in ["nats", "user-service", "order-service", "api-gateway"] {
         assert!(stderr.contains(&format!("Fresh {service}")), "{stderr}");
         assert!(stderr.contains(&format!("Running {service} (unchanged)")), "{stderr}");
     }
@@ -141,6 +165,8 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
         let user = docker(&["inspect", "--format", "{{.Config.User}}", &format!("{name}-{service}")]);
         assert_eq!(user, "10001:10001", "{service} runs as a non-root user");
     }
+    let user = docker(&["inspect", "--format", "{{.Config.User}}", &format!("{name}-nats")]);
+    assert_eq!(user, "65534:65534", "NATS runs as nobody");
     let started = Instant::now();
     let (_, stderr) = plat.ok(&["down"]);
     assert!(started.elapsed() < Duration::from_secs(20), "down took {:?}", started.elapsed());
@@ -152,6 +178,8 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
         docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]),
         format!("{name}-postgres-data")
     );
+    let nats_data = format!("{name}-nats-data");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={nats_data}")]), nats_data, "kept by down");
 
     // A service that never gets healthy stops `up` with its reason and its last log lines, and
     // nothing that depends on it starts. The data survived down: the user is still there.
@@ -172,4 +200,5 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
 
     plat.ok(&["down", "--volumes"]);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]), "");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={nats_data}")]), "");
 }

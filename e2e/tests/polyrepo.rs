@@ -217,7 +217,10 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     assert_eq!(user["display_name"], "ADA", "and it still serves the last good code");
 
     let (stdout, stderr) = watching.stop();
-    assert!(stderr.contains("Stopped watching; still running: user-service, order-service, api-gateway"), "{stderr}");
+    assert!(
+        stderr.contains("Stopped watching; still running: nats, user-service, order-service, api-gateway"),
+        "{stderr}"
+    );
     assert!(
         stdout.lines().any(|line| line.starts_with("user-service ") && line.contains("INFO  user created")),
         "the logs streamed, readable: {stdout}"

@@ -28,12 +28,30 @@ use crate::text::tail;
 
 use context::{Context, dockerfile_context};
 
-/// The tag of the images plat builds: `<workspace>/<service>:dev`.
-pub const IMAGE_TAG: &str = "dev";
+pub use crate::manifest::IMAGE_TAG;
 
-/// The image reference of a service: its `image` and [`IMAGE_TAG`].
+/// The image reference of a service: its `image` and [`IMAGE_TAG`], or its `image` as written
+/// when that has a tag (a ready image's always does).
 pub fn image_reference(service: &Service) -> String {
-    format!("{}:{IMAGE_TAG}", service.image)
+    service.image_reference()
+}
+
+/// What makes a ready image that is missing, for a message: plat reaches no registry, so it is
+/// built (or loaded) on the machine. The sample's images (`plat/<name>:<tag>`) each have a
+/// script in plat's repository, which `scripts/setup --images` runs.
+pub fn ready_image_fix(image: &str) -> String {
+    let repository = image.split('@').next().unwrap_or(image);
+    let repository = repository.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(repository, |(r, _)| r);
+    match repository.strip_prefix("plat/").filter(|name| !name.contains('/')) {
+        Some(name) => format!(
+            "build it with scripts/images/{name} in plat's repository (`scripts/setup --images` builds every image \
+             the sample needs; no registry)"
+        ),
+        None => format!(
+            "make it on this machine (`docker build -t {image} ...` or `docker load`): plat reaches no registry, \
+             or give the service a `build` in workspace.toml"
+        ),
+    }
 }
 
 /// How builds behave.
@@ -92,6 +110,14 @@ pub enum BuildError {
         /// rustc's host triple.
         host: String,
     },
+    /// A ready image (no `build`) is not on this machine; plat never builds or pulls it.
+    #[error(
+        "image {image} is not on this machine, and plat does not build it (the service has no `build`) nor pull it from a registry"
+    )]
+    ReadyImageMissing {
+        /// The image reference.
+        image: String,
+    },
     /// The service has no directory: a repository not cloned yet.
     #[error("its directory {0} does not exist")]
     NoDirectory(String),
@@ -127,7 +153,7 @@ pub async fn build_service(
     let started = Instant::now();
     let reference = image_reference(service);
     let service_dir = workspace.service_dir(service);
-    if !service_dir.is_dir() {
+    if service.has_code() && !service_dir.is_dir() {
         return Err(BuildError::NoDirectory(service.path.to_string()));
     }
     let mut compiled = None;
@@ -168,6 +194,13 @@ pub async fn build_service(
             let (context, dockerfile) = dockerfile_context(&context_dir, &file)?;
             let args = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             (context, dockerfile, args, target.clone())
+        }
+        Build::Ready => {
+            // Used as it is: present, or the service cannot run.
+            let image = engine.find_image(&reference).await?;
+            let image = image.ok_or_else(|| BuildError::ReadyImageMissing { image: reference.clone() })?;
+            let took = started.elapsed();
+            return Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh: true, took });
         }
         Build::Command(command) => {
             on_event(BuildEvent::Running { service: &service.name, command });
@@ -379,6 +412,14 @@ fn stderr_stdio() -> Stdio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_ready_image_is_made_by_its_script_or_by_hand() {
+        assert!(ready_image_fix("plat/nats:2").starts_with("build it with scripts/images/nats "));
+        assert!(ready_image_fix("plat/postgres@sha256:00").starts_with("build it with scripts/images/postgres "));
+        assert!(ready_image_fix("acme/tool:1").contains("`docker build -t acme/tool:1 ...`"));
+        assert!(ready_image_fix("localhost:5000/plat/x:1").contains("docker build"), "not the sample's");
+    }
 
     #[test]
     fn equal_inputs_give_equal_contexts_and_hashes() {

@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> Result<ExitStatus, CliError>
         if !check.ok {
             let _ =
                 writeln!(out, "         {:<width$}  {}", "", paint(style::DIM, format!("used for {}", check.used_for)));
-            if let Some(hint) = check.hint {
+            if let Some(hint) = &check.hint {
                 let _ = writeln!(out, "         {:<width$}  {}{hint}", "", paint(style::HINT, "hint: "));
             }
         }

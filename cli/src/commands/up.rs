@@ -86,7 +86,8 @@ fn check_checkouts(workspace: &Workspace, services: &[&Service], locked: bool) -
         .libraries
         .iter()
         .map(|library| library.checkout())
-        .chain(services.iter().map(|service| service.checkout()))
+        // A ready image has no checkout: nothing to clone or compare.
+        .chain(services.iter().filter_map(|service| service.checkout()))
         .collect();
     let repositories = checkouts.iter().filter(|checkout| checkout.is_repository()).count();
     if locked && lock.is_none() && repositories > 0 {
@@ -196,6 +197,7 @@ fn build_error(service: &str, error: BuildError) -> CliError {
         BuildError::Command { .. } => Some("the command must build the image named by $PLAT_IMAGE".to_owned()),
         BuildError::Docker(error) => docker_hint(error),
         BuildError::NoDirectory(_) => Some("`plat sync` clones the services that have a `repo`".to_owned()),
+        BuildError::ReadyImageMissing { image } => Some(build::ready_image_fix(image)),
         BuildError::Context { .. } => None,
     };
     with_hint(CliError::failure(format!("{service}: {error}")), hint)
@@ -533,6 +535,9 @@ pub fn down(workspace: &Workspace, args: &DownArgs) -> Result<ExitStatus, CliErr
             style::GOOD,
             format!("no volume {} to remove", plat::docker::database_volume_name(&workspace.name)),
         );
+    }
+    for volume in &report.service_volumes_removed {
+        ui::status("Removed", style::GOOD, format!("volume {volume}"));
     }
     if report.removed.is_empty() {
         ui::status(

@@ -9,10 +9,11 @@ use std::time::Duration;
 use bollard::errors::Error as ApiError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary, EndpointSettings, ExecConfig, HostConfig,
-    NetworkingConfig, PortBinding,
+    NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -34,6 +35,11 @@ pub fn service_container_name(workspace: &str, service: &str) -> String {
     format!("{workspace}-{service}")
 }
 
+/// The Engine's name of a service's named volume: `<workspace>-<service>-<volume>`.
+pub fn service_volume_name(workspace: &str, service: &str, volume: &str) -> String {
+    format!("{workspace}-{service}-{volume}")
+}
+
 /// Everything a service's container is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSpec {
@@ -47,6 +53,9 @@ pub struct ContainerSpec {
     pub ports: Vec<u16>,
     /// `(container port, host port)` pairs published on 127.0.0.1.
     pub publish: Vec<(u16, u16)>,
+    /// `(volume, directory)` pairs: the service's named volumes ([`service_volume_name`]) and
+    /// where each is mounted.
+    pub volumes: Vec<(String, String)>,
     /// The hash of all of the above, stored as [`label::CONFIG`].
     pub config_hash: String,
 }
@@ -215,6 +224,22 @@ impl Engine {
                 (format!("{container}/tcp"), Some(vec![binding]))
             })
             .collect();
+        // Each volume labelled as the checkout's and the service's: `plat down --volumes` finds
+        // them by those labels. Creating a volume that exists returns it as it is.
+        let mut binds = Vec::new();
+        for (volume, target) in &spec.volumes {
+            let volume_name = service_volume_name(&owner.workspace, &spec.service, volume);
+            let mut volume_labels = owner.labels();
+            volume_labels.insert(label::SERVICE.to_owned(), spec.service.clone());
+            self.docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(volume_name.clone()),
+                    labels: Some(volume_labels),
+                    ..VolumeCreateRequest::default()
+                })
+                .await?;
+            binds.push(format!("{volume_name}:{target}"));
+        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(spec.env.clone()),
@@ -222,6 +247,7 @@ impl Engine {
             exposed_ports: Some(spec.ports.iter().map(|port| format!("{port}/tcp")).collect()),
             host_config: Some(HostConfig {
                 port_bindings: Some(port_bindings),
+                binds: (!binds.is_empty()).then_some(binds),
                 network_mode: Some(network.clone()),
                 ..HostConfig::default()
             }),
@@ -252,6 +278,33 @@ impl Engine {
             return Err(error.into());
         }
         Ok(id)
+    }
+
+    /// Removes the named volumes of the services of the checkout's workspace `workspace` (the
+    /// workspace's own name, or one it had before a rename). Returns the names removed; a volume
+    /// a container still uses is an error, as with `docker volume rm`.
+    pub async fn remove_service_volumes(&self, owner: &Owner, workspace: &str) -> Result<Vec<String>, DockerError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{}={workspace}", label::WORKSPACE),
+                format!("{}={}", label::CHECKOUT, owner.checkout),
+                label::SERVICE.to_owned(),
+            ],
+        )]);
+        let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+        let listed = self.docker.list_volumes(Some(options)).await?;
+        let mut names: Vec<String> = listed.volumes.unwrap_or_default().into_iter().map(|volume| volume.name).collect();
+        names.sort();
+        let mut removed = Vec::new();
+        for name in names {
+            match self.docker.remove_volume(&name, Some(RemoveVolumeOptionsBuilder::new().build())).await {
+                Ok(()) => removed.push(name),
+                Err(ApiError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(removed)
     }
 
     /// The container of exactly this name, running or not.

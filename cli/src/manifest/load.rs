@@ -261,7 +261,8 @@ fn validate(
             is_repo: matches!(library.source, Source::Git { .. }),
             span,
         })
-        .chain(checked.iter().map(|checked| Place {
+        // A ready image has no directory to share or clash with.
+        .chain(checked.iter().filter(|checked| checked.service.has_code()).map(|checked| Place {
             kind: CheckoutKind::Service,
             name: &checked.service.name,
             path: &checked.service.path,
@@ -323,7 +324,46 @@ fn check_service(
         );
     }
 
-    let source = check_source(root, CheckoutKind::Service, &name, spec.repo, spec.rev, diagnostics);
+    // A ready image: a tag or digest, and nothing to build it from. Its keys about code have
+    // nothing to apply to, so each is refused rather than ignored.
+    let image = spec.image.as_ref().and_then(|image| checked_image(&name, image, diagnostics));
+    let ready = spec.build.is_none() && image.as_deref().is_some_and(super::has_tag_or_digest);
+    if ready {
+        let image = image.as_deref().unwrap_or_default();
+        let code_keys = [
+            ("repo", spec.repo.as_ref().map(Spanned::span), "there is no code to clone"),
+            ("rev", spec.rev.as_ref().map(Spanned::span), "there is no code to check out"),
+            ("path", spec.path.as_ref().map(Spanned::span), "it needs no directory"),
+            (
+                "database",
+                spec.database.as_ref().map(|_| name_span.clone()),
+                "its migrations would live in a directory it does not have; give it a `DATABASE_URL` in `env` instead",
+            ),
+            (
+                "proto",
+                spec.proto.as_ref().map(|_| name_span.clone()),
+                "plat generates protobuf code into a service's directory, which it does not have",
+            ),
+        ];
+        for (key, span, why) in code_keys {
+            if let Some(span) = span {
+                diagnostics.push(
+                    Diagnostic::new(
+                        format!("service `{name}` runs the ready image `{image}`, so `{key}` does not apply: {why}"),
+                        Some(span),
+                    )
+                    .help(format!(
+                        "remove `{key}`, or add a `build` if plat should build `{image}` from the service's code"
+                    )),
+                );
+            }
+        }
+    }
+    let source = if ready {
+        Source::Local
+    } else {
+        check_source(root, CheckoutKind::Service, &name, spec.repo, spec.rev, diagnostics)
+    };
 
     let default_path =
         || RelPath::new(&format!("services/{name}")).unwrap_or_else(|_| RelPath::new(".").expect("relative"));
@@ -334,6 +374,7 @@ fn check_service(
 
     let build_span = spec.build.as_ref().map_or(name_span.clone(), Spanned::span);
     let build = match spec.build.map(Spanned::into_inner) {
+        None if ready => Build::Ready,
         None | Some(BuildSpec::Kind(BuildKind::Cargo)) => {
             Build::Cargo { package: None, bin: name.clone(), profile: None }
         }
@@ -418,6 +459,39 @@ fn check_service(
         }
     }
 
+    let mut volumes = IndexMap::new();
+    for (volume, target) in spec.volumes {
+        if let Err(reason) = check_volume_name(volume.get_ref()) {
+            diagnostics.push(
+                Diagnostic::new(format!("invalid volume name `{}`: {reason}", volume.get_ref()), Some(volume.span()))
+                    .help("volume names are letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
+            );
+            continue;
+        }
+        let path = target.get_ref();
+        if !path.starts_with('/') || path == "/" || path.contains(':') || path.contains(',') {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("volume `{}` of `{name}` is mounted at `{path}`, which is not a directory a volume can mount on", volume.get_ref()),
+                    Some(target.span()),
+                )
+                .help("give an absolute path in the container other than `/`, without `:` or `,`: `{ data = \"/data\" }`"),
+            );
+            continue;
+        }
+        if let Some((other, _)) = volumes.iter().find(|(_, mounted)| *mounted == path) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("volumes `{other}` and `{}` of `{name}` are both mounted at `{path}`", volume.get_ref()),
+                    Some(target.span()),
+                )
+                .help("mount each volume in a directory of its own"),
+            );
+            continue;
+        }
+        volumes.insert(volume.into_inner(), target.into_inner());
+    }
+
     let health =
         spec.health.filter(|_| ports_known).and_then(|health| check_health(&name, health, &ports, diagnostics));
 
@@ -473,7 +547,7 @@ fn check_service(
     let DependsOnSpec(depends_on) = spec.depends_on;
     Checked {
         service: Service {
-            image: spec.image.unwrap_or_else(|| format!("{workspace}/{name}")),
+            image: image.unwrap_or_else(|| format!("{workspace}/{name}")),
             name,
             source,
             path,
@@ -482,6 +556,7 @@ fn check_service(
             publish: publish.into_iter().map(|(port, host)| (port.into_inner(), host.into_inner().get())).collect(),
             env: spec.env,
             secrets,
+            volumes,
             env_files,
             depends_on: IndexMap::new(),
             health,
@@ -946,6 +1021,64 @@ fn checked_profile(profile: &Spanned<String>, diagnostics: &mut Vec<Diagnostic>)
     Some(name.clone())
 }
 
+/// An image reference Docker accepts, or a diagnostic at its place: a lowercase name of
+/// `/`-separated components (a registry host may carry a `:port`), then an optional `:tag` and
+/// an optional `@digest`.
+fn checked_image(service: &str, image: &Spanned<String>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    let reference = image.get_ref();
+    let (without_digest, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference.as_str(), None),
+    };
+    let last_slash = without_digest.rfind('/').map_or(0, |slash| slash + 1);
+    let (name, tag) = match without_digest[last_slash..].split_once(':') {
+        Some((_, tag)) => (&without_digest[..without_digest.len() - tag.len() - 1], Some(tag)),
+        None => (without_digest, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.split('/').enumerate().all(|(index, part)| {
+            let host_port = index == 0 && name.contains('/') && part.contains(':');
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '_' | '-')
+                        || (host_port && c == ':')
+                })
+        });
+    let tag_ok = tag.is_none_or(|tag| {
+        !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    });
+    let digest_ok = digest.is_none_or(|digest| {
+        digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    });
+    if name_ok && tag_ok && digest_ok {
+        return Some(reference.clone());
+    }
+    diagnostics.push(
+        Diagnostic::new(format!("invalid image `{reference}` for `{service}`"), Some(image.span())).help(
+            "an image is a lowercase name with an optional tag or digest: `platform/users`, `plat/nats:2`, `name@sha256:<hex>`",
+        ),
+    );
+    None
+}
+
+/// A Docker volume name's rule: a letter or digit, then letters, digits, `_`, `.` and `-`.
+fn check_volume_name(name: &str) -> Result<(), &'static str> {
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("it must start with a letter or a digit");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        return Err("only letters, digits, `_`, `.` and `-` are allowed");
+    }
+    Ok(())
+}
+
 /// A library's name: it names a directory and a plat.lock entry, not a host, so `_` is allowed.
 fn check_library_name(name: &str) -> Result<(), &'static str> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -990,6 +1123,49 @@ mod tests {
         for bad in ["", " a", "postgres", "template1", &"a".repeat(64), &"é".repeat(32)] {
             assert!(check_database_name(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn image_references() {
+        let check = |reference: &str| {
+            let mut diagnostics = Vec::new();
+            checked_image("s", &Spanned::new(0..1, reference.to_owned()), &mut diagnostics).is_some()
+        };
+        for good in [
+            "platform/users",
+            "plat/nats:2",
+            "nats:2.10-alpine",
+            "localhost:5000/team/tool",
+            "registry.local:5000/team/tool:v1.2",
+            "tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(check(good), "{good:?} refused");
+        }
+        for bad in ["", "Plat/nats:2", "p/b:", "p//b", "p/b:-x", "a b", "tool@sha256:xyz", "tool@", ":2"] {
+            assert!(!check(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_tag_or_digest_makes_a_reference_whole() {
+        use super::super::has_tag_or_digest;
+        assert!(has_tag_or_digest("plat/nats:2"));
+        assert!(has_tag_or_digest("nats@sha256:00"));
+        assert!(!has_tag_or_digest("platform/users"));
+        assert!(!has_tag_or_digest("localhost:5000/users"), "a registry's port is not a tag");
+        let workspace = load(
+            Path::new("/ws/workspace.toml"),
+            "[workspace]\nname = \"p\"\n[services.nats]\nimage = \"plat/nats:2\"\n\
+             [services.tool]\nimage = \"scale/tiny:1\"\nbuild = { command = \"true\" }\n[services.app]\n",
+        )
+        .unwrap();
+        let reference = |name: &str| workspace.service(name).unwrap().image_reference();
+        assert_eq!(reference("nats"), "plat/nats:2");
+        assert_eq!(reference("tool"), "scale/tiny:1", "a built image keeps its own tag");
+        assert_eq!(reference("app"), "p/app:dev");
+        assert_eq!(workspace.service("nats").unwrap().build, Build::Ready);
+        let checkouts: Vec<&str> = workspace.checkouts().map(|checkout| checkout.name).collect();
+        assert_eq!(checkouts, ["tool", "app"], "a ready image has no checkout");
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Workspace {
     /// Every checkout the workspace names: libraries first (services build against them), then
     /// services, each in manifest order.
     pub fn checkouts(&self) -> impl Iterator<Item = Checkout<'_>> {
-        self.libraries.iter().map(Library::checkout).chain(self.services.iter().map(Service::checkout))
+        self.libraries.iter().map(Library::checkout).chain(self.services.iter().filter_map(Service::checkout))
     }
 
     /// The checkout of a service or library by name.
@@ -119,12 +119,22 @@ impl Workspace {
     /// checkout when `names` is empty.
     pub fn select_checkouts(&self, names: &[String]) -> Result<Vec<Checkout<'_>>, UnknownService> {
         for name in names {
+            if let Some(service) = self.service(name).filter(|service| !service.has_code()) {
+                // A service, with nothing to clone or inspect: say so rather than "no such name".
+                return Err(UnknownService {
+                    name: name.clone(),
+                    what: "service or library",
+                    suggestion: None,
+                    ready_image: Some(service.image_reference()),
+                });
+            }
             if self.checkout(name).is_none() {
                 let known: Vec<&str> = self.checkouts().map(|checkout| checkout.name).collect();
                 return Err(UnknownService {
                     name: name.clone(),
                     what: "service or library",
                     suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                    ready_image: None,
                 });
             }
         }
@@ -160,6 +170,7 @@ impl Workspace {
                     name: name.clone(),
                     what: "service",
                     suggestion: diagnostic::closest(name, &known).map(str::to_owned),
+                    ready_image: None,
                 });
             }
         }
@@ -169,7 +180,10 @@ impl Workspace {
 
 /// A service (or library) named on the command line that the manifest does not define.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no {what} named `{name}` in the workspace")]
+#[error("{}", match .ready_image {
+    Some(image) => format!("service `{name}` runs the ready image {image}: it has no code to clone or inspect"),
+    None => format!("no {what} named `{name}` in the workspace"),
+})]
 pub struct UnknownService {
     /// The name asked for.
     pub name: String,
@@ -177,6 +191,8 @@ pub struct UnknownService {
     pub what: &'static str,
     /// The closest service name, if one is close.
     pub suggestion: Option<String>,
+    /// The image, when the name is a ready image's service asked for as a checkout.
+    pub ready_image: Option<String>,
 }
 
 /// One service of the platform.
@@ -190,7 +206,8 @@ pub struct Service {
     pub path: RelPath,
     /// How its image is built.
     pub build: Build,
-    /// Image name (without tag).
+    /// Image name as the manifest gives it: without a tag (plat adds `:dev`), with one, or a
+    /// ready image's full reference ([`Service::image_reference`]).
     pub image: String,
     /// Container ports by name.
     pub ports: IndexMap<String, u16>,
@@ -200,6 +217,8 @@ pub struct Service {
     pub env: IndexMap<String, String>,
     /// Keys of `env` a deployment takes from a secret store instead of their value in `env`.
     pub secrets: Vec<String>,
+    /// Named volumes by name, each with where it is mounted in the container.
+    pub volumes: IndexMap<String, String>,
     /// Files of `KEY=value` lines, relative to the workspace root.
     pub env_files: Vec<RelPath>,
     /// Services this one waits for, with the condition it waits for.
@@ -212,11 +231,37 @@ pub struct Service {
     pub proto: Proto,
 }
 
+/// The tag of the images plat builds when `image` names none: `<workspace>/<service>:dev`.
+pub const IMAGE_TAG: &str = "dev";
+
 impl Service {
-    /// The service's code, as a checkout.
-    pub fn checkout(&self) -> Checkout<'_> {
-        Checkout { kind: CheckoutKind::Service, name: &self.name, source: &self.source, path: &self.path }
+    /// The service's code, as a checkout; `None` for a ready image, which has no code.
+    pub fn checkout(&self) -> Option<Checkout<'_>> {
+        self.has_code().then(|| Checkout {
+            kind: CheckoutKind::Service,
+            name: &self.name,
+            source: &self.source,
+            path: &self.path,
+        })
     }
+
+    /// Whether plat builds the service from a directory of code; false for a ready image.
+    pub fn has_code(&self) -> bool {
+        !matches!(self.build, Build::Ready)
+    }
+
+    /// The image reference the service's container runs: `image` as written when it has a tag or
+    /// digest, else `image:dev`.
+    pub fn image_reference(&self) -> String {
+        if has_tag_or_digest(&self.image) { self.image.clone() } else { format!("{}:{IMAGE_TAG}", self.image) }
+    }
+}
+
+/// Whether an image reference names a tag or a digest: `name:tag`, `name@sha256:...`. A `:` in
+/// an earlier component is a registry's port (`localhost:5000/name`), not a tag.
+pub fn has_tag_or_digest(reference: &str) -> bool {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    reference.contains('@') || last.contains(':')
 }
 
 /// A repository the services build against that is not a service: no image, no container.
@@ -326,6 +371,8 @@ pub enum Build {
     },
     /// A shell command run in the service directory.
     Command(String),
+    /// None: a ready image (`image = "name:tag"` and no `build`), run as it is.
+    Ready,
 }
 
 /// A readiness check and its timing.

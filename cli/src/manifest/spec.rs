@@ -95,11 +95,14 @@ pub struct ServiceSpec {
     /// Where the service lives, relative to the workspace root (default `services/<name>`).
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// How the service's image is built (default `"cargo"`).
+    /// How the service's image is built (default `"cargo"`, unless `image` names a ready image).
     #[schemars(with = "Option<BuildSpec>")]
     pub build: Option<Spanned<BuildSpec>>,
-    /// Image name, instead of `<workspace>/<service>`.
-    pub image: Option<String>,
+    /// Image name, instead of `<workspace>/<service>`; plat tags what it builds `:dev` unless
+    /// the name has a tag of its own. With a tag or digest (`"plat/nats:2"`) and no `build`, a
+    /// ready image: run as it is, never built, with no directory or repository.
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
     /// Ports the container listens on, by name: `{ grpc = 50051 }`.
     #[serde(default)]
     pub ports: IndexMap<String, NonZeroU16>,
@@ -120,6 +123,11 @@ pub struct ServiceSpec {
     /// Files of `KEY=value` lines added to the environment, relative to the workspace root.
     #[schemars(with = "Option<StringOrList>")]
     pub env_file: Option<Spanned<StringOrList>>,
+    /// Named volumes mounted in the container, by name: `{ data = "/data" }`. Kept across
+    /// `plat down` and re-creations; `plat down --volumes` removes them.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub volumes: IndexMap<Spanned<String>, Spanned<String>>,
     /// Services this one needs, each with the condition it waits for: `{ user-service = "healthy" }`.
     /// A list of names means `started` for each.
     #[serde(default)]

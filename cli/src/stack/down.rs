@@ -1,5 +1,5 @@
 //! `plat down`: everything this checkout made in the Engine removed, dependents before what they
-//! depend on; the database's data kept unless asked.
+//! depend on; the database's and the services' volumes kept unless asked.
 
 use crate::docker::relay::RELAY_ROLE;
 use crate::docker::{self, DockerError, Engine, Owner};
@@ -14,12 +14,14 @@ pub struct DownReport {
     pub others: Vec<String>,
     /// The database volume, when it existed and was removed.
     pub volume_removed: Option<String>,
+    /// The services' named volumes removed (`volumes` in workspace.toml).
+    pub service_volumes_removed: Vec<String>,
 }
 
 /// Stops and removes the checkout's containers (services first, dependents before their
 /// dependencies, then the database and the relay) and its network. Containers it made under
-/// another workspace name (before a rename) go too. The database's data stays in its volume
-/// unless `remove_volume`.
+/// another workspace name (before a rename) go too. The database's data stays in its volume,
+/// and the services' data in theirs, unless `remove_volume`.
 pub async fn down(engine: &Engine, workspace: &Workspace, remove_volume: bool) -> Result<DownReport, DockerError> {
     let owner = Owner::new(&workspace.name, &workspace.root);
     let mut report = DownReport::default();
@@ -66,6 +68,10 @@ pub async fn down(engine: &Engine, workspace: &Workspace, remove_volume: bool) -
         report.removed.extend(removed.containers);
         if removed.volume {
             report.volume_removed = Some(docker::database_volume_name(name));
+        }
+        // The services' volumes go with the database's data, after their containers.
+        if remove_volume && *name == workspace.name {
+            report.service_volumes_removed = engine.remove_service_volumes(&owner, name).await?;
         }
         engine.remove_network(name).await?;
     }

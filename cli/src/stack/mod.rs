@@ -188,9 +188,21 @@ pub async fn up(
     // 1. Images, in dependency order (cargo builds run one at a time anyway). A stop ends a
     // cargo build at once (its process is killed).
     let images = until_stopped(stop, async {
+        // Ready images first: they are only looked up, and one that is missing stops `up`
+        // before anything is built or started.
+        let mut ready = Vec::new();
+        for service in services.iter().filter(|service| !service.has_code()) {
+            let never_builds = |_: BuildEvent<'_>| {};
+            let found = build::build_service(engine, workspace, service, options.build, &never_builds)
+                .await
+                .map_err(|error| UpError::Build { service: service.name.clone(), error })?;
+            ready.push(found);
+        }
         let mut images = Vec::new();
         for service in services {
-            let built = if options.no_build {
+            let built = if let Some(index) = ready.iter().position(|found| found.service == service.name) {
+                ready.swap_remove(index)
+            } else if options.no_build {
                 let image = build::image_reference(service);
                 let found = engine.find_image(&image).await.map_err(UpError::Docker)?;
                 let id =

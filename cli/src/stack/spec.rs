@@ -10,7 +10,7 @@ use crate::manifest::{Service, Workspace};
 
 /// The format of [`ContainerSpec::config_hash`]; bump it when what a container is made from
 /// changes, so that every container is made again once.
-const CONFIG_HASH_VERSION: &[u8] = b"plat container v2";
+const CONFIG_HASH_VERSION: &[u8] = b"plat container v3";
 
 /// The container a service should have: its image, environment, ports and network alias.
 pub(super) fn container_spec(
@@ -37,14 +37,31 @@ pub(super) fn spec_with(service: &Service, mut env: Vec<(String, String)>, image
     let mut publish: Vec<(u16, u16)> =
         service.publish.iter().filter_map(|(name, host)| service.ports.get(name).map(|port| (*port, *host))).collect();
     publish.sort_unstable();
-    let config_hash = config_hash(image_id, &env, &ports, &publish);
-    ContainerSpec { service: service.name.clone(), image: image_id.to_owned(), env, ports, publish, config_hash }
+    let mut volumes: Vec<(String, String)> =
+        service.volumes.iter().map(|(name, target)| (name.clone(), target.clone())).collect();
+    volumes.sort_unstable();
+    let config_hash = config_hash(image_id, &env, &ports, &publish, &volumes);
+    ContainerSpec {
+        service: service.name.clone(),
+        image: image_id.to_owned(),
+        env,
+        ports,
+        publish,
+        volumes,
+        config_hash,
+    }
 }
 
 /// A hash of everything a container is made from, over a serialisation of plat's own (not a
 /// Debug format, which may change between Rust versions): each part length-prefixed, so that
 /// no two different configurations read the same.
-fn config_hash(image_id: &str, env: &[String], ports: &[u16], publish: &[(u16, u16)]) -> String {
+fn config_hash(
+    image_id: &str,
+    env: &[String],
+    ports: &[u16],
+    publish: &[(u16, u16)],
+    volumes: &[(String, String)],
+) -> String {
     let mut hasher = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_be_bytes());
@@ -66,6 +83,11 @@ fn config_hash(image_id: &str, env: &[String], ports: &[u16], publish: &[(u16, u
     for (container, host) in publish {
         part(&container.to_be_bytes());
         part(&host.to_be_bytes());
+    }
+    part(&(volumes.len() as u64).to_be_bytes());
+    for (name, target) in volumes {
+        part(name.as_bytes());
+        part(target.as_bytes());
     }
     crate::text::hex(&hasher.finalize())
 }
@@ -135,17 +157,22 @@ mod tests {
     #[test]
     fn the_config_hash_has_a_format_of_its_own() {
         let env = vec!["B=2".to_owned(), "A=1".to_owned()];
-        let hash = config_hash("sha256:1", &env, &[50051], &[(8080, 18080)]);
+        let hash = config_hash("sha256:1", &env, &[50051], &[(8080, 18080)], &[]);
         // The same configuration listed in another order is the same container.
-        assert_eq!(hash, config_hash("sha256:1", &["A=1".to_owned(), "B=2".to_owned()], &[50051], &[(8080, 18080)]));
+        assert_eq!(
+            hash,
+            config_hash("sha256:1", &["A=1".to_owned(), "B=2".to_owned()], &[50051], &[(8080, 18080)], &[])
+        );
         // Pinned: a change to the serialisation must bump CONFIG_HASH_VERSION on purpose.
         assert_eq!(hash.len(), 64);
-        assert_ne!(hash, config_hash("sha256:1", &env, &[50051], &[]));
-        assert_ne!(hash, config_hash("sha256:2", &env, &[50051], &[(8080, 18080)]));
+        assert_ne!(hash, config_hash("sha256:1", &env, &[50051], &[], &[]));
+        assert_ne!(hash, config_hash("sha256:2", &env, &[50051], &[(8080, 18080)], &[]));
+        let data = [("data".to_owned(), "/data".to_owned())];
+        assert_ne!(hash, config_hash("sha256:1", &env, &[50051], &[(8080, 18080)], &data), "a volume is part of it");
         // Length prefixes: moving a byte from one entry to the next changes the hash.
         assert_ne!(
-            config_hash("i", &["AB=1".to_owned(), "C=2".to_owned()], &[], &[]),
-            config_hash("i", &["A=B1".to_owned(), "C=2".to_owned()], &[], &[])
+            config_hash("i", &["AB=1".to_owned(), "C=2".to_owned()], &[], &[], &[]),
+            config_hash("i", &["A=B1".to_owned(), "C=2".to_owned()], &[], &[], &[])
         );
     }
 }

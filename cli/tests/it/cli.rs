@@ -1,6 +1,6 @@
 //! Conventions every command shares: help, exit codes, completions, schema, doctor, colour.
 
-use crate::context::{TestContext, ensure_postgres_image};
+use crate::context::{TestContext, ensure_nats_image, ensure_postgres_image};
 
 #[test]
 fn help_has_examples_for_every_command() {
@@ -48,6 +48,7 @@ fn schema_describes_every_service_key() {
         "env",
         "secrets",
         "env_file",
+        "volumes",
         "depends_on",
         "health",
         "database",
@@ -56,20 +57,26 @@ fn schema_describes_every_service_key() {
         assert!(text.contains(&format!("\"{key}\"")), "schema lacks `{key}`");
     }
     assert_eq!(schema["title"], "plat workspace manifest");
+    let image = schema["definitions"]["ServiceSpec"]["properties"]["image"]["description"]
+        .as_str()
+        .or_else(|| schema["$defs"]["ServiceSpec"]["properties"]["image"]["description"].as_str())
+        .unwrap_or_default();
+    assert!(image.contains("ready image"), "the schema documents ready images: {image:?}");
 }
 
 #[test]
 fn doctor_checks_the_engine_and_tools() {
     ensure_postgres_image();
+    ensure_nats_image();
     let context = TestContext::new();
     context.manifest(include_str!("../../../workspace.toml"));
     let run = context.run(&["doctor", "--json"]);
     let json = run.json();
     let names: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["docker", "plat/postgres:15", "git", "cargo", "buf", "protoc", "psql"]);
-    // This machine runs a Docker Engine, has the database image and cargo; the sample workspace
-    // requires all three.
-    for check in &json["checks"].as_array().unwrap()[..2] {
+    assert_eq!(names, ["docker", "plat/postgres:15", "plat/nats:2", "git", "cargo", "buf", "protoc", "psql"]);
+    // This machine runs a Docker Engine, has the database image, NATS's ready image and cargo;
+    // the sample workspace requires them all.
+    for check in &json["checks"].as_array().unwrap()[..3] {
         assert_eq!((&check["ok"], &check["required"]), (&true.into(), &true.into()), "{}", run.stdout);
     }
     assert_eq!(run.code, 0);

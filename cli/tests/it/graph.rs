@@ -17,8 +17,10 @@ fn tree_shows_dependencies_and_start_order() {
 #[test]
 fn json_waves_start_dependencies_first() {
     let json = sample().run(&["graph", "--json"]).expect_code(0).json();
-    assert_eq!(json["waves"], serde_json::json!([["user-service"], ["order-service"], ["api-gateway"]]));
-    assert_eq!(json["services"][1]["depends_on"]["user-service"], "healthy");
+    assert_eq!(json["waves"], serde_json::json!([["nats", "user-service"], ["order-service"], ["api-gateway"]]));
+    assert_eq!(json["services"][2]["name"], "order-service");
+    assert_eq!(json["services"][2]["depends_on"]["user-service"], "healthy");
+    assert_eq!(json["services"][2]["depends_on"]["nats"], "healthy");
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod migrate_tls;
 mod proto_checks;
 mod proto_corpus;
 mod proto_gen;
+mod ready_image;
 mod status;
 mod sync;
 mod validate;

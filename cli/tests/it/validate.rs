@@ -166,15 +166,45 @@ fn json_lists_errors_with_line_and_column() {
     assert_eq!(json["errors"][0]["help"], "did you mean `ports`?");
 }
 
+manifest_error!(
+    ready_image_with_keys_about_code,
+    "[workspace]\nname = \"p\"\n[services.nats]\nimage = \"plat/nats:2\"\nrepo = \"https://example.com/nats.git\"\npath = \"infra/nats\"\ndatabase = {}\n"
+);
+manifest_error!(
+    invalid_image_reference,
+    "[workspace]\nname = \"p\"\n[services.a]\nimage = \"Plat/NATS:2\"\n[services.b]\nimage = \"p/b:\"\n"
+);
+manifest_error!(
+    invalid_volumes,
+    "[workspace]\nname = \"p\"\n[services.a]\nvolumes = { data = \"data\", \"-x\" = \"/x\", logs = \"/data\", root = \"/\" }\n"
+);
+
+/// A ready image needs no directory, no build and no cargo: the workspace validates with none
+/// of them, and `plat graph` lists it like any service.
+#[test]
+fn a_ready_image_is_a_service_without_a_directory() {
+    let context = TestContext::new();
+    context.manifest(
+        "[workspace]\nname = \"p\"\n[services.nats]\nimage = \"plat/nats:2\"\nports = { client = 4222 }\n\
+         volumes = { data = \"/data\" }\n[services.pinned]\nimage = \"registry.local:5000/team/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\n\
+         [services.app]\nimage = \"scale/tiny:1\"\nbuild = { command = \"true\" }\ndepends_on = { nats = \"started\" }\n",
+    );
+    let run = context.run(&["validate"]).expect_code(0);
+    assert!(run.stderr.contains("3 services"), "{}", run.stderr);
+    let json = context.run(&["graph", "--json"]).expect_code(0).json();
+    let names: Vec<&str> = json["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["nats", "pinned", "app"]);
+}
+
 #[test]
 fn a_valid_manifest_passes() {
     let context = TestContext::new();
     context.manifest(include_str!("../../../workspace.toml"));
     let run = context.run(&["validate"]).expect_code(0);
-    assert!(run.stderr.contains("3 services"), "{}", run.stderr);
+    assert!(run.stderr.contains("4 services"), "{}", run.stderr);
     let json = context.run(&["validate", "--json"]).expect_code(0).json();
     assert_eq!(json["valid"], true);
-    assert_eq!(json["services"], 3);
+    assert_eq!(json["services"], 4);
 }
 
 #[test]
