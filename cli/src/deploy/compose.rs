@@ -39,8 +39,17 @@ pub fn render(workspace: &Workspace, compose_dir: &Path) -> String {
         services.insert(service.name.clone(), compose_service(workspace, service, compose_dir, needs_database));
     }
     let mut file = json!({ "services": services });
+    let mut volumes = Map::new();
     if needs_database {
-        file["volumes"] = json!({ DATABASE_VOLUME: {} });
+        volumes.insert(DATABASE_VOLUME.to_owned(), json!({}));
+    }
+    for service in &workspace.services {
+        for name in service.volumes.keys() {
+            volumes.insert(service_volume(service, name), json!({}));
+        }
+    }
+    if !volumes.is_empty() {
+        file["volumes"] = volumes.into();
     }
     with_header(
         "plat compose export",
@@ -53,6 +62,11 @@ pub fn render(workspace: &Workspace, compose_dir: &Path) -> String {
         ),
         &super::yaml(&file),
     )
+}
+
+/// The compose volume of a service's named volume: `<service>-<name>` (compose prefixes the project).
+fn service_volume(service: &Service, name: &str) -> String {
+    format!("{}-{name}", service.name)
 }
 
 /// The development PostgreSQL: plat's image, a named volume, and `pg_isready` (it has a shell).
@@ -147,6 +161,14 @@ fn compose_service(workspace: &Workspace, service: &Service, compose_dir: &Path,
         entry["env_file"] = files.into();
     }
 
+    if !service.volumes.is_empty() {
+        let mounts: Vec<Value> = service
+            .volumes
+            .iter()
+            .map(|(name, path)| Value::from(format!("{}:{path}", service_volume(service, name))))
+            .collect();
+        entry["volumes"] = mounts.into();
+    }
     if !service.ports.is_empty() {
         let exposed: Vec<Value> = service.ports.values().map(|port| Value::from(port.to_string())).collect();
         entry["expose"] = exposed.into();
@@ -189,7 +211,7 @@ database = {}
 
 [services.broker]
 image = "nats:2"
-build = { command = "true" }
+volumes = { data = "/data" }
 ports = { client = 4222 }
 health = { cmd = ["nats-check", "--fast"] }
 
@@ -244,5 +266,7 @@ health = { http = "/readyz" }
         assert_eq!(gateway["ports"][0], "${GATEWAY_HTTP_PORT:-8080}:8080");
         assert_eq!(gateway["read_only"].as_bool(), Some(true));
         assert_eq!(file["services"]["broker"]["image"], "nats:2");
+        assert_eq!(file["services"]["broker"]["volumes"][0], "broker-data:/data");
+        assert!(file["volumes"].get("broker-data").is_some());
     }
 }

@@ -200,6 +200,15 @@ fn deployment(workspace: &Workspace, versions: &Versions, service: &Service, sel
         container_security["readOnlyRootFilesystem"] = true.into();
     }
     container["securityContext"] = container_security;
+    // A service's volumes as `emptyDir`s: writable by the pod's user whatever the image's owner
+    // of the directory, and as long-lived as the pod. Data that must outlive it wants a
+    // PersistentVolumeClaim, which an overlay patches in (docs/deploy.md).
+    let volumes: Vec<Value> = service.volumes.keys().map(|name| json!({ "name": name, "emptyDir": {} })).collect();
+    if !volumes.is_empty() {
+        let mounts: Vec<Value> =
+            service.volumes.iter().map(|(name, path)| json!({ "name": name, "mountPath": path })).collect();
+        container["volumeMounts"] = mounts.into();
+    }
     container["resources"] = json!({
         "requests": { "cpu": "50m", "memory": "32Mi" },
         "limits": { "memory": "128Mi" },
@@ -210,7 +219,7 @@ fn deployment(workspace: &Workspace, versions: &Versions, service: &Service, sel
         template_metadata["annotations"] =
             json!({ "prometheus.io/scrape": "true", "prometheus.io/port": port.to_string() });
     }
-    json!({
+    let mut deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": { "name": service.name },
@@ -234,7 +243,11 @@ fn deployment(workspace: &Workspace, versions: &Versions, service: &Service, sel
                 },
             },
         },
-    })
+    });
+    if !volumes.is_empty() {
+        deployment["spec"]["template"]["spec"]["volumes"] = volumes.into();
+    }
+    deployment
 }
 
 fn secret_env(name: &str, secret: &str, key: &str) -> Value {
@@ -432,7 +445,7 @@ health = { http = "/readyz", interval = "5s" }
 
 [services.broker]
 image = "nats:2"
-build = { command = "true" }
+volumes = { data = "/data" }
 ports = { client = 4222 }
 health = { tcp = "client" }
 "#;
@@ -520,6 +533,9 @@ health = { tcp = "client" }
         let container = &broker[1]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], "nats:2");
         assert!(container["securityContext"].get("readOnlyRootFilesystem").is_none());
+        assert_eq!(container["volumeMounts"][0]["mountPath"], "/data");
+        assert_eq!(broker[1]["spec"]["template"]["spec"]["volumes"][0]["name"], "data");
+        assert!(broker[1]["spec"]["template"]["spec"]["volumes"][0]["emptyDir"].is_mapping());
     }
 
     #[test]
