@@ -22,5 +22,6 @@ pub mod stack;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod testing;
 pub mod text;
 pub mod watch;
