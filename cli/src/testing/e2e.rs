@@ -73,6 +73,10 @@ pub async fn run(
             problems.push(format!("{} has no container", service.name));
             continue;
         };
+        if row.state == "missing" {
+            problems.push(format!("{} has no container", service.name));
+            continue;
+        }
         if row.state != "running" {
             problems.push(format!("{} is {}", service.name, row.state));
             continue;

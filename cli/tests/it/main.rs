@@ -23,4 +23,5 @@ mod proto_corpus;
 mod proto_gen;
 mod status;
 mod sync;
+mod test_services;
 mod validate;
