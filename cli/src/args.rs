@@ -203,7 +203,7 @@ Examples:
   plat logs --json | jq .          the lines as the services wrote them")]
     Logs(LogsArgs),
 
-    /// Run the services' own tests, the contract tests (--contract) or the end-to-end tests (--e2e)
+    /// Run the services' own tests; the contract (--contract) or end-to-end (--e2e) tests
     #[command(after_help = "\
 With no --contract or --e2e: every service's own tests, in its own checkout: `cargo nextest run`
 (or `cargo test` without nextest) of its cargo workspace, or the `test` command workspace.toml
@@ -375,7 +375,7 @@ pub struct TestArgs {
     #[arg(short, long, value_name = "N", default_value_t = plat::testing::DEFAULT_JOBS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: usize,
     /// Also check proto/ for breaking changes since this git ref (with --contract)
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", requires = "contract")]
     pub against: Option<String>,
     /// Also write the results as a JUnit XML report to FILE
     #[arg(long, value_name = "FILE")]

@@ -68,7 +68,7 @@ pub struct WorkspaceSpec {
     pub migrate: Option<MigrateSpec>,
     /// The platform's end-to-end tests, which `plat test --e2e` runs against the running
     /// platform (`plat up` first).
-    pub e2e: Option<E2eSpec>,
+    pub e2e: Option<Box<E2eSpec>>,
 }
 
 /// `[workspace.e2e]`: the command that runs the platform's end-to-end tests.
