@@ -112,8 +112,11 @@ pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String,
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own: stopping the run stops cargo and the test binaries it started.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn().map_err(|error| format!("cannot run `{}`: {error}", plan.display))?;
+    let mut group = GroupGuard(child.id());
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let read_stdout = async {
@@ -134,6 +137,7 @@ pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String,
     };
     let (stdout, stderr) = tokio::join!(read_stdout, read_stderr);
     let status = child.wait().await.map_err(|error| format!("waiting for `{}`: {error}", plan.display))?;
+    group.0 = None;
     let tests = match plan.kind {
         Kind::Nextest => nextest_results(&stdout),
         Kind::Libtest => libtest_results(&stdout.iter().chain(&stderr).cloned().collect::<Vec<_>>()),
@@ -148,6 +152,23 @@ pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String,
         tests,
         output_tail: crate::text::tail(&shown.join("\n"), OUTPUT_LINES).trim_start().to_owned(),
     })
+}
+
+/// Kills a suite's process group when the run is dropped before it ended (Ctrl-C): cargo, and
+/// the test binaries under it that `kill_on_drop` alone (cargo only) would leave running.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            // The group's id is its leader's pid: `kill -KILL -- -<pgid>` reaches every member.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// nextest's libtest-json lines: `{"type":"test","event":"failed","name":"crate::bin$path",...}`.

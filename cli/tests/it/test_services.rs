@@ -352,3 +352,62 @@ fn e2e_refuses_a_platform_that_is_not_up_and_names_a_failing_command() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testsuite name=\"e2e\" tests=\"1\" failures=\"1\" skipped=\"0\">"), "{xml}");
 }
+
+/// A test that writes its database's name to `$PLAT_IT_SEEN`, then waits until the file
+/// `$PLAT_IT_RELEASE` exists (so that plat is stopped while it runs).
+const WAITS_TO_BE_STOPPED: &str = r#"
+#[test]
+fn waits_to_be_stopped() {
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    std::fs::write(std::env::var("PLAT_IT_SEEN").unwrap() + ".tmp", &name).unwrap();
+    std::fs::rename(std::env::var("PLAT_IT_SEEN").unwrap() + ".tmp", std::env::var("PLAT_IT_SEEN").unwrap()).unwrap();
+    let release = std::env::var("PLAT_IT_RELEASE").unwrap();
+    while !std::path::Path::new(&release).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+"#;
+
+#[test]
+fn ctrl_c_stops_the_tests_and_drops_their_database() {
+    let context = TestContext::new();
+    context.manifest("[workspace]\nname = \"t\"\n\n[services.store]\ndatabase = {}\n");
+    let dir = context.checkout("store");
+    write_crate(&dir, "store", "", &[("wait.rs", WAITS_TO_BE_STOPPED)], "");
+    let (seen, release) = (context.workspace.join("seen"), context.workspace.join("release"));
+    // Released at the end whatever happens, so that no test process is left waiting.
+    struct Release(PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+        }
+    }
+    let _release = Release(release.clone());
+    let home = std::env::home_dir().unwrap();
+    let mut command = context.plat();
+    command
+        .args(["test"])
+        .env("RUSTUP_HOME", std::env::var("RUSTUP_HOME").unwrap_or_else(|_| home.join(".rustup").display().to_string()))
+        .env("CARGO_HOME", std::env::var("CARGO_HOME").unwrap_or_else(|_| home.join(".cargo").display().to_string()))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("DATABASE_URL_STORE", server_url())
+        .env("PLAT_IT_SEEN", &seen)
+        .env("PLAT_IT_RELEASE", &release)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let plat = command.spawn().unwrap();
+    // Until the test runs, with its database.
+    while !seen.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let database = std::fs::read_to_string(&seen).unwrap();
+    assert!(database.starts_with("store_test_") && database_exists(&database), "{database}");
+    let signal = std::process::Command::new("kill").args(["-INT", &plat.id().to_string()]).status().unwrap();
+    assert!(signal.success());
+    let output = plat.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped: the running tests were killed and their databases dropped"), "{stderr}");
+    assert!(!database_exists(&database), "{database} is dropped after Ctrl-C");
+}
