@@ -247,10 +247,7 @@ async fn one(
 
     on_event(TestEvent::Started { service: &service.name, command: &plan.display });
     let target_dir = crate::state::cargo_target_dir(workspace).unwrap_or_else(|_| PathBuf::from("target"));
-    let ran = tokio::select! {
-        ran = runner::execute(&plan, &dir, &target_dir, &env) => Some(ran),
-        () = options.stop.requested() => None,
-    };
+    let ran = runner::execute(&plan, &dir, &target_dir, &env, &options.stop).await.transpose();
     // Dropped whatever happened: a failed or stopped suite leaves no database behind.
     if let Some(fresh) = fresh
         && let Err(reason) = database::drop(&fresh).await

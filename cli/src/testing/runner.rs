@@ -8,6 +8,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::{Outcome, TestCase};
 use crate::manifest::{Service, UserCommand};
+use crate::migrate::Stop;
 
 /// How many lines of a failing suite's output are kept to show: the end, where runners and
 /// compilers say what failed.
@@ -99,8 +100,19 @@ pub struct Ran {
     pub output_tail: String,
 }
 
-/// Runs `plan` in `dir` with cargo's target directory and `env`; fails only when it cannot start.
-pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String, String)]) -> Result<Ran, String> {
+/// How long a stopped suite has to end after SIGTERM (nextest stops its tests, each in a process
+/// group of its own, on it) before its group is killed.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `plan` in `dir` with cargo's target directory and `env`; fails only when it cannot
+/// start. `None` when `stop` asked it to stop: it was terminated (killed after [`STOP_GRACE`]).
+pub async fn execute(
+    plan: &Plan,
+    dir: &Path,
+    target_dir: &Path,
+    env: &[(String, String)],
+    stop: &Stop,
+) -> Result<Option<Ran>, String> {
     let (program, args) = plan.argv.split_first().ok_or("the test command is empty")?;
     let mut command = tokio::process::Command::new(program);
     command
@@ -135,7 +147,22 @@ pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String,
         }
         kept
     };
-    let (stdout, stderr) = tokio::join!(read_stdout, read_stderr);
+    let output = async { tokio::join!(read_stdout, read_stderr) };
+    tokio::pin!(output);
+    let (stdout, stderr) = tokio::select! {
+        output = &mut output => output,
+        () = stop.requested() => {
+            if let Some(pid) = group.0 {
+                signal_group(pid, "-TERM");
+                if tokio::time::timeout(STOP_GRACE, &mut output).await.is_err() {
+                    signal_group(pid, "-KILL");
+                }
+            }
+            let _ = child.wait().await;
+            group.0 = None;
+            return Ok(None);
+        }
+    };
     let status = child.wait().await.map_err(|error| format!("waiting for `{}`: {error}", plan.display))?;
     group.0 = None;
     let tests = match plan.kind {
@@ -146,27 +173,32 @@ pub async fn execute(plan: &Plan, dir: &Path, target_dir: &Path, env: &[(String,
     if plan.kind == Kind::Libtest {
         shown.extend(stdout.iter().map(String::as_str));
     }
-    Ok(Ran {
+    Ok(Some(Ran {
         success: status.success(),
         status: status.to_string(),
         tests,
         output_tail: crate::text::tail(&shown.join("\n"), OUTPUT_LINES).trim_start().to_owned(),
-    })
+    }))
 }
 
-/// Kills a suite's process group when the run is dropped before it ended (Ctrl-C): cargo, and
-/// the test binaries under it that `kill_on_drop` alone (cargo only) would leave running.
+/// Sends `signal` (`-TERM`, `-KILL`) to the process group led by `pid`.
+fn signal_group(pid: u32, signal: &str) {
+    // The group's id is its leader's pid: `kill -SIG -- -<pgid>` reaches every member.
+    let _ = std::process::Command::new("kill")
+        .args([signal, "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Kills a suite's process group when the run is dropped before it ended: cargo, and the test
+/// binaries under it that `kill_on_drop` alone (cargo only) would leave running.
 struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(group) = self.0 {
-            // The group's id is its leader's pid: `kill -KILL -- -<pgid>` reaches every member.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{group}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            signal_group(group, "-KILL");
         }
     }
 }

@@ -360,6 +360,7 @@ const WAITS_TO_BE_STOPPED: &str = r#"
 fn waits_to_be_stopped() {
     let url = std::env::var("DATABASE_URL").unwrap();
     let name = url.rsplit('/').next().unwrap().to_owned();
+    std::fs::write(std::env::var("PLAT_IT_SEEN").unwrap() + ".pid", std::process::id().to_string()).unwrap();
     std::fs::write(std::env::var("PLAT_IT_SEEN").unwrap() + ".tmp", &name).unwrap();
     std::fs::rename(std::env::var("PLAT_IT_SEEN").unwrap() + ".tmp", std::env::var("PLAT_IT_SEEN").unwrap()).unwrap();
     let release = std::env::var("PLAT_IT_RELEASE").unwrap();
@@ -410,4 +411,6 @@ fn ctrl_c_stops_the_tests_and_drops_their_database() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("stopped: the running tests were killed and their databases dropped"), "{stderr}");
     assert!(!database_exists(&database), "{database} is dropped after Ctrl-C");
+    let pid = std::fs::read_to_string(context.workspace.join("seen.pid")).unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the test process {pid} was stopped with plat");
 }
