@@ -204,19 +204,35 @@ Examples:
   plat logs --json | jq .          the lines as the services wrote them")]
     Logs(LogsArgs),
 
-    /// Verify the gRPC contracts between the services (CI)
+    /// Run the services' own tests; the contract (--contract) or end-to-end (--e2e) tests
     #[command(after_help = "\
-Contract tests need no broker: every package a service uses is served by a service; every
-service's committed generated code matches proto/; with --against, proto/ breaks nothing since
-that git ref; and every rpc of every package a provider serves is answered by its running
-container (`plat up` first). The probe sends a request that cannot decode, so a method that
-exists fails before its handler runs and nothing changes; a missing one answers UNIMPLEMENTED.
-Exit 1 when a case fails.
+With no --contract or --e2e: every service's own tests, in its own checkout: `cargo nextest run`
+(or `cargo test` without nextest) of its cargo workspace, or the `test` command workspace.toml
+gives it; into the workspace's one target directory. A service with a `database` gets a fresh
+database of its own, `<database>_test_<random>`, on the server `plat migrate` would use
+(DATABASE_URL_<SERVICE>, or the workspace's database container), migrated, handed to its tests
+as DATABASE_URL and PLAT_TEST_DATABASE_URL, and dropped afterwards. A service whose inputs (its
+files, the libraries', its contracts, the toolchain) are unchanged since its tests passed is
+reported `cached` and not run again (--force runs it). Exit 1 names each failing service and test.
+
+--contract: no broker: every package a service uses is served by a service; every service's
+committed generated code matches proto/; with --against, proto/ breaks nothing since that git
+ref; and every rpc of every package a provider serves is answered by its running container
+(`plat up` first). The probe sends a request that cannot decode, so a method that exists fails
+before its handler runs and nothing changes; a missing one answers UNIMPLEMENTED.
+
+--e2e: the command `[workspace.e2e]` names, once every service runs, current and healthy
+(`plat up` first), handed PLAT_<SERVICE>_<PORT>_URL for each published port and
+PLAT_<SERVICE>_ENV_<KEY> for each `env` value of workspace.toml.
 
 Examples:
+  plat test                                   every service's tests (cached when unchanged)
+  plat test order-service --force
+  plat test --junit tests.xml --json
   plat up && plat test --contract
   plat test --contract --against origin/main --junit contract.xml
-  plat test --contract --json | jq '.[] | select(.status == \"failed\")'")]
+  plat test --contract --json | jq '.[] | select(.status == \"failed\")'
+  plat up && plat test --e2e")]
     Test(TestArgs),
 
     /// Check the tools and services plat's commands need
@@ -352,11 +368,23 @@ pub struct DownArgs {
 /// `plat test` arguments.
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Run the contract tests (today the only kind, and the default)
+    /// Services whose tests to run (default: all)
+    #[arg(value_name = "SERVICE", conflicts_with_all = ["contract", "e2e"])]
+    pub services: Vec<String>,
+    /// Run the contract tests instead of the services' own
     #[arg(long)]
     pub contract: bool,
-    /// Also check proto/ for breaking changes since this git ref
-    #[arg(long, value_name = "REF")]
+    /// Run the platform's end-to-end tests (`[workspace.e2e]`) against the running platform
+    #[arg(long, conflicts_with = "contract")]
+    pub e2e: bool,
+    /// Run every service's tests, even those cached as passed with the same inputs
+    #[arg(long)]
+    pub force: bool,
+    /// How many services' tests run at once
+    #[arg(short, long, value_name = "N", default_value_t = plat::testing::DEFAULT_JOBS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub jobs: usize,
+    /// Also check proto/ for breaking changes since this git ref (with --contract)
+    #[arg(long, value_name = "REF", requires = "contract")]
     pub against: Option<String>,
     /// Also write the results as a JUnit XML report to FILE
     #[arg(long, value_name = "FILE")]

@@ -774,6 +774,48 @@ pub fn head_commit(path: &Path) -> Option<Oid> {
     Repository::open(path).ok()?.head().ok()?.peel_to_commit().ok().map(|commit| commit.id())
 }
 
+/// The files of the directory `dir` as git sees them: tracked (as they are on disk) and
+/// untracked but not ignored, relative to `dir`, sorted. `None` when `dir` is in no repository.
+///
+/// What a build or test of the directory can read, minus what git ignores (`target/`, editor
+/// files): the input set of `plat test`'s cache. `dir` may be a repository of its own or a
+/// directory inside one (a service living in the workspace repository).
+pub fn worktree_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, GitError> {
+    let repo = match Repository::discover(dir) {
+        Ok(repo) => repo,
+        Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let Some(workdir) = repo.workdir() else { return Ok(None) };
+    let workdir = fs_err::canonicalize(workdir)?;
+    let dir = fs_err::canonicalize(dir)?;
+    let prefix = dir.strip_prefix(&workdir).unwrap_or(Path::new("")).to_path_buf();
+    let mut files = std::collections::BTreeSet::new();
+    let index = repo.index()?;
+    for entry in index.iter() {
+        let path = PathBuf::from(String::from_utf8_lossy(&entry.path).into_owned());
+        if let Ok(inside) = path.strip_prefix(&prefix) {
+            files.insert(inside.to_path_buf());
+        }
+    }
+    let mut options = StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    if !prefix.as_os_str().is_empty() {
+        options.pathspec(prefix.to_string_lossy().into_owned());
+    }
+    for entry in repo.statuses(Some(&mut options))?.iter() {
+        if !entry.status().contains(Status::WT_NEW) {
+            continue;
+        }
+        if let Ok(path) = entry.path()
+            && let Ok(inside) = Path::new(path).strip_prefix(&prefix)
+        {
+            files.insert(inside.to_path_buf());
+        }
+    }
+    Ok(Some(files.into_iter().collect()))
+}
+
 /// Whether `path` is the root of a git checkout.
 pub fn is_repository(path: &Path) -> bool {
     Repository::open(path).is_ok()

@@ -23,5 +23,6 @@ pub mod stack;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod testing;
 pub mod text;
 pub mod watch;

@@ -114,7 +114,7 @@ pub(super) struct Output {
 /// `.plat/rustc.json` with what it depends on, as cargo keeps its own `.rustc_info.json`: the
 /// rustc that runs (`RUSTC` or the one on `PATH`), rustup's toolchains and settings, the
 /// toolchain files above the current directory. Any of them changed, and rustc runs again.
-async fn rustc_version(workspace: &Workspace) -> Result<String, BuildError> {
+pub(crate) async fn rustc_version(workspace: &Workspace) -> Result<String, BuildError> {
     static VERSION: OnceCell<String> = OnceCell::const_new();
     VERSION
         .get_or_try_init(|| async {

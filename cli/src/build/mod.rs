@@ -11,6 +11,9 @@
 //! service runs its own command, which decides for itself what to rebuild.
 
 mod cargo;
+
+/// `rustc -vV`, cached in `.plat/rustc.json`: `plat test`'s cache keys on the toolchain too.
+pub(crate) use cargo::rustc_version;
 mod context;
 
 use std::collections::{BTreeMap, HashMap};

@@ -242,6 +242,15 @@ fn validate(
         None => RelPath::new("proto").ok(),
     };
 
+    let e2e = workspace.as_ref().and_then(|workspace| workspace.e2e.as_ref()).and_then(|e2e| {
+        let command = user_command(&e2e.command, "[workspace.e2e] command", diagnostics)?;
+        let dir = match &e2e.dir {
+            Some(dir) => checked_path(dir, "[workspace.e2e] dir", Base::Workspace, diagnostics)?,
+            None => RelPath::new(".").ok()?,
+        };
+        Some(super::E2e { command, dir })
+    });
+
     let mut checked = Vec::new();
     for (service_name, spec, dropped) in decoded.services {
         checked.push(check_service(root, &name, service_name, spec, &dropped, diagnostics));
@@ -291,6 +300,7 @@ fn validate(
         services: checked.into_iter().map(|checked| checked.service).collect(),
         libraries: libraries.into_iter().map(|(library, _)| library).collect(),
         graph,
+        e2e,
     })
 }
 
@@ -544,6 +554,8 @@ fn check_service(
         Proto { serves: packages(proto.serves), uses: packages(proto.uses) }
     });
 
+    let test = spec.test.as_ref().and_then(|test| user_command(test, "test", diagnostics));
+
     let DependsOnSpec(depends_on) = spec.depends_on;
     Checked {
         service: Service {
@@ -562,11 +574,34 @@ fn check_service(
             health,
             database,
             proto: proto.unwrap_or_default(),
+            test,
         },
         name_span,
         published,
         depends_on,
     }
+}
+
+/// A command as written (a string for `sh -c`, or a list run as it is); an empty one is refused.
+fn user_command(
+    command: &Spanned<StringOrList>,
+    key: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<super::UserCommand> {
+    let parsed = match command.get_ref().clone() {
+        StringOrList::One(text) if !text.trim().is_empty() => Some(super::UserCommand::Shell(text)),
+        StringOrList::Many(words) if words.first().is_some_and(|program| !program.trim().is_empty()) => {
+            Some(super::UserCommand::Argv(words))
+        }
+        _ => None,
+    };
+    if parsed.is_none() {
+        diagnostics.push(
+            Diagnostic::new(format!("`{key}` is empty"), Some(command.span()))
+                .help("give the command, e.g. `\"cargo test --all-targets\"` or `[\"make\", \"test\"]`"),
+        );
+    }
+    parsed
 }
 
 /// Checks one `[libraries.<name>]` table; returns the library and the place of its name.

@@ -49,6 +49,37 @@ pub struct Workspace {
     pub libraries: Vec<Library>,
     /// Dependencies between services; acyclic by construction.
     pub graph: ServiceGraph,
+    /// `[workspace.e2e]`: the platform's end-to-end tests, when it declares them.
+    pub e2e: Option<E2e>,
+}
+
+/// A command plat runs for the user: tests, in a checkout or the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum UserCommand {
+    /// One string, run through `sh -c`.
+    Shell(String),
+    /// A program and its arguments, run as they are.
+    Argv(Vec<String>),
+}
+
+impl UserCommand {
+    /// How the command reads in messages: the string, or the words joined by spaces.
+    pub fn display(&self) -> String {
+        match self {
+            UserCommand::Shell(text) => text.clone(),
+            UserCommand::Argv(words) => words.join(" "),
+        }
+    }
+}
+
+/// `[workspace.e2e]` with its defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct E2e {
+    /// What runs the end-to-end tests.
+    pub command: UserCommand,
+    /// Where it runs, relative to the workspace root.
+    pub dir: RelPath,
 }
 
 /// `[workspace.migrate]` with its defaults filled in.
@@ -229,6 +260,8 @@ pub struct Service {
     pub database: Option<Database>,
     /// Protobuf packages served and used.
     pub proto: Proto,
+    /// `test`: what `plat test` runs in the checkout instead of cargo's tests.
+    pub test: Option<UserCommand>,
 }
 
 /// The tag of the images plat builds when `image` names none: `<workspace>/<service>:dev`.

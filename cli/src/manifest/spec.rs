@@ -66,6 +66,21 @@ pub struct WorkspaceSpec {
     /// How long `plat migrate` and `plat up` wait before giving up (`--lock-timeout`,
     /// `--statement-timeout` and `--statement-lock-timeout` win for one run).
     pub migrate: Option<MigrateSpec>,
+    /// The platform's end-to-end tests, which `plat test --e2e` runs against the running
+    /// platform (`plat up` first).
+    pub e2e: Option<Box<E2eSpec>>,
+}
+
+/// `[workspace.e2e]`: the command that runs the platform's end-to-end tests.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct E2eSpec {
+    /// The command: a string runs through `sh -c`, a list runs as it is (program, arguments).
+    #[schemars(with = "StringOrList")]
+    pub command: Spanned<StringOrList>,
+    /// Where it runs, relative to the workspace root (default: the workspace root).
+    #[schemars(with = "Option<String>")]
+    pub dir: Option<Spanned<String>>,
 }
 
 /// `[workspace.migrate]`: the limits on every wait of a migration run.
@@ -139,6 +154,10 @@ pub struct ServiceSpec {
     pub database: Option<DatabaseSpec>,
     /// The protobuf packages the service serves and uses.
     pub proto: Option<ProtoSpec>,
+    /// The command `plat test` runs in the service's checkout instead of `cargo nextest run`
+    /// (or `cargo test`): a string runs through `sh -c`, a list runs as it is.
+    #[schemars(with = "Option<StringOrList>")]
+    pub test: Option<Spanned<StringOrList>>,
 }
 
 /// A string, or a list of strings.

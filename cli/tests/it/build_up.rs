@@ -233,7 +233,7 @@ fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
         "{report}"
     );
 
-    let run = context.run(&["test", "--engine", "builtin", "--json"]).expect_code(1);
+    let run = context.run(&["test", "--contract", "--engine", "builtin", "--json"]).expect_code(1);
     let cases = run.json();
     assert_eq!(cases.as_array().unwrap().len(), 5);
     assert_eq!(cases[0]["status"], "passed");

@@ -26,4 +26,5 @@ mod proto_gen;
 mod ready_image;
 mod status;
 mod sync;
+mod test_services;
 mod validate;
