@@ -358,6 +358,10 @@ pub struct TestArgs {
     /// Print the results as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Run nothing: answer from the recorded contract runs whether SERVICE's version was
+    /// verified against the versions of the services beside it (exit 0 yes, 1 no)
+    #[arg(long, value_name = "SERVICE", requires = "contract", conflicts_with_all = ["against", "junit"])]
+    pub can_deploy: Option<String>,
 }
 
 /// `plat logs` arguments.

@@ -8,7 +8,12 @@ use super::{docker_hint, engine, print_json, proto, reach, runtime, with_hint};
 use crate::args::TestArgs;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
+mod can_deploy;
+
 pub fn run(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliError> {
+    if let Some(service) = &args.can_deploy {
+        return can_deploy::run(workspace, service, args.json);
+    }
     let options =
         ContractOptions { against: args.against.clone(), engine: proto::engine(args.engine), reach: reach()? };
     let runtime = runtime()?;
@@ -19,6 +24,7 @@ pub fn run(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliErro
             let hint = docker_hint(&error);
             with_hint(CliError::failure(error), hint)
         }
+        ContractError::Records(error) => CliError::failure(ContractError::Records(error)),
     })?;
     if let Some(path) = &args.junit {
         fs_err::write(path, contract::junit(&cases))
