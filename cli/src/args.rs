@@ -210,12 +210,16 @@ service's committed generated code matches proto/; with --against, proto/ breaks
 that git ref; and every rpc of every package a provider serves is answered by its running
 container (`plat up` first). The probe sends a request that cannot decode, so a method that
 exists fails before its handler runs and nothing changes; a missing one answers UNIMPLEMENTED.
-Exit 1 when a case fails.
+Per edge, each consumer's recorded contract (src/proto/descriptor.bin) must be wire compatible
+with what its provider serves (gRPC reflection), and the calls it declares in contracts/*.toml
+are replayed against the provider. Each edge's result is recorded with both sides' commits;
+--can-deploy answers from those records. Exit 1 when a case fails.
 
 Examples:
   plat up && plat test --contract
   plat test --contract --against origin/main --junit contract.xml
-  plat test --contract --json | jq '.[] | select(.status == \"failed\")'")]
+  plat test --contract --json | jq '.[] | select(.status == \"failed\")'
+  plat test --contract --can-deploy user-service")]
     Test(TestArgs),
 
     /// Check the tools and services plat's commands need
