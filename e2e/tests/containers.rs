@@ -123,7 +123,12 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("stale generated code: services/order-service/src/proto/user.v1.rs"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "stale generated code: services/order-service/src/proto/descriptor.bin, services/order-service/src/proto/user.v1.rs"
+        ),
+        "{stdout}"
+    );
     assert!(stderr.contains("error: 4 contract tests failed"), "{stderr}");
     std::fs::write(&user_proto, contract).unwrap();
     let users = users_in_database(&name);

@@ -5,6 +5,7 @@ mod build_up;
 mod checkouts;
 mod cli;
 mod context;
+mod contract;
 mod graph;
 mod migrate;
 mod migrate_apply;
