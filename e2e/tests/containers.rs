@@ -176,7 +176,8 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     assert!(stderr.contains("hint: `plat logs user-service`"), "{stderr}");
     assert!(!stderr.contains("Created order-service"), "{stderr}");
     let users = users_in_database(&name);
-    assert_eq!(users, "1", "the database's data survived down");
+    // The gateway's user and the 6 the contract interactions created.
+    assert_eq!(users, "7", "the database's data survived down");
 
     plat.ok(&["down", "--volumes"]);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]), "");
