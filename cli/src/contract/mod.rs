@@ -489,7 +489,10 @@ async fn interactions(providers: &Providers, workspace: &Workspace) -> Vec<EdgeC
             let mut edges = Vec::new();
             let mut reached = true;
             let outcome = match (&interaction, &pool) {
-                (Err(why), _) => Outcome::Failed(format!("{}: {why}", path.display())),
+                (Err(why), _) => {
+                    let shown = path.strip_prefix(&workspace.root).unwrap_or(&path);
+                    Outcome::Failed(format!("{}: {why}", shown.display()))
+                }
                 (_, Err(why)) => Outcome::Failed(why.clone()),
                 (Ok(interaction), Ok(pool)) => {
                     if !interaction.description.is_empty() {

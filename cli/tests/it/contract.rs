@@ -44,6 +44,7 @@ fn a_consumer_without_its_recorded_contract_and_an_unreadable_interaction_fail_s
         run.stdout
     );
     assert!(run.stdout.contains("contract interactions orders contracts/get.toml ... FAILED\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("    services/orders/contracts/get.toml: "), "{}", run.stdout);
     assert!(run.stdout.contains("unknown field `expect`"), "{}", run.stdout);
     // Neither says anything of the provider: nothing is recorded.
     assert!(!context.workspace.join(".plat/contracts.json").exists());
