@@ -220,6 +220,10 @@ committed generated code matches proto/; with --against, proto/ breaks nothing s
 ref; and every rpc of every package a provider serves is answered by its running container
 (`plat up` first). The probe sends a request that cannot decode, so a method that exists fails
 before its handler runs and nothing changes; a missing one answers UNIMPLEMENTED.
+Per edge, each consumer's recorded contract (src/proto/descriptor.bin) must be wire compatible
+with what its provider serves (gRPC reflection), and the calls it declares in contracts/*.toml
+are replayed against the provider. Each edge's result is recorded with both sides' commits;
+--can-deploy SERVICE answers from those records. Exit 1 when a case fails.
 
 --e2e: the command `[workspace.e2e]` names, once every service runs, current and healthy
 (`plat up` first), handed PLAT_<SERVICE>_<PORT>_URL for each published port and
@@ -232,7 +236,8 @@ Examples:
   plat up && plat test --contract
   plat test --contract --against origin/main --junit contract.xml
   plat test --contract --json | jq '.[] | select(.status == \"failed\")'
-  plat up && plat test --e2e")]
+  plat up && plat test --e2e
+  plat test --contract --can-deploy user-service")]
     Test(TestArgs),
 
     /// Check the tools and services plat's commands need
@@ -395,6 +400,10 @@ pub struct TestArgs {
     /// Print the results as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Run nothing: answer from the recorded contract runs whether SERVICE's version was
+    /// verified against the versions of the services beside it (exit 0 yes, 1 no)
+    #[arg(long, value_name = "SERVICE", requires = "contract", conflicts_with_all = ["against", "junit"])]
+    pub can_deploy: Option<String>,
 }
 
 /// `plat logs` arguments.

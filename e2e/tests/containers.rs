@@ -119,14 +119,16 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     let (stdout, _) = plat.ok(&["logs", "nats"]);
     assert!(stdout.lines().any(|line| line.starts_with("nats |") && line.contains("Server is ready")), "{stdout}");
 
-    // Contract tests: the running providers serve every rpc of their contracts, and every
-    // service's committed code matches them. A JUnit report for CI.
+    // Contract tests: the running providers serve every rpc of their contracts, every service's
+    // committed code matches them, every consumer's recorded view is compatible with what its
+    // provider serves, and the consumers' interactions replay. A JUnit report for CI.
+    // (e2e/tests/contracts.rs shows each of those failing for its reason.)
     let junit = dir.path().join("contract.xml");
     let (stdout, _) = plat.ok(&["test", "--contract", "--junit", junit.to_str().unwrap()]);
     assert!(stdout.contains("contract served user-service serves user.v1.UserService/GetUser ... ok"), "{stdout}");
-    assert!(stdout.contains("contract test result: ok. 12 passed; 0 failed; 0 skipped"), "{stdout}");
+    assert!(stdout.contains("contract test result: ok. 19 passed; 0 failed; 0 skipped"), "{stdout}");
     let report = std::fs::read_to_string(&junit).unwrap();
-    assert!(report.contains("tests=\"12\" failures=\"0\""), "{report}");
+    assert!(report.contains("tests=\"19\" failures=\"0\""), "{report}");
     // An rpc added to a contract and implemented nowhere fails both ways, and changes nothing.
     let user_proto = dir.path().join("proto/user/v1/user.proto");
     let contract = std::fs::read_to_string(&user_proto).unwrap();
@@ -145,11 +147,17 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("stale generated code: services/order-service/src/proto/user.v1.rs"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "stale generated code: services/order-service/src/proto/descriptor.bin, services/order-service/src/proto/user.v1.rs"
+        ),
+        "{stdout}"
+    );
     assert!(stderr.contains("error: 4 contract tests failed"), "{stderr}");
     std::fs::write(&user_proto, contract).unwrap();
     let users = users_in_database(&name);
-    assert_eq!(users, "1", "the probes created nothing");
+    // The probes created nothing; the interactions create 3 users a run (contracts/*.toml).
+    assert_eq!(users, "7", "the probes created nothing");
 
     // Up again: nothing changed, so nothing is rebuilt or restarted.
     let id_before = docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-user-service")]);
@@ -196,7 +204,8 @@ async fn plat_up_runs_the_platform_in_containers_built_without_a_registry() {
     assert!(stderr.contains("hint: `plat logs user-service`"), "{stderr}");
     assert!(!stderr.contains("Created order-service"), "{stderr}");
     let users = users_in_database(&name);
-    assert_eq!(users, "1", "the database's data survived down");
+    // The gateway's user and the 6 the contract interactions created.
+    assert_eq!(users, "7", "the database's data survived down");
 
     plat.ok(&["down", "--volumes"]);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={name}-postgres-data")]), "");

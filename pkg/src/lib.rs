@@ -11,6 +11,7 @@
 //! | [`client`] | gRPC upstream calls with timeouts, retries and a circuit breaker |
 //! | [`shutdown`] | SIGTERM/SIGINT, draining in-flight requests within a bound |
 //! | [`health`] | gRPC health protocol and HTTP `/healthz` `/readyz` from one switch |
+//! | [`reflection`] | gRPC server reflection from the descriptors `plat proto gen` records |
 //! | [`body`] | how an exchange ended (HTTP status, gRPC code), as the server layers see it |
 //! | [`pagination`] | keyset pagination: page sizes, checked page tokens bound to a listing (and a scope), pages |
 //! | [`field`] | request fields in INVALID_ARGUMENT messages: quoting client values, UUID fields |
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod pagination;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod reflection;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -101,7 +101,7 @@ fn load_named(path: &std::path::Path) -> Result<Workspace, CliError> {
 }
 
 /// Pretty JSON and a newline on stdout.
-fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<ExitStatus, CliError> {
     let text = serde_json::to_string_pretty(value).expect("plat's JSON output always serialises");
     ui::write_stdout(&format!("{text}\n"))?;
     Ok(ExitStatus::Success)

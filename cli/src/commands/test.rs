@@ -12,7 +12,12 @@ use super::{docker_hint, engine, print_json, proto, reach, runtime, unknown_serv
 use crate::args::TestArgs;
 use crate::ui::{self, CliError, ExitStatus, paint, style};
 
+mod can_deploy;
+
 pub fn run(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliError> {
+    if let Some(service) = &args.can_deploy {
+        return can_deploy::run(workspace, service, args.json);
+    }
     if args.contract {
         contract(workspace, args)
     } else if args.e2e {
@@ -34,6 +39,7 @@ fn contract(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliErr
             let hint = docker_hint(&error);
             with_hint(CliError::failure(error), hint)
         }
+        ContractError::Records(error) => CliError::failure(ContractError::Records(error)),
     })?;
     if let Some(path) = &args.junit {
         fs_err::write(path, contract::junit(&cases))

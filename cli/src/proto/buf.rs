@@ -110,7 +110,7 @@ fn collect(root: &Path, dir: &Path, skip: &Path, files: &mut Vec<GeneratedFile>)
             collect(root, &path, skip, files)?;
         } else {
             let relative = path.strip_prefix(root).expect("below root").to_string_lossy().replace('\\', "/");
-            files.push(GeneratedFile { path: relative, content: fs_err::read_to_string(&path)? });
+            files.push(GeneratedFile { path: relative, content: fs_err::read(&path)? });
         }
     }
     Ok(())

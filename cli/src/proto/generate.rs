@@ -1,5 +1,7 @@
 //! `plat proto gen`: generate every service's code into memory, then write what changed — or,
 //! with `--check`, only report it. Files plat generated earlier and no longer would are deleted.
+//! Whichever engine makes the code, the recorded descriptors (`src/proto/descriptor.bin`) come
+//! from plat's own compilation, so both engines write the same bytes.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -53,13 +55,12 @@ pub struct GenReport {
 
 /// Generates every service's code; writes the changes unless `options.check`.
 pub fn generate(workspace: &Workspace, options: GenOptions) -> Result<GenReport, ProtoError> {
-    let (files, ran) = match options.engine.resolve()? {
+    let compiled = load::compile(load::read_dir_allow_empty(&workspace.proto_dir.under(&workspace.root))?)?;
+    let (mut files, ran) = match options.engine.resolve()? {
         Some(buf) => (buf::generate(&buf, workspace)?, Ran::Buf(buf)),
-        None => {
-            let compiled = load::compile(load::read_dir_allow_empty(&workspace.proto_dir.under(&workspace.root))?)?;
-            (codegen::generate(workspace, &compiled.descriptors)?, Ran::Builtin)
-        }
+        None => (codegen::generate(workspace, &compiled.descriptors)?, Ran::Builtin),
     };
+    files.extend(codegen::descriptor_files(workspace, &compiled.descriptors));
 
     // A service repository that is not cloned yet gets nothing: writing into its directory would
     // make it look like a checkout that is not one.
@@ -104,7 +105,7 @@ pub fn generate(workspace: &Workspace, options: GenOptions) -> Result<GenReport,
 fn diff(root: &Path, files: &[GeneratedFile], owned_dirs: &[String]) -> Result<Vec<Change>, ProtoError> {
     let mut changes = Vec::new();
     for file in files {
-        let kind = match fs_err::read_to_string(root.join(&file.path)) {
+        let kind = match fs_err::read(root.join(&file.path)) {
             Ok(existing) if existing == file.content => continue,
             Ok(_) => ChangeKind::Updated,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => ChangeKind::Created,
@@ -120,8 +121,8 @@ fn diff(root: &Path, files: &[GeneratedFile], owned_dirs: &[String]) -> Result<V
             let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
             let relative = format!("{dir}/{name}");
             // Only files plat wrote are plat's to delete.
-            let ours =
-                name.ends_with(".rs") && fs_err::read_to_string(&path).is_ok_and(|text| text.starts_with(MARKER));
+            let ours = name == codegen::DESCRIPTOR_FILE
+                || name.ends_with(".rs") && fs_err::read_to_string(&path).is_ok_and(|text| text.starts_with(MARKER));
             if ours && !generated.contains(relative.as_str()) {
                 changes.push(Change { path: relative, kind: ChangeKind::Deleted });
             }

@@ -32,6 +32,10 @@ fn answer(workspace: Result<&Workspace, String>, request: &[u8]) -> Result<Vec<F
     let files = codegen::generate(workspace, &descriptors).map_err(|error| error.to_string())?;
     Ok(files
         .into_iter()
-        .map(|file| File { name: Some(file.path), content: Some(file.content), ..Default::default() })
+        .map(|file| File {
+            name: Some(file.path),
+            content: Some(String::from_utf8_lossy(&file.content).into_owned()),
+            ..Default::default()
+        })
         .collect())
 }

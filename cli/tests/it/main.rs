@@ -5,6 +5,7 @@ mod build_up;
 mod checkouts;
 mod cli;
 mod context;
+mod contract;
 mod deploy;
 mod graph;
 mod migrate;

@@ -24,6 +24,10 @@ pub enum RunError {
     /// The database pool could not be set up.
     #[error("cannot set up the database pool")]
     Pool(#[source] deadpool_postgres::BuildError),
+    /// The recorded descriptors (`src/proto/descriptor.bin`) do not make a reflection service:
+    /// `plat proto gen` writes them again.
+    #[error("cannot serve gRPC reflection")]
+    Reflection(#[source] pkg::reflection::ReflectionError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Grpc(#[source] tonic::transport::Error),
@@ -47,10 +51,14 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
     let (health, health_service) = Health::new(user_service_server::SERVICE_NAME).await;
     let _probe = HealthProbe::start(pool, &health, &registry, &shutdown, config.health_probe_interval);
 
+    // What this service serves, readable by `plat test --contract` and grpcurl.
+    let reflection =
+        pkg::reflection::service(crate::proto::FILE_DESCRIPTOR_SET, &[user_service_server::SERVICE_NAME]).map_err(RunError::Reflection)?;
     let grpc_server = tonic::transport::Server::builder()
         .layer(pkg::trace::TraceLayer::new())
         .layer(registry.layer())
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(UserServiceServer::from_arc(Arc::new(UserHandler::new(service))))
         .serve_with_incoming_shutdown(pkg::service::grpc_incoming(grpc), shutdown.signalled());
     let metrics_server = pkg::metrics::serve(metrics, registry, shutdown.signalled());

@@ -7,3 +7,7 @@ pub mod user {
         include!("user.v1.rs");
     }
 }
+
+/// The encoded `FileDescriptorSet` this code was generated from, for gRPC reflection
+/// (`pkg::reflection::service`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("descriptor.bin");

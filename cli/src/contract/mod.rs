@@ -2,7 +2,7 @@
 //! the manifest and `proto/` say, checked against each service's committed code and against
 //! what the running providers really serve.
 //!
-//! Four suites of test cases:
+//! Six suites of test cases:
 //! - `consumers`: every package a service `uses` is served by a service of the workspace;
 //! - `generated`: every service's committed generated code is what `proto/` generates now (a
 //!   consumer built on an old client, a provider on an old server, both fail here);
@@ -10,12 +10,28 @@
 //! - `served`: every rpc of every package a provider `serves` is answered by its running
 //!   container. The probe sends a request body that cannot decode, so a method that exists
 //!   fails decoding before any handler runs (nothing is created, nothing changes) and a method
-//!   that does not exist answers UNIMPLEMENTED.
+//!   that does not exist answers UNIMPLEMENTED;
+//! - `compatible`: per edge (consumer, package, provider), the consumer's own view of the
+//!   package — the descriptors its committed code was generated from — is wire compatible with
+//!   what the running provider serves, read through gRPC reflection ([`compat`], [`reflect`]);
+//! - `interactions`: the calls a consumer declares it relies on (`contracts/*.toml` in its
+//!   repository) replayed against the running providers ([`interactions`]).
+//!
+//! Each edge whose provider was reached is then recorded with the versions of both sides
+//! ([`records`]), for `--can-deploy`.
 
+pub mod compat;
+pub mod interactions;
+pub mod records;
+pub mod reflect;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
+use prost::Message;
 use prost_types::FileDescriptorSet;
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -82,6 +98,25 @@ pub enum ContractError {
     /// The Engine failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// The records of earlier runs (`.plat/contracts.json`) cannot be read or written.
+    #[error("contract records: {0}")]
+    Records(#[from] std::io::Error),
+}
+
+/// Every edge of the workspace: (consumer, provider) for each package the consumer uses and the
+/// provider serves, a service using its own package aside.
+pub fn edges(workspace: &Workspace) -> BTreeSet<(String, String)> {
+    let mut edges = BTreeSet::new();
+    for consumer in &workspace.services {
+        for package in &consumer.proto.uses {
+            for provider in workspace.services.iter().filter(|provider| provider.proto.serves.contains(package)) {
+                if provider.name != consumer.name {
+                    edges.insert((consumer.name.clone(), provider.name.clone()));
+                }
+            }
+        }
+    }
+    edges
 }
 
 /// Runs every suite; the cases come back in suite order, then by service and method.
@@ -97,8 +132,57 @@ pub async fn run(
     if let Some(against) = &options.against {
         cases.push(breaking(&proto_dir, against, options.engine)?);
     }
-    cases.extend(served(docker, workspace, options.reach, &compiled.descriptors).await?);
+    let providers = Providers::find(docker, workspace, options.reach).await?;
+    cases.extend(served(&providers, workspace, &compiled.descriptors).await);
+    let mut edge_cases = compatible(&providers, workspace).await;
+    edge_cases.extend(interactions(&providers, workspace).await);
+    record(workspace, &edge_cases)?;
+    cases.extend(edge_cases.into_iter().map(|edge_case| edge_case.case));
     Ok(cases)
+}
+
+/// A case about edges: which (consumer, provider) pairs it speaks for, and whether it reached the
+/// providers (a case that could not is no verdict on the pair).
+struct EdgeCase {
+    case: Case,
+    edges: Vec<(String, String)>,
+    reached: bool,
+}
+
+/// Records, per edge whose every case reached its provider, whether they all passed, with both
+/// sides' versions. An edge whose version cannot be told (not a git checkout) is not recorded.
+fn record(workspace: &Workspace, edge_cases: &[EdgeCase]) -> Result<(), ContractError> {
+    let mut by_edge: BTreeMap<&(String, String), Vec<&EdgeCase>> = BTreeMap::new();
+    for edge_case in edge_cases {
+        for edge in &edge_case.edges {
+            by_edge.entry(edge).or_default().push(edge_case);
+        }
+    }
+    let version =
+        |name: &str| workspace.service(name).and_then(|service| records::version(&workspace.service_dir(service)).ok());
+    let mut new = Vec::new();
+    for ((consumer, provider), members) in by_edge {
+        if members.iter().any(|member| !member.reached) {
+            continue;
+        }
+        let (Some(consumer_version), Some(provider_version)) = (version(consumer), version(provider)) else { continue };
+        let failed: Vec<String> = members
+            .iter()
+            .filter(|member| matches!(member.case.outcome, Outcome::Failed(_)))
+            .map(|member| format!("{} {}", member.case.suite, member.case.name))
+            .collect();
+        new.push(records::Record {
+            consumer: consumer.clone(),
+            consumer_version,
+            provider: provider.clone(),
+            provider_version,
+            passed: failed.is_empty(),
+            failed,
+            verified_at: records::now(),
+        });
+    }
+    records::write(workspace, new)?;
+    Ok(())
 }
 
 fn consumers(workspace: &Workspace) -> Vec<Case> {
@@ -208,30 +292,58 @@ fn grpc_port(service: &Service) -> Option<u16> {
     })
 }
 
-async fn served(
-    engine: &DockerEngine,
-    workspace: &Workspace,
-    reach: Option<Reach>,
-    descriptors: &FileDescriptorSet,
-) -> Result<Vec<Case>, ContractError> {
-    let owner = Owner::new(&workspace.name, &workspace.root);
-    let dialer = Arc::new(Dialer::new(engine, &owner, reach));
-    let containers = engine.list_services(&workspace.name).await?;
+/// The running providers of the workspace and how to reach them.
+struct Providers {
+    dialer: Arc<Dialer>,
+    /// Every service serving a package: its container's address and gRPC port, or why it
+    /// cannot be reached.
+    endpoints: BTreeMap<String, Result<(Option<IpAddr>, u16), String>>,
+}
+
+impl Providers {
+    async fn find(
+        engine: &DockerEngine,
+        workspace: &Workspace,
+        reach: Option<Reach>,
+    ) -> Result<Providers, ContractError> {
+        let owner = Owner::new(&workspace.name, &workspace.root);
+        let dialer = Arc::new(Dialer::new(engine, &owner, reach));
+        let containers = engine.list_services(&workspace.name).await?;
+        let mut endpoints = BTreeMap::new();
+        for provider in workspace.services.iter().filter(|service| !service.proto.serves.is_empty()) {
+            let running = containers
+                .iter()
+                .find(|found| found.service == provider.name && found.running() && found.made_by(&owner));
+            let endpoint = match (running, grpc_port(provider)) {
+                (Some(found), Some(port)) => Ok((engine.run_state(&found.id, &workspace.name).await?.address, port)),
+                (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
+                (_, None) => {
+                    Err(format!("{} has no gRPC port: name one `grpc`, or give it a gRPC health check", provider.name))
+                }
+            };
+            endpoints.insert(provider.name.clone(), endpoint);
+        }
+        Ok(Providers { dialer, endpoints })
+    }
+
+    fn destination<'a>(&self, provider: &'a str) -> Result<Destination<'a>, String> {
+        match self.endpoints.get(provider) {
+            Some(Ok((address, port))) => Ok(Destination { host: provider, address: *address, port: *port }),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err(format!("{provider} serves no package")),
+        }
+    }
+
+    async fn channel(&self, provider: &str) -> Result<tonic::transport::Channel, String> {
+        let destination = self.destination(provider)?;
+        crate::health::grpc_channel(&self.dialer, destination, PROBE_TIMEOUT).await
+    }
+}
+
+async fn served(providers: &Providers, workspace: &Workspace, descriptors: &FileDescriptorSet) -> Vec<Case> {
     let mut cases = Vec::new();
     for provider in workspace.services_in_order().filter(|service| !service.proto.serves.is_empty()) {
-        let running =
-            containers.iter().find(|found| found.service == provider.name && found.running() && found.made_by(&owner));
-        let address = match running {
-            Some(found) => engine.run_state(&found.id, &workspace.name).await?.address,
-            None => None,
-        };
-        let endpoint = match (running, grpc_port(provider)) {
-            (Some(_), Some(port)) => Ok(port),
-            (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
-            (_, None) => {
-                Err(format!("{} has no gRPC port: name one `grpc`, or give it a gRPC health check", provider.name))
-            }
-        };
+        let endpoint = providers.destination(&provider.name);
         for package in &provider.proto.serves {
             for method in methods(descriptors, package) {
                 let started = Instant::now();
@@ -240,17 +352,195 @@ async fn served(
                     Ok(_) if method.client_streaming => {
                         Outcome::Skipped("client-streaming: a probe would run the handler".to_owned())
                     }
-                    Ok(port) => {
-                        let destination = Destination { host: &provider.name, address, port: *port };
-                        probe(&dialer, destination, &method.path).await
-                    }
+                    Ok(destination) => probe(&providers.dialer, *destination, &method.path).await,
                 };
                 let name = format!("{} serves {}", provider.name, method.path.trim_start_matches('/'));
                 cases.push(Case { suite: "served", name, outcome, took: started.elapsed() });
             }
         }
     }
-    Ok(cases)
+    cases
+}
+
+/// A consumer's recorded view of the contracts (`src/proto/descriptor.bin` in its checkout).
+fn recorded(workspace: &Workspace, consumer: &Service) -> Result<FileDescriptorSet, String> {
+    let path = workspace.service_dir(consumer).join(codegen::OUT_DIR).join(codegen::DESCRIPTOR_FILE);
+    let relative = format!("{}/{}", codegen::out_dir(consumer), codegen::DESCRIPTOR_FILE);
+    let bytes = match fs_err::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{relative} is missing: `plat proto gen` records the contract the consumer's code is made from; \
+                 commit it with the code"
+            ));
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    FileDescriptorSet::decode(bytes.as_slice())
+        .map_err(|error| format!("{relative} does not decode ({error}): `plat proto gen` writes it again"))
+}
+
+/// The `compatible` suite: one case per (consumer, package, provider).
+async fn compatible(providers: &Providers, workspace: &Workspace) -> Vec<EdgeCase> {
+    let mut cases = Vec::new();
+    for consumer in workspace.services_in_order() {
+        let view = if consumer.proto.uses.is_empty() { continue } else { recorded(workspace, consumer) };
+        for package in &consumer.proto.uses {
+            let serving = workspace
+                .services
+                .iter()
+                .filter(|provider| provider.name != consumer.name && provider.proto.serves.contains(package));
+            for provider in serving {
+                let started = Instant::now();
+                let (outcome, reached) = match &view {
+                    Err(why) => (Outcome::Failed(why.clone()), true),
+                    Ok(view) => compatible_edge(providers, view, package, &provider.name).await,
+                };
+                let name = format!("{} uses {package} as recorded, {} serves it", consumer.name, provider.name);
+                cases.push(EdgeCase {
+                    case: Case { suite: "compatible", name, outcome, took: started.elapsed() },
+                    edges: vec![(consumer.name.clone(), provider.name.clone())],
+                    reached,
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// One edge: what the provider serves of `package` (asked by the services and files of the
+/// consumer's view of it) against that view. Also says whether the provider was reached.
+async fn compatible_edge(
+    providers: &Providers,
+    view: &FileDescriptorSet,
+    package: &str,
+    provider: &str,
+) -> (Outcome, bool) {
+    let in_package = || view.file.iter().filter(|file| file.package() == package);
+    if in_package().next().is_none() {
+        return (
+            Outcome::Failed(format!(
+                "the consumer's recorded contract has no {package}: `plat proto gen` records it (is it in `uses`?)"
+            )),
+            true,
+        );
+    }
+    let symbols: Vec<String> = in_package()
+        .flat_map(|file| file.service.iter().map(|service| format!("{package}.{}", service.name())))
+        .collect();
+    let files: Vec<String> = in_package().map(|file| file.name().to_owned()).collect();
+    let channel = match providers.channel(provider).await {
+        Ok(channel) => channel,
+        Err(why) => return (Outcome::Failed(why), false),
+    };
+    let served = match tokio::time::timeout(PROBE_TIMEOUT * 2, reflect::served_files(channel, &symbols, &files)).await {
+        Err(_) => {
+            return (
+                Outcome::Failed(format!("{provider}: no answer within {}s", (PROBE_TIMEOUT * 2).as_secs())),
+                false,
+            );
+        }
+        Ok(Err(reflect::ReflectionFailure(why))) => return (Outcome::Failed(format!("{provider}: {why}")), true),
+        Ok(Ok(served)) => served,
+    };
+    match compat::check(view, &served, package) {
+        Err(error) => (Outcome::Failed(error.to_string()), true),
+        Ok(findings) if findings.is_empty() => (Outcome::Passed, true),
+        Ok(findings) => {
+            let lines: Vec<String> = findings.iter().map(compat::describe).collect();
+            (Outcome::Failed(format!("incompatible with what {provider} serves:\n{}", lines.join("\n"))), true)
+        }
+    }
+}
+
+/// The `interactions` suite: one case per interaction file of each consumer.
+async fn interactions(providers: &Providers, workspace: &Workspace) -> Vec<EdgeCase> {
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+    );
+    let mut cases = Vec::new();
+    for consumer in workspace.services_in_order() {
+        let dir = workspace.service_dir(consumer);
+        let files = interactions::read(&dir);
+        if files.is_empty() {
+            continue;
+        }
+        let pool = recorded(workspace, consumer).and_then(|view| {
+            prost_reflect::DescriptorPool::from_file_descriptor_set(view).map_err(|error| error.to_string())
+        });
+        // The provider of each package the consumer uses, and a channel to it when running.
+        let mut channels: BTreeMap<String, Result<(String, tonic::transport::Channel), String>> = BTreeMap::new();
+        for package in &consumer.proto.uses {
+            let Some(provider) = workspace
+                .services
+                .iter()
+                .find(|provider| provider.name != consumer.name && provider.proto.serves.contains(package))
+            else {
+                continue;
+            };
+            let channel = providers.channel(&provider.name).await.map(|channel| (provider.name.clone(), channel));
+            channels.insert(package.clone(), channel);
+        }
+        for (path, interaction) in files {
+            let started = Instant::now();
+            let file = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut name = format!("{} {}/{file}", consumer.name, interactions::DIR);
+            let mut edges = Vec::new();
+            let mut reached = true;
+            let outcome = match (&interaction, &pool) {
+                (Err(why), _) => {
+                    let shown = path.strip_prefix(&workspace.root).unwrap_or(&path);
+                    Outcome::Failed(format!("{}: {why}", shown.display()))
+                }
+                (_, Err(why)) => Outcome::Failed(why.clone()),
+                (Ok(interaction), Ok(pool)) => {
+                    if !interaction.description.is_empty() {
+                        name = format!("{name}: {}", interaction.description);
+                    }
+                    let packages: BTreeSet<&str> =
+                        interaction.steps.iter().filter_map(|step| step.parts()).map(|(package, ..)| package).collect();
+                    let mut unknown = Vec::new();
+                    for package in packages {
+                        match channels.get(package) {
+                            Some(Ok((provider, _))) => edges.push((consumer.name.clone(), provider.clone())),
+                            Some(Err(_)) => reached = false,
+                            None => unknown.push(package),
+                        }
+                    }
+                    if !unknown.is_empty() {
+                        Outcome::Failed(format!(
+                            "{} uses no service's {}: add it to `uses` in the manifest",
+                            consumer.name,
+                            unknown.join(", ")
+                        ))
+                    } else {
+                        let channel = |package: &str| match channels.get(package) {
+                            Some(Ok((_, channel))) => Ok(channel.clone()),
+                            Some(Err(why)) => Err(why.clone()),
+                            None => Err(format!("no provider of {package}")),
+                        };
+                        match tokio::time::timeout(
+                            PROBE_TIMEOUT * 4,
+                            interactions::replay(interaction, pool, channel, &run),
+                        )
+                        .await
+                        {
+                            Err(_) => Outcome::Failed(format!("no end within {}s", (PROBE_TIMEOUT * 4).as_secs())),
+                            Ok(Err(why)) => Outcome::Failed(why),
+                            Ok(Ok(())) => Outcome::Passed,
+                        }
+                    }
+                }
+            };
+            cases.push(EdgeCase {
+                case: Case { suite: "interactions", name, outcome, took: started.elapsed() },
+                edges,
+                reached,
+            });
+        }
+    }
+    cases
 }
 
 /// Calls `path` with a body that cannot decode as any message: a length-delimited field 1 whose
