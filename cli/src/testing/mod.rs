@@ -186,6 +186,11 @@ async fn one(
     nextest: bool,
     on_event: &(dyn Fn(TestEvent<'_>) + Sync),
 ) -> ServiceResult {
+    if !service.has_code() {
+        let mut result = ServiceResult::new(service, String::new(), Verdict::Skipped);
+        result.reason = Some(format!("runs the ready image {}: no code of its own to test", service.image_reference()));
+        return result;
+    }
     let dir = workspace.service_dir(service);
     let plan = match runner::plan(service, &dir, nextest) {
         Ok(plan) => plan,
