@@ -52,8 +52,8 @@ pub async fn run(config: Config, grpc: TcpListener, metrics: TcpListener, shutdo
     let _probe = HealthProbe::start(pool, &health, &registry, &shutdown, config.health_probe_interval);
 
     // What this service serves, readable by `plat test --contract` and grpcurl.
-    let reflection =
-        pkg::reflection::service(crate::proto::FILE_DESCRIPTOR_SET, &[user_service_server::SERVICE_NAME]).map_err(RunError::Reflection)?;
+    let reflection = pkg::reflection::service(crate::proto::FILE_DESCRIPTOR_SET, &[user_service_server::SERVICE_NAME])
+        .map_err(RunError::Reflection)?;
     let grpc_server = tonic::transport::Server::builder()
         .layer(pkg::trace::TraceLayer::new())
         .layer(registry.layer())
