@@ -84,7 +84,11 @@ fn show(cases: &[Case]) -> Result<(), CliError> {
 
 /// `plat test [SERVICE...]`: each service's own tests.
 fn services(workspace: &Workspace, args: &TestArgs) -> Result<ExitStatus, CliError> {
-    let selected = workspace.select(&args.services).map_err(unknown_service)?;
+    let mut selected = workspace.select(&args.services).map_err(unknown_service)?;
+    if args.services.is_empty() {
+        // A ready image has no tests of its own: not listed unless named (then it is `skipped`, saying why).
+        selected.retain(|service| service.has_code());
+    }
     let runtime = runtime()?;
     let (handle, stop) = Stop::new();
     let options =

@@ -40,12 +40,17 @@ pub fn out_dir(service: &Service) -> RelPath {
     service.path.join(&RelPath::new(OUT_DIR).expect("relative"))
 }
 
+/// The protobuf packages a service serves and uses: what its generated code and recorded
+/// descriptors cover.
+fn packages(service: &Service) -> BTreeSet<&str> {
+    service.proto.serves.iter().chain(&service.proto.uses).map(String::as_str).collect()
+}
+
 /// Generates every service's files from `descriptors` (the proto module and its imports).
 pub fn generate(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Result<Vec<GeneratedFile>, ProtoError> {
     let mut files = Vec::new();
     for service in &workspace.services {
-        let wanted: BTreeSet<&str> =
-            service.proto.serves.iter().chain(&service.proto.uses).map(String::as_str).collect();
+        let wanted = packages(service);
         if wanted.is_empty() {
             continue;
         }
@@ -111,8 +116,7 @@ fn generate_service(
 pub fn descriptor_files(workspace: &Workspace, descriptors: &FileDescriptorSet) -> Vec<GeneratedFile> {
     let mut files = Vec::new();
     for service in &workspace.services {
-        let wanted: BTreeSet<&str> =
-            service.proto.serves.iter().chain(&service.proto.uses).map(String::as_str).collect();
+        let wanted = packages(service);
         if wanted.is_empty() {
             continue;
         }
