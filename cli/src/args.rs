@@ -144,8 +144,9 @@ Documentation: docs/migrations.md")]
     #[command(after_help = "\
 A `cargo` service (the default) is compiled on the host as a static Linux binary and packaged
 FROM scratch, which needs no registry; a `dockerfile` service's context (minus .dockerignore) is
-built by the Engine; a `command` service runs its command. Images are tagged `dev`: the service's
-`image`, by default <workspace>/<service>:dev.
+built by the Engine; a `command` service runs its command. The image is the service's `image`,
+tagged `dev` unless it names a tag: by default <workspace>/<service>:dev. A service that is only
+an image (`image = \"name:tag\"`, no build) is never built: it runs as it is.
 
 Examples:
   plat build
@@ -899,7 +900,8 @@ pub struct DeployApplyArgs {
 pub enum ComposeCommand {
     /// Write a docker-compose.yml that runs what workspace.toml describes
     #[command(after_help = "\
-The services on the images `plat build` made (<image>:dev), their `env` (each of `secrets` read
+The services on the images `plat build` made (<workspace>/<service>:dev unless `image` says
+otherwise) and the ready images as they are, their `env` (each of `secrets` read
 from the environment or .env instead), ports published as `publish` says (moved by
 <SERVICE>_<PORT>_PORT), health checks where the image can run one (a `cmd` check), the database
 with its volume, published on 127.0.0.1:${POSTGRES_PORT:-5432} for `plat migrate`.

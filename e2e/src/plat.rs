@@ -77,6 +77,31 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The sample's workspace.toml made a test's own: named `name` (so its images, containers and
+/// network collide with no other run) and, when given, the gateway published on `gateway_port`.
+pub fn sample_manifest(root: &Path, name: &str, gateway_port: Option<u16>) -> String {
+    let sample = std::fs::read_to_string(root.join("workspace.toml")).unwrap();
+    assert!(sample.contains("name = \"platform\""), "the sample manifest names its workspace");
+    let manifest = sample.replace("name = \"platform\"", &format!("name = \"{name}\""));
+    match gateway_port {
+        Some(port) => {
+            let publish = "publish = { http = 8080 }";
+            assert!(manifest.contains(publish), "the sample manifest publishes the gateway");
+            manifest.replace(publish, &format!("publish = {{ http = {port} }}"))
+        }
+        None => manifest,
+    }
+}
+
+/// A workspace in `dir` over the repository's code: `manifest` as its workspace.toml, and the
+/// trees named in `linked` (services, pkg, proto) symlinked from the repository.
+pub fn sample_workspace(root: &Path, dir: &Path, manifest: &str, linked: &[&str]) {
+    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
+    for tree in linked {
+        std::os::unix::fs::symlink(root.join(tree), dir.join(tree)).unwrap();
+    }
+}
+
 /// Removes whatever a test's workspace left in Docker when the test ends, even halfway:
 /// containers, the database's and the services' volumes, the network, the services' images.
 pub struct Cleanup {
@@ -100,8 +125,13 @@ impl Drop for Cleanup {
             let _ = Command::new("docker").args(["volume", "rm"]).args(&volumes).output();
         }
         let _ = Command::new("docker").args(["network", "rm", &format!("{}-net", self.workspace)]).output();
+        // --no-prune: the untagged parent layers are the build cache every workspace shares (only
+        // the last step, the workspace's label, differs), and a test building beside this one may
+        // be using one of them this very moment; removing it fails that build ("failed to get digest").
         for service in ["user-service", "order-service", "api-gateway"] {
-            let _ = Command::new("docker").args(["rmi", &format!("{}/{service}:dev", self.workspace)]).output();
+            let _ = Command::new("docker")
+                .args(["rmi", "--no-prune", &format!("{}/{service}:dev", self.workspace)])
+                .output();
         }
     }
 }

@@ -3,11 +3,10 @@
 //! the images `plat build` made (the database migrated by `plat migrate` through its published
 //! port, as docs/deploy.md says) serves requests through the gateway.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
+use platform_e2e::plat::{Cleanup, Plat, docker, free_port, sample_manifest, sample_workspace, texts};
 use platform_e2e::platform::repo_root;
 use platform_e2e::token;
 use serde_json::json;
@@ -50,25 +49,13 @@ impl Drop for Compose {
     }
 }
 
-/// The test's own workspace over the repository's services: a name of its own (its images),
-/// through symlinks to the code.
-fn workspace(root: &Path, dir: &Path, name: &str) {
-    let manifest = std::fs::read_to_string(root.join("workspace.toml"))
-        .unwrap()
-        .replace("name = \"platform\"", &format!("name = \"{name}\""));
-    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
-    for linked in ["services", "pkg", "proto"] {
-        std::os::unix::fs::symlink(root.join(linked), dir.join(linked)).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exported_compose_file_serves_through_the_gateway() {
     let root = repo_root();
     let name = format!("e2ecompose{}", std::process::id());
     let _cleanup = Cleanup { workspace: name.clone() };
     let dir = tempfile::tempdir().unwrap();
-    workspace(&root, dir.path(), &name);
+    sample_workspace(&root, dir.path(), &sample_manifest(&root, &name, None), &["services", "pkg", "proto"]);
     let plat = Plat::build(dir.path(), env!("CARGO_TARGET_TMPDIR"));
     plat.ok(&["build"]);
     plat.ok(&["compose", "export"]);

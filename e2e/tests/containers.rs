@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use platform_e2e::nats::Subscription;
-use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
+use platform_e2e::plat::{Cleanup, Plat, docker, free_port, sample_manifest, sample_workspace, texts};
 use platform_e2e::platform::repo_root;
 use platform_e2e::proto::order::v1::OrderCreatedEvent;
 use platform_e2e::token;
@@ -30,16 +30,10 @@ fn users_in_database(workspace: &str) -> String {
 /// over the repository's services, through a symlink.
 fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16, nats_port: u16) {
     let nats_ports = "ports = { client = 4222, monitoring = 8222 }";
-    let manifest = std::fs::read_to_string(root.join("workspace.toml"))
-        .unwrap()
-        .replace("name = \"platform\"", &format!("name = \"{name}\""))
-        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"))
-        .replace(nats_ports, &format!("{nats_ports}\npublish = {{ client = {nats_port} }}"));
-    assert!(manifest.contains(&gateway_port.to_string()), "the sample manifest publishes the gateway");
-    assert!(manifest.contains(&nats_port.to_string()), "the sample manifest runs NATS with its client port");
-    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
-    std::os::unix::fs::symlink(root.join("services"), dir.join("services")).unwrap();
-    std::os::unix::fs::symlink(root.join("pkg"), dir.join("pkg")).unwrap();
+    let manifest = sample_manifest(root, name, Some(gateway_port));
+    assert!(manifest.contains(nats_ports), "the sample manifest runs NATS with its client port");
+    let manifest = manifest.replace(nats_ports, &format!("{nats_ports}\npublish = {{ client = {nats_port} }}"));
+    sample_workspace(root, dir, &manifest, &["services", "pkg"]);
     // A copy of the contracts, which the contract test changes.
     let proto = dir.join("proto");
     for entry in ["buf.yaml", "buf.gen.yaml", "user/v1/user.proto", "order/v1/order.proto", "order/v1/events.proto"] {

@@ -3,7 +3,9 @@
 //! and a platform repository whose workspace.toml names them with `repo =` and keeps proto/.
 //! `plat sync` → `plat up` → a request through the gateway → a change committed to one
 //! service's repository → `plat sync` → `plat up`: the new code answers, only that service was
-//! rebuilt and only its container replaced, and every checkout stays clean.
+//! rebuilt and only its container replaced, and every checkout stays clean. The contracts each
+//! consumer's repository carries pass against the running providers, and `--can-deploy` tells
+//! the service's new commit from the one that was verified.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,6 +150,20 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     };
     clean("after the first up");
 
+    // The contracts as each consumer's own repository carries them (its recorded view,
+    // src/proto/descriptor.bin, and its contracts/*.toml), against the running providers.
+    let (stdout, _) = plat.ok(&["test", "--contract"]);
+    for line in [
+        "contract compatible order-service uses user.v1 as recorded, user-service serves it ... ok",
+        "contract compatible api-gateway uses order.v1 as recorded, order-service serves it ... ok",
+        "contract interactions order-service contracts/user-service.toml: GetUser answers a user that exists ... ok",
+        "contract interactions api-gateway contracts/orders.toml: orders are placed, read and listed by user ... ok",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    let (_, stderr) = plat.ok(&["test", "--contract", "--can-deploy", "user-service"]);
+    assert!(stderr.contains("user-service can deploy"), "{stderr}");
+
     // A visible change, committed and pushed to user-service's own repository.
     let (_, user_work) = works.iter().find(|(repo, _)| *repo == "user-service").unwrap();
     let service_rs = user_work.join("src/service/mod.rs");
@@ -176,6 +192,16 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     let (stdout, _) = plat.ok(&["logs", "user-service"]);
     assert!(stdout.contains("user created, by the polyrepo's new code"), "{stdout}");
     clean("after the update");
+
+    // What was verified is user-service's old commit: its new one is not, until the contracts
+    // run against it.
+    let output = plat.run(&["test", "--contract", "--can-deploy", "user-service"]);
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("user-service cannot deploy: 2 contracts are not verified"), "{stderr}");
+    plat.ok(&["test", "--contract"]);
+    let (_, stderr) = plat.ok(&["test", "--contract", "--can-deploy", "user-service"]);
+    assert!(stderr.contains("user-service can deploy"), "{stderr}");
 
     // A checkout moved off its lock by a local commit is said, and refused with --locked.
     let checkout = platform.join("services/user-service");

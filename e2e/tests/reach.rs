@@ -10,21 +10,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
+use platform_e2e::plat::{Cleanup, Plat, docker, free_port, sample_manifest, sample_workspace, texts};
 use platform_e2e::platform::repo_root;
 use serde_json::Value;
-
-/// A workspace of the test's own over the repository's services and pkg, through symlinks.
-fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
-    let manifest = std::fs::read_to_string(root.join("workspace.toml"))
-        .unwrap()
-        .replace("name = \"platform\"", &format!("name = \"{name}\""))
-        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"));
-    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
-    for tree in ["services", "pkg", "proto"] {
-        std::os::unix::fs::symlink(root.join(tree), dir.join(tree)).unwrap();
-    }
-}
 
 /// A TCP listener on loopback that passes every connection on to the Engine's unix socket, as
 /// `DOCKER_HOST=tcp://` to a remote Engine would reach it.
@@ -64,7 +52,7 @@ fn plat_reaches_containers_through_the_engine_when_it_cannot_route_to_them() {
     let _cleanup = Cleanup { workspace: name.clone() };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    workspace(&root, dir.path(), &name, port);
+    sample_workspace(&root, dir.path(), &sample_manifest(&root, &name, Some(port)), &["services", "pkg", "proto"]);
     let plat = Plat::build(dir.path(), env!("CARGO_TARGET_TMPDIR"));
     plat.ok(&["build"]);
 
@@ -123,7 +111,12 @@ fn plat_reaches_containers_through_the_engine_when_it_cannot_route_to_them() {
     // A second checkout of the same workspace is refused, with a way out; under a name of its
     // own it is a platform of its own.
     let second = tempfile::tempdir().unwrap();
-    workspace(&root, second.path(), &name, free_port());
+    sample_workspace(
+        &root,
+        second.path(),
+        &sample_manifest(&root, &name, Some(free_port())),
+        &["services", "pkg", "proto"],
+    );
     let other = Plat::build(second.path(), env!("CARGO_TARGET_TMPDIR"));
     let output = other.run(&["up", "--no-build"]);
     let (stdout, stderr) = texts(&output);

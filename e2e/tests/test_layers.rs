@@ -5,26 +5,20 @@
 
 use std::path::Path;
 
-use platform_e2e::plat::{Cleanup, Plat, docker, free_port, texts};
+use platform_e2e::plat::{Cleanup, Plat, docker, free_port, sample_manifest, sample_workspace, texts};
 use platform_e2e::platform::repo_root;
 
 /// A workspace of the test's own over the repository's services (its name, so nothing collides
 /// with another run; a free gateway port; the e2e command pointed at this repository's crate).
 fn workspace(root: &Path, dir: &Path, name: &str, gateway_port: u16) {
-    let sample = std::fs::read_to_string(root.join("workspace.toml")).unwrap();
     let e2e = "command = \"cargo test --quiet -p platform-e2e";
-    assert!(sample.contains(e2e), "the sample manifest declares its e2e tests");
-    let manifest = sample
-        .replace("name = \"platform\"", &format!("name = \"{name}\""))
-        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {gateway_port} }}"))
-        .replace(
-            e2e,
-            &format!("command = \"cargo test --quiet --manifest-path {}/Cargo.toml -p platform-e2e", root.display()),
-        );
-    std::fs::write(dir.join("workspace.toml"), manifest).unwrap();
-    for linked in ["services", "pkg", "proto"] {
-        std::os::unix::fs::symlink(root.join(linked), dir.join(linked)).unwrap();
-    }
+    let manifest = sample_manifest(root, name, Some(gateway_port));
+    assert!(manifest.contains(e2e), "the sample manifest declares its e2e tests");
+    let manifest = manifest.replace(
+        e2e,
+        &format!("command = \"cargo test --quiet --manifest-path {}/Cargo.toml -p platform-e2e", root.display()),
+    );
+    sample_workspace(root, dir, &manifest, &["services", "pkg", "proto"]);
 }
 
 #[test]

@@ -85,9 +85,9 @@ impl SslMode {
 /// Where the certificates of the authorities plat trusts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootCert {
-    /// A PEM file; `explicit` when `sslrootcert`/`PGSSLROOTCERT` named it, not libpq's default
+    /// A PEM file: the one `sslrootcert`/`PGSSLROOTCERT` names, or libpq's default
     /// `~/.postgresql/root.crt`.
-    File { path: PathBuf, explicit: bool },
+    File(PathBuf),
     /// `sslrootcert=system`: the platform's trusted roots.
     System,
     /// No file named and no home directory to find the default one in.
@@ -97,7 +97,7 @@ pub enum RootCert {
 impl std::fmt::Display for RootCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RootCert::File { path, .. } => write!(f, "the root certificate file {}", path.display()),
+            RootCert::File(path) => write!(f, "the root certificate file {}", path.display()),
             RootCert::System => f.write_str("the system's trusted roots (sslrootcert=system)"),
             RootCert::Unset => f.write_str("no root certificate file"),
         }
@@ -139,9 +139,9 @@ impl TlsSettings {
         };
         let root_cert = match params.sslrootcert.clone().or_else(|| env("PGSSLROOTCERT")) {
             Some(text) if text == "system" => RootCert::System,
-            Some(text) => RootCert::File { path: PathBuf::from(text), explicit: true },
+            Some(text) => RootCert::File(PathBuf::from(text)),
             None => match env("HOME") {
-                Some(home) => RootCert::File { path: Path::new(&home).join(".postgresql/root.crt"), explicit: false },
+                Some(home) => RootCert::File(Path::new(&home).join(".postgresql/root.crt")),
                 None => RootCert::Unset,
             },
         };
@@ -206,7 +206,7 @@ impl TlsSettings {
                     ));
                 }
             }
-            RootCert::File { path, .. } if path.exists() => {
+            RootCert::File(path) if path.exists() => {
                 let read = CertificateDer::pem_file_iter(path)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                     .map_err(|error| {
@@ -220,7 +220,7 @@ impl TlsSettings {
                     ));
                 }
             }
-            RootCert::File { path, .. } if self.mode.verifies() => {
+            RootCert::File(path) if self.mode.verifies() => {
                 return Err(format!(
                     "sslmode={} needs the certificate of the server's authority, and the root certificate file {} \
                      does not exist: name it with sslrootcert=FILE (or PGSSLROOTCERT), use the system's roots \
@@ -236,7 +236,7 @@ impl TlsSettings {
                     self.mode.as_str()
                 ));
             }
-            RootCert::File { .. } | RootCert::Unset => return Ok(None),
+            RootCert::File(_) | RootCert::Unset => return Ok(None),
         }
         Ok(Some(store))
     }
@@ -677,13 +677,10 @@ mod tests {
         let none = TlsParams::default();
         let home = settings(none.clone(), &[("HOME", "/home/me")]).unwrap();
         assert_eq!(home.mode, SslMode::Prefer);
-        assert_eq!(
-            home.root_cert,
-            RootCert::File { path: PathBuf::from("/home/me/.postgresql/root.crt"), explicit: false }
-        );
+        assert_eq!(home.root_cert, RootCert::File(PathBuf::from("/home/me/.postgresql/root.crt")));
         let from_env = settings(none.clone(), &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", "/ca.pem")]).unwrap();
         assert_eq!(from_env.mode, SslMode::VerifyCa);
-        assert_eq!(from_env.root_cert, RootCert::File { path: PathBuf::from("/ca.pem"), explicit: true });
+        assert_eq!(from_env.root_cert, RootCert::File(PathBuf::from("/ca.pem")));
         let url = TlsParams { sslmode: Some("disable".into()), sslrootcert: None };
         assert_eq!(settings(url, &[("PGSSLMODE", "require")]).unwrap().mode, SslMode::Disable, "the URL wins");
         let system = TlsParams { sslmode: None, sslrootcert: Some("system".into()) };
@@ -698,7 +695,7 @@ mod tests {
 
     #[test]
     fn verifying_modes_need_their_roots() {
-        let missing = RootCert::File { path: PathBuf::from("/nonexistent/root.crt"), explicit: false };
+        let missing = RootCert::File(PathBuf::from("/nonexistent/root.crt"));
         for mode in [SslMode::Prefer, SslMode::Require] {
             assert!(TlsSettings { mode, root_cert: missing.clone() }.connector().unwrap().trusted.is_none());
         }

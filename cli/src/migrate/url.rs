@@ -530,7 +530,7 @@ mod tests {
             (target.tls.mode, target.config.get_ssl_mode()),
             (tls::SslMode::VerifyFull, tokio_postgres::config::SslMode::Require)
         );
-        assert_eq!(target.tls.root_cert, tls::RootCert::File { path: "/ca.pem".into(), explicit: true });
+        assert_eq!(target.tls.root_cert, tls::RootCert::File("/ca.pem".into()));
         let target = resolve_with("postgres://app@h/orders", &[("PGSSLMODE", "verify-ca")]);
         assert_eq!(target.tls.mode, tls::SslMode::VerifyCa);
     }

@@ -4,45 +4,10 @@
 //! is e2e/tests/containers.rs.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::context::{TestContext, ensure_postgres_image};
-
-/// A workspace name of its own, and its images and containers removed on drop.
-struct Names {
-    workspace: String,
-}
-
-impl Names {
-    fn new() -> Names {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        Names { workspace: format!("build{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)) }
-    }
-
-    fn image(&self, service: &str) -> String {
-        format!("{}/{service}:dev", self.workspace)
-    }
-}
-
-impl Drop for Names {
-    fn drop(&mut self) {
-        let label = format!("label=dev.plat.workspace={}", self.workspace);
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker rm -f $(docker ps -aq --filter {label}) ; docker rmi -f $(docker images -q --filter {label}) ; \
-                 docker rmi {0}/tagged:dev {0}/web:dev {0}/db:dev {0}/db-client:dev {0}/db-watcher:dev ; docker network rm {0}-net",
-                self.workspace
-            ))
-            .output();
-    }
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use crate::docker::{Names, docker};
 
 fn write(context: &TestContext, path: &str, text: &str) {
     let path = context.workspace.join(path);
@@ -52,7 +17,7 @@ fn write(context: &TestContext, path: &str, text: &str) {
 
 #[test]
 fn dockerfile_builds_are_skipped_when_nothing_they_send_changed() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!(
         "[workspace]\nname = \"{}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n",
@@ -93,7 +58,7 @@ fn dockerfile_builds_are_skipped_when_nothing_they_send_changed() {
 
 #[test]
 fn a_failing_build_names_the_service_and_the_step() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!(
         "[workspace]\nname = \"{}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n",
@@ -107,7 +72,7 @@ fn a_failing_build_names_the_service_and_the_step() {
 
 #[test]
 fn command_builds_run_in_the_service_directory_with_the_image_name() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!(
         "[workspace]\nname = \"{0}\"\n\n[services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n\n\
@@ -134,7 +99,7 @@ fn command_builds_run_in_the_service_directory_with_the_image_name() {
 
 #[test]
 fn a_service_without_its_directory_is_reported_with_the_way_to_get_it() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!("[workspace]\nname = \"{}\"\n\n[services.web]\n", names.workspace));
     let run = context.run(&["build"]).expect_code(1);
@@ -144,7 +109,7 @@ fn a_service_without_its_directory_is_reported_with_the_way_to_get_it() {
 
 #[test]
 fn before_up_nothing_runs_and_plat_says_what_to_do() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!(
         "[workspace]\nname = \"{}\"\n\n[services.web]\nports = {{ http = 8080 }}\n\n[services.api]\ndepends_on = [\"web\"]\n",
@@ -189,7 +154,7 @@ fn before_up_nothing_runs_and_plat_says_what_to_do() {
 
 #[test]
 fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     context.manifest(&format!(
         "[workspace]\nname = \"{}\"\n\n[services.users]\nports = {{ grpc = 50051 }}\nproto = {{ serves = [\"user.v1\"] }}\n\n\
@@ -252,7 +217,7 @@ fn contract_tests_fail_for_a_missing_provider_and_a_stopped_one() {
 #[test]
 fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     // Two services from the PostgreSQL image (it has a shell and pg_isready, unlike the
     // services' FROM scratch images): one checked by a command run inside it, one by a TCP
@@ -307,7 +272,7 @@ fn up_waits_on_command_and_tcp_health_checks_and_reports_one_that_fails() {
 #[test]
 fn a_published_port_in_use_is_reported_with_what_to_do() {
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
@@ -357,7 +322,7 @@ fn one_service(workspace: &str, health: &str) -> String {
 #[test]
 fn after_a_rename_ps_explains_the_old_containers_and_down_removes_them() {
     ensure_postgres_image();
-    let (old, new) = (Names::new(), Names::new());
+    let (old, new) = (Names::new("build"), Names::new("build"));
     let context = TestContext::new();
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
     context.manifest(&one_service(&old.workspace, ""));
@@ -382,7 +347,7 @@ fn ctrl_c_while_waiting_stops_up_and_says_what_is_left_running() {
     use std::io::BufReader;
 
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
     context.manifest(&one_service(
@@ -408,7 +373,7 @@ fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
     use std::io::BufReader;
 
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     std::fs::create_dir_all(context.workspace.join("services/db/migrations")).unwrap();
     std::fs::write(context.workspace.join("services/db/migrations/1_slow.sql"), "SELECT pg_sleep(60);\n").unwrap();
@@ -449,7 +414,7 @@ fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
 #[test]
 fn a_migration_from_another_branch_stops_up_with_the_ways_out_and_db_reset_is_one() {
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     let migrations = context.workspace.join("services/db/migrations");
     std::fs::create_dir_all(&migrations).unwrap();
@@ -474,7 +439,7 @@ fn logs_follow_a_service_across_the_container_up_replaces() {
     use std::io::{BufRead, BufReader};
 
     ensure_postgres_image();
-    let names = Names::new();
+    let names = Names::new("build");
     let context = TestContext::new();
     std::fs::create_dir_all(context.workspace.join("services/db")).unwrap();
     context.manifest(&one_service(&names.workspace, ""));

@@ -230,8 +230,6 @@ impl UnauthorizedServer {
     }
 }
 
-/// Builds plat/postgres:15 unless it exists (the script does nothing then). Tests that need it
-/// at once wait for one build: the script holds a lock while it builds.
 /// Builds plat/nats:2 (scripts/images/nats) when it is not on this machine.
 pub fn ensure_nats_image() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/nats");
@@ -244,6 +242,8 @@ pub fn ensure_nats_image() {
     );
 }
 
+/// Builds plat/postgres:15 unless it exists (the script does nothing then). Tests that need it
+/// at once wait for one build: the script holds a lock while it builds.
 pub fn ensure_postgres_image() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/images/postgres");
     let output = Command::new(&script).output().expect("scripts/images/postgres runs");

@@ -7,6 +7,7 @@ mod cli;
 mod context;
 mod contract;
 mod deploy;
+mod docker;
 mod graph;
 mod migrate;
 mod migrate_apply;

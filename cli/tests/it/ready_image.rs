@@ -3,41 +3,8 @@
 //! their named volumes kept by `plat down` and removed by `plat down --volumes`; and one that is
 //! missing stops `plat up` before anything is built or started, with the way to make it.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::context::{TestContext, ensure_nats_image, ensure_postgres_image};
-
-/// A workspace name no other test uses; its containers, volumes and network removed on drop.
-struct Names {
-    workspace: String,
-}
-
-impl Names {
-    fn new() -> Names {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        Names { workspace: format!("ready{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)) }
-    }
-}
-
-impl Drop for Names {
-    fn drop(&mut self) {
-        let label = format!("label=dev.plat.workspace={}", self.workspace);
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker rm -f $(docker ps -aq --filter {label}) ; docker volume rm $(docker volume ls -q --filter {label}) ; \
-                 docker rmi {0}/app:dev ; docker network rm {0}-net",
-                self.workspace
-            ))
-            .output();
-    }
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use crate::docker::{Names, docker};
 
 /// NATS from the sample's ready image, and `app`, a service of its own repository (built by
 /// tagging the PostgreSQL image, which has bash) that is healthy once it reaches NATS by its
@@ -57,7 +24,7 @@ fn manifest(workspace: &str, app_repo: &str) -> String {
 fn up_runs_a_ready_image_beside_a_service_of_its_own_repository() {
     ensure_postgres_image();
     ensure_nats_image();
-    let names = Names::new();
+    let names = Names::new("ready");
     let context = TestContext::new();
     let app = context.remote("app");
     context.manifest(&manifest(&names.workspace, &app.url));
@@ -118,7 +85,7 @@ fn up_runs_a_ready_image_beside_a_service_of_its_own_repository() {
 
 #[test]
 fn a_missing_ready_image_stops_up_before_anything_is_built_or_started() {
-    let names = Names::new();
+    let names = Names::new("ready");
     let context = TestContext::new();
     let missing = format!("{}/missing:1", names.workspace);
     context.manifest(&format!(
