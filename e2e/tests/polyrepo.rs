@@ -179,6 +179,18 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     assert!(stderr.contains("Updated user-service main"), "{stderr}");
     assert!(stderr.contains("Fresh order-service") && stderr.contains("Fresh pkg"), "{stderr}");
 
+    // Synced, not started: the contracts are not checked against the old user-service, and say so.
+    let output = plat.run(&["test", "--contract"]);
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "user-service runs code older than its checkout (changed: services/user-service/src/service/mod.rs): \
+             `plat up` builds and runs it"
+        ),
+        "{stdout}"
+    );
+
     let (_, stderr) = plat.ok(&["up"]);
     assert!(stderr.contains("Built user-service"), "{stderr}");
     assert!(stderr.contains("Fresh order-service") && stderr.contains("Fresh api-gateway"), "{stderr}");

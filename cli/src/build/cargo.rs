@@ -387,10 +387,16 @@ impl Record {
                 "the profile, target, flags or rustc changed since the last build".to_owned(),
             ]);
         }
+        self.compare_sources(&recipe.root)
+    }
+
+    /// Compares only the source files the last build read with those under the workspace `root`
+    /// now: whether the binary holds the code, whatever the recipe.
+    pub(super) fn compare_sources(&self, root: &Path) -> Sources {
         let mut changed = Vec::new();
         let mut removed = Vec::new();
         for (name, was) in &self.files {
-            match file_digest(&recipe.root.join(name)) {
+            match file_digest(&root.join(name)) {
                 Some(now) if &now == was => {}
                 Some(_) => changed.push(name.as_str()),
                 None => removed.push(name.as_str()),

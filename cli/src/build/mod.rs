@@ -21,12 +21,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::docker::image::{self, BuildRequest};
 use crate::docker::{DockerError, Engine, label};
-use crate::manifest::{Build, Service, Workspace};
+use crate::manifest::{Build, RelPath, Service, Workspace};
 use crate::text::tail;
 
 use context::{Context, dockerfile_context};
@@ -192,10 +193,7 @@ pub async fn build_service(
             (context, "Dockerfile".to_owned(), HashMap::new(), None)
         }
         Build::Dockerfile { file, context, args, target } => {
-            let context_dir = context.under(&service_dir);
-            let file = file.under(&service_dir);
-            let (context, dockerfile) = dockerfile_context(&context_dir, &file)?;
-            let args = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let (context, dockerfile, args) = dockerfile_parts(&service_dir, file, context, args)?;
             (context, dockerfile, args, target.clone())
         }
         Build::Ready => {
@@ -260,6 +258,55 @@ pub async fn build_service(
     }
     let took = started.elapsed();
     Ok(Built { service: service.name.clone(), image: reference, id: image.id, fresh, took })
+}
+
+/// What a `dockerfile` build sends: its context (minus `.dockerignore`), the Dockerfile's name
+/// in it, the build arguments and the target.
+fn dockerfile_parts(
+    service_dir: &Path,
+    file: &RelPath,
+    context: &RelPath,
+    args: &IndexMap<String, String>,
+) -> Result<(Context, String, HashMap<String, String>), BuildError> {
+    let (context, dockerfile) = dockerfile_context(&context.under(service_dir), &file.under(service_dir))?;
+    let args = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok((context, dockerfile, args))
+}
+
+/// What changed in the service's checkout since the image tagged for it was built, told without
+/// building: the sources its last cargo build read (the code, whatever the profile, flags or
+/// target directory), or its Dockerfile's context. Empty when nothing did, and when only running
+/// the build could tell (a `command` build; a cargo service with no record of a build here); a
+/// ready image has no checkout. For `plat test`, whose checks are worth only as much as the code
+/// they reach.
+pub async fn checkout_changes(
+    engine: &Engine,
+    workspace: &Workspace,
+    service: &Service,
+) -> Result<Vec<String>, BuildError> {
+    let reference = image_reference(service);
+    let service_dir = workspace.service_dir(service);
+    match &service.build {
+        Build::Cargo { .. } => {
+            let Some(record) = cargo::Record::read(workspace, service) else { return Ok(Vec::new()) };
+            match record.compare_sources(&workspace.root) {
+                cargo::Sources::Changed(reasons) => Ok(reasons),
+                cargo::Sources::Unchanged => match engine.find_image(&reference).await? {
+                    Some(image) if image.id == record.image => Ok(Vec::new()),
+                    _ => Ok(vec![format!("{reference} is not the image of its last build")]),
+                },
+            }
+        }
+        Build::Dockerfile { file, context, args, target } => {
+            if !service_dir.is_dir() {
+                return Ok(Vec::new());
+            }
+            let (context, dockerfile, args) = dockerfile_parts(&service_dir, file, context, args)?;
+            let inputs = Inputs::of(&context, &dockerfile, &args, target.as_deref());
+            Ok(explain(&reference, engine.find_image(&reference).await?.as_ref(), &inputs))
+        }
+        Build::Command(_) | Build::Ready => Ok(Vec::new()),
+    }
 }
 
 /// An inputs list longer than this (as JSON) is not recorded, only its hash: labels travel in

@@ -18,7 +18,9 @@
 //!   repository) replayed against the running providers ([`interactions`]).
 //!
 //! Each edge whose provider was reached is then recorded with the versions of both sides
-//! ([`records`]), for `--can-deploy`.
+//! ([`records`]), for `--can-deploy`. A provider whose container does not run what its checkout
+//! holds now (an older image, or changes since its image was built) is not reached: its cases
+//! fail saying so, since its checkout's version would be recorded for code that is not running.
 
 pub mod compat;
 pub mod interactions;
@@ -43,6 +45,7 @@ use crate::manifest::{HealthCheck, Service, Workspace};
 use crate::proto::breaking::BreakingOptions;
 use crate::proto::generate::GenOptions;
 use crate::proto::{self, Engine, ProtoError, codegen, load};
+use crate::stack::behind_checkout;
 
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -315,6 +318,13 @@ impl Providers {
                 .iter()
                 .find(|found| found.service == provider.name && found.running() && found.made_by(&owner));
             let endpoint = match (running, grpc_port(provider)) {
+                // What was checked is recorded as the checkout's version: an older container
+                // would make that a lie, so its cases fail, saying why.
+                (Some(found), Some(_))
+                    if let Some(behind) = behind_checkout(engine, workspace, provider, found).await? =>
+                {
+                    Err(format!("{behind}: `plat up` builds and runs it"))
+                }
                 (Some(found), Some(port)) => Ok((engine.run_state(&found.id, &workspace.name).await?.address, port)),
                 (None, _) => Err(format!("{} is not running: `plat up` starts it", provider.name)),
                 (_, None) => {

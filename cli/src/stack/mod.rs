@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use converge::{JOB_TIMEOUT, PortHolder};
 pub use down::{DownReport, down};
-pub use ps::{ServiceState, ps};
+pub use ps::{ServiceState, behind_checkout, ps};
 
 use crate::build::{self, BuildError, BuildEvent, BuildOptions, Built};
 use crate::docker::container::{ContainerSpec, RunState, ServiceContainer, service_container_name};

@@ -1,5 +1,6 @@
 //! `plat test --e2e`: the workspace's end-to-end command (`[workspace.e2e]`) run against the
-//! running platform, once plat has checked that every service is up, current and healthy.
+//! running platform, once plat has checked that every service is up, healthy and runs what its
+//! checkout holds now (not an image older than an edit or a `plat sync`).
 //!
 //! The command is handed where the platform is and what it was started with:
 //! `PLAT_<SERVICE>_<PORT>_URL` (`http://127.0.0.1:<host port>`) for every published port, and
@@ -66,6 +67,8 @@ pub async fn run(
 ) -> Result<E2eResult, E2eError> {
     let e2e = workspace.e2e.as_ref().ok_or(E2eError::NotDeclared)?;
     let rows = crate::stack::ps(engine, workspace, reach).await?;
+    let owner = crate::docker::Owner::new(&workspace.name, &workspace.root);
+    let containers = engine.list_services(&workspace.name).await?;
     let mut problems = Vec::new();
     let mut env: Vec<(String, String)> = Vec::new();
     for service in &workspace.services {
@@ -81,8 +84,11 @@ pub async fn run(
             problems.push(format!("{} is {}", service.name, row.state));
             continue;
         }
-        if row.up_to_date == Some(false) {
-            problems.push(format!("{} runs an old image or settings", service.name));
+        let found = containers.iter().find(|found| found.service == service.name && found.made_by(&owner));
+        if let Some(found) = found
+            && let Some(behind) = crate::stack::behind_checkout(engine, workspace, service, found).await?
+        {
+            problems.push(behind);
         }
         if let Some(health) = &row.health
             && health != "healthy"

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::context::{Run, TestContext};
+use crate::context::{Run, TestContext, ensure_postgres_image};
+use crate::docker::Names;
 
 /// Where the tiny crates compile: one directory for all of these tests, outside the workspaces.
 fn target_dir() -> PathBuf {
@@ -351,6 +352,48 @@ fn e2e_refuses_a_platform_that_is_not_up_and_names_a_failing_command() {
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testsuite name=\"e2e\" tests=\"1\" failures=\"1\" skipped=\"0\">"), "{xml}");
+}
+
+#[test]
+fn e2e_refuses_a_service_that_does_not_run_its_checkout_now() {
+    ensure_postgres_image();
+    let names = Names::new("e2e");
+    let context = TestContext::new();
+    context.manifest(&format!(
+        "[workspace]\nname = \"{}\"\n\n[workspace.e2e]\ncommand = \"true\"\n\n\
+         [services.web]\nbuild = {{ dockerfile = \"Dockerfile\" }}\n",
+        names.workspace
+    ));
+    let web = context.checkout("web");
+    std::fs::create_dir_all(&web).unwrap();
+    // A process that runs until it is stopped (a shell that exits on SIGTERM, so stops are quick).
+    std::fs::write(
+        web.join("Dockerfile"),
+        "FROM plat/postgres:15\nCOPY page.txt /page.txt\n\
+         ENTRYPOINT [\"bash\", \"-c\", \"trap 'exit 0' TERM; sleep infinity & wait\"]\n",
+    )
+    .unwrap();
+    std::fs::write(web.join("page.txt"), "one\n").unwrap();
+    context.run(&["up"]).expect_code(0);
+    context.run(&["test", "--e2e"]).expect_code(0);
+
+    // An edit not built yet: the tests would run against the code before it.
+    std::fs::write(web.join("page.txt"), "two\n").unwrap();
+    let run = context.run(&["test", "--e2e"]).expect_code(1);
+    assert!(
+        run.stderr.contains("error: the platform is not up: web runs code older than its checkout (changed: page.txt)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: `plat up` starts the platform"), "{}", run.stderr);
+
+    // Built, not started: the container still runs the old image.
+    context.run(&["build"]).expect_code(0);
+    let run = context.run(&["test", "--e2e"]).expect_code(1);
+    assert!(run.stderr.contains("web runs an old image or settings"), "{}", run.stderr);
+
+    context.run(&["up"]).expect_code(0);
+    context.run(&["test", "--e2e"]).expect_code(0);
 }
 
 /// A test that writes its database's name to `$PLAT_IT_SEEN`, then waits until the file
