@@ -179,7 +179,16 @@ async fn services_and_pkg_from_their_own_repositories_sync_build_run_and_update(
     assert!(stderr.contains("Updated user-service main"), "{stderr}");
     assert!(stderr.contains("Fresh order-service") && stderr.contains("Fresh pkg"), "{stderr}");
 
-    // Synced, not started: the contracts are not checked against the old user-service, and say so.
+    // Synced, not started: `plat ps` says user-service runs older code than its checkout, and the
+    // contracts are not checked against it.
+    let (_, stderr) = plat.ok(&["ps"]);
+    assert!(
+        stderr.contains(
+            "warning: user-service runs code older than its checkout (changed: \
+             services/user-service/src/service/mod.rs): `plat up` runs what the checkout holds"
+        ),
+        "{stderr}"
+    );
     let output = plat.run(&["test", "--contract"]);
     let (stdout, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");

@@ -592,5 +592,8 @@ pub fn ps(workspace: &Workspace, args: &JsonArgs) -> Result<ExitStatus, CliError
         .collect();
     let table = ui::table(&header, &cells, "");
     ui::write_stdout(&table)?;
+    for behind in rows.iter().filter_map(|row| row.behind.as_ref()) {
+        ui::warn(format!("{behind}: `plat up` runs what the checkout holds"));
+    }
     Ok(ExitStatus::Success)
 }

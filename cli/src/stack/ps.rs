@@ -24,9 +24,13 @@ pub struct ServiceState {
     pub status: Option<String>,
     /// `healthy`, or why not; `None` when it has no health check or does not run.
     pub health: Option<String>,
-    /// Whether its container matches the manifest and the current image; `None` for the
-    /// database and for a service with no container.
+    /// Whether its container runs what its checkout holds now: the manifest's settings, the
+    /// image tagged for it, and no change in the checkout since that image was built
+    /// ([`behind_checkout`]); `None` for the database and for a service with no container.
     pub up_to_date: Option<bool>,
+    /// Why it is not up to date, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
     /// Ports published on 127.0.0.1, as `host:container`.
     pub published: Vec<String>,
     /// Why the row is here though it is not one of the workspace's: `workspace renamed from
@@ -61,6 +65,7 @@ pub async fn ps(
             status: None,
             health: None,
             up_to_date: None,
+            behind: None,
             published: database.port.map(|port| format!("{port}:{}", docker::POSTGRES_PORT)).into_iter().collect(),
             note: None,
         },
@@ -110,14 +115,15 @@ async fn service_row(
         }
         _ => None,
     };
-    let up_to_date = Some(runs_current_image(engine, workspace, service, found).await?);
+    let behind = behind_checkout(engine, workspace, service, found).await?;
     Ok(ServiceState {
         service: service.name.clone(),
         container: Some(found.name.clone()),
         state: found.state.clone(),
         status: Some(found.status.clone()),
         health,
-        up_to_date,
+        up_to_date: Some(behind.is_none()),
+        behind,
         published: found.published.iter().map(|(container, host)| format!("{host}:{container}")).collect(),
         note: None,
     })
@@ -138,10 +144,10 @@ async fn runs_current_image(
     })
 }
 
-/// Why `found` does not run what `service`'s checkout holds now, for the checks of `plat test`
-/// that run against it: an older image or settings than `plat up` would start, or changes in
-/// the checkout since its image was built ([`build::checkout_changes`]). `None` when it does, as
-/// far as plat can tell without building.
+/// Why `found` does not run what `service`'s checkout holds now: an older image or settings than
+/// `plat up` would start, or changes in the checkout since its image was built
+/// ([`build::checkout_changes`]). `None` when it does, as far as plat can tell without building.
+/// `plat ps` shows it; `plat test --e2e` and `--contract` refuse to check such a container.
 pub async fn behind_checkout(
     engine: &Engine,
     workspace: &Workspace,
@@ -172,6 +178,7 @@ fn missing(service: &str, note: Option<String>) -> ServiceState {
         status: None,
         health: None,
         up_to_date: None,
+        behind: None,
         published: Vec::new(),
         note,
     }
@@ -185,6 +192,7 @@ fn other_row(container: &ServiceContainer, note: String) -> ServiceState {
         status: Some(container.status.clone()),
         health: None,
         up_to_date: None,
+        behind: None,
         published: container.published.iter().map(|(inner, host)| format!("{host}:{inner}")).collect(),
         note: Some(note),
     }

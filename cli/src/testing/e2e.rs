@@ -67,8 +67,6 @@ pub async fn run(
 ) -> Result<E2eResult, E2eError> {
     let e2e = workspace.e2e.as_ref().ok_or(E2eError::NotDeclared)?;
     let rows = crate::stack::ps(engine, workspace, reach).await?;
-    let owner = crate::docker::Owner::new(&workspace.name, &workspace.root);
-    let containers = engine.list_services(&workspace.name).await?;
     let mut problems = Vec::new();
     let mut env: Vec<(String, String)> = Vec::new();
     for service in &workspace.services {
@@ -84,11 +82,8 @@ pub async fn run(
             problems.push(format!("{} is {}", service.name, row.state));
             continue;
         }
-        let found = containers.iter().find(|found| found.service == service.name && found.made_by(&owner));
-        if let Some(found) = found
-            && let Some(behind) = crate::stack::behind_checkout(engine, workspace, service, found).await?
-        {
-            problems.push(behind);
+        if let Some(behind) = &row.behind {
+            problems.push(behind.clone());
         }
         if let Some(health) = &row.health
             && health != "healthy"

@@ -355,7 +355,7 @@ fn e2e_refuses_a_platform_that_is_not_up_and_names_a_failing_command() {
 }
 
 #[test]
-fn e2e_refuses_a_service_that_does_not_run_its_checkout_now() {
+fn e2e_refuses_and_ps_shows_a_service_that_does_not_run_its_checkout_now() {
     ensure_postgres_image();
     let names = Names::new("e2e");
     let context = TestContext::new();
@@ -386,6 +386,16 @@ fn e2e_refuses_a_service_that_does_not_run_its_checkout_now() {
         run.stderr
     );
     assert!(run.stderr.contains("hint: `plat up` starts the platform"), "{}", run.stderr);
+    let ps = context.run(&["ps"]).expect_code(0);
+    let row = ps.stdout.lines().find(|line| line.starts_with("web ")).unwrap_or_default();
+    assert!(row.contains(" no "), "UP TO DATE says no: {}", ps.stdout);
+    assert!(
+        ps.stderr.contains(
+            "warning: web runs code older than its checkout (changed: page.txt): `plat up` runs what the checkout holds"
+        ),
+        "{}",
+        ps.stderr
+    );
 
     // Built, not started: the container still runs the old image.
     context.run(&["build"]).expect_code(0);
