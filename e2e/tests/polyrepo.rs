@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use platform_e2e::plat::{Cleanup, Plat, container_id, free_port, texts};
+use platform_e2e::plat::{Cleanup, Plat, container_id, free_port, sample_manifest, texts};
 use platform_e2e::platform::repo_root;
 use platform_e2e::token;
 use serde_json::{Value, json};
@@ -63,10 +63,7 @@ fn own_repository(root: &Path, tree: &str, remotes: &Path) -> (String, PathBuf) 
 /// The platform repository: the sample's workspace.toml with every service and pkg pointing at
 /// its own repository, and proto/; nothing of the services' code.
 fn platform_repository(root: &Path, dir: &Path, name: &str, port: u16, urls: &[(&str, String)]) {
-    let mut manifest = std::fs::read_to_string(root.join("workspace.toml"))
-        .unwrap()
-        .replace("name = \"platform\"", &format!("name = \"{name}\""))
-        .replace("publish = { http = 8080 }", &format!("publish = {{ http = {port} }}"));
+    let mut manifest = sample_manifest(root, name, Some(port));
     for (repo, url) in urls {
         let table = if *repo == "pkg" { "[libraries.pkg]".to_owned() } else { format!("[services.{repo}]") };
         assert!(manifest.contains(&table), "the sample manifest has {table}");

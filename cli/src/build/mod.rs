@@ -273,16 +273,16 @@ fn dockerfile_parts(
     Ok((context, dockerfile, args))
 }
 
-/// What changed in the service's checkout since the image tagged for it was built, told without
-/// building: the sources its last cargo build read (the code, whatever the profile, flags or
-/// target directory), or its Dockerfile's context. Empty when nothing did, and when only running
-/// the build could tell (a `command` build; a cargo service with no record of a build here); a
-/// ready image has no checkout. For `plat test`, whose checks are worth only as much as the code
-/// they reach.
-pub async fn checkout_changes(
-    engine: &Engine,
+/// What changed in the service's checkout since `tagged`, the image tagged for it on this
+/// machine, was built, told without building: the sources its last cargo build read (the code,
+/// whatever the profile, flags or target directory), or its Dockerfile's context. Empty when
+/// nothing did, and when only running the build could tell (a `command` build; a cargo service
+/// with no record of a build here); a ready image has no checkout. For `plat ps` and
+/// `plat test`, whose checks are worth only as much as the code they reach.
+pub fn checkout_changes(
     workspace: &Workspace,
     service: &Service,
+    tagged: Option<&image::Image>,
 ) -> Result<Vec<String>, BuildError> {
     let reference = image_reference(service);
     let service_dir = workspace.service_dir(service);
@@ -291,10 +291,8 @@ pub async fn checkout_changes(
             let Some(record) = cargo::Record::read(workspace, service) else { return Ok(Vec::new()) };
             match record.compare_sources(&workspace.root) {
                 cargo::Sources::Changed(reasons) => Ok(reasons),
-                cargo::Sources::Unchanged => match engine.find_image(&reference).await? {
-                    Some(image) if image.id == record.image => Ok(Vec::new()),
-                    _ => Ok(vec![format!("{reference} is not the image of its last build")]),
-                },
+                cargo::Sources::Unchanged if tagged.is_some_and(|image| image.id == record.image) => Ok(Vec::new()),
+                cargo::Sources::Unchanged => Ok(vec![format!("{reference} is not the image of its last build")]),
             }
         }
         Build::Dockerfile { file, context, args, target } => {
@@ -303,7 +301,7 @@ pub async fn checkout_changes(
             }
             let (context, dockerfile, args) = dockerfile_parts(&service_dir, file, context, args)?;
             let inputs = Inputs::of(&context, &dockerfile, &args, target.as_deref());
-            Ok(explain(&reference, engine.find_image(&reference).await?.as_ref(), &inputs))
+            Ok(explain(&reference, tagged, &inputs))
         }
         Build::Command(_) | Build::Ready => Ok(Vec::new()),
     }

@@ -129,21 +129,6 @@ async fn service_row(
     })
 }
 
-/// Whether `found` is the container `plat up` would start for `service` now: the image tagged for
-/// it on this machine, and the manifest's settings.
-async fn runs_current_image(
-    engine: &Engine,
-    workspace: &Workspace,
-    service: &Service,
-    found: &ServiceContainer,
-) -> Result<bool, DockerError> {
-    Ok(match engine.find_image(&build::image_reference(service)).await? {
-        Some(image) => spec::container_spec(workspace, service, &image.id)
-            .is_ok_and(|spec| found.config_hash.as_deref() == Some(spec.config_hash.as_str())),
-        None => false,
-    })
-}
-
 /// Why `found` does not run what `service`'s checkout holds now: an older image or settings than
 /// `plat up` would start, or changes in the checkout since its image was built
 /// ([`build::checkout_changes`]). `None` when it does, as far as plat can tell without building.
@@ -154,15 +139,19 @@ pub async fn behind_checkout(
     service: &Service,
     found: &ServiceContainer,
 ) -> Result<Option<String>, DockerError> {
-    if !runs_current_image(engine, workspace, service, found).await? {
+    let tagged = engine.find_image(&build::image_reference(service)).await?;
+    let runs_tagged = tagged.as_ref().is_some_and(|image| {
+        spec::container_spec(workspace, service, &image.id)
+            .is_ok_and(|spec| found.config_hash.as_deref() == Some(spec.config_hash.as_str()))
+    });
+    if !runs_tagged {
         return Ok(Some(format!("{} runs an old image or settings", service.name)));
     }
-    match build::checkout_changes(engine, workspace, service).await {
+    match build::checkout_changes(workspace, service, tagged.as_ref()) {
         Ok(changes) if changes.is_empty() => Ok(None),
         Ok(changes) => Ok(Some(format!("{} runs code older than its checkout ({})", service.name, changes.join("; ")))),
-        Err(build::BuildError::Docker(error)) => Err(error),
-        // Only a build could tell (rustc does not run, the context cannot be read): the build
-        // that `plat up` runs says why, not this check.
+        // Only a build could tell (the context cannot be read): the build `plat up` runs says
+        // why, not this check.
         Err(error) => {
             tracing::debug!("cannot tell whether {} runs its checkout: {error}", service.name);
             Ok(None)
